@@ -1,0 +1,96 @@
+"""The bounded hand-off between the forwarding threads and the spool writer thread.
+
+Each relay thread owns one `Lane` and is the only writer of that lane's counters, so no lock is
+taken on the forwarding path: `Lane.put` is a few integer comparisons, one `deque.append`
+(atomic) and, when the writer is asleep, one `Event.set`. When the writer falls behind (more
+than `max_bytes` or `max_frames` waiting), the frame is dropped and counted, never waited for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from km.capture.framing import Frame
+
+# Bookkeeping per queued frame besides its bytes (tuple, Frame object, deque slot).
+FRAME_OVERHEAD = 160
+
+QueuedFrame = tuple[str, int, int, Frame]  # (direction, mono_ns, wall_ns, frame)
+
+
+class Lane:
+    """One direction's producer end. Only its relay thread calls `put`."""
+
+    __slots__ = ("_queue", "direction", "dropped_bytes", "dropped_frames", "put_bytes", "put_frames")
+
+    def __init__(self, queue: CaptureQueue, direction: str) -> None:
+        self._queue = queue
+        self.direction = direction
+        self.put_bytes = 0
+        self.put_frames = 0
+        self.dropped_frames = 0
+        self.dropped_bytes = 0
+
+    def put(self, mono_ns: int, wall_ns: int, frame: Frame) -> bool:
+        """Queue a frame for capture; False (and counted) when the writer is too far behind."""
+        q = self._queue
+        cost = len(frame.data) + len(frame.tail) + FRAME_OVERHEAD
+        waiting = q.lanes_put_bytes() - q.taken_bytes
+        if waiting + cost > q.max_bytes or len(q.items) >= q.max_frames:
+            self.dropped_frames += 1
+            self.dropped_bytes += frame.size
+            return False
+        self.put_bytes += cost
+        self.put_frames += 1
+        q.items.append((self.direction, mono_ns, wall_ns, frame))
+        if not q.wake.is_set():
+            q.wake.set()
+        return True
+
+
+class CaptureQueue:
+    """Frames waiting for the spool writer. Producers: two lanes. Consumer: one writer thread."""
+
+    __slots__ = ("items", "lanes", "max_bytes", "max_frames", "taken_bytes", "wake")
+
+    def __init__(self, max_bytes: int, max_frames: int) -> None:
+        self.items: deque[QueuedFrame] = deque()
+        self.wake = threading.Event()
+        self.max_bytes = max_bytes
+        self.max_frames = max_frames
+        self.taken_bytes = 0  # written by the consumer only
+        self.lanes: list[Lane] = []
+
+    def lane(self, direction: str) -> Lane:
+        lane = Lane(self, direction)
+        self.lanes.append(lane)
+        return lane
+
+    def lanes_put_bytes(self) -> int:
+        return sum(lane.put_bytes for lane in self.lanes)
+
+    def wait(self, timeout: float | None) -> None:
+        """Consumer: sleep until a producer queues something (or `timeout` passes)."""
+        self.wake.wait(timeout)
+        self.wake.clear()
+
+    def drain(self, limit: int = 1 << 30) -> list[QueuedFrame]:
+        """Consumer: take up to `limit` queued frames, oldest first."""
+        out: list[QueuedFrame] = []
+        items = self.items
+        taken = 0
+        while items and len(out) < limit:
+            item = items.popleft()
+            frame = item[3]
+            taken += len(frame.data) + len(frame.tail) + FRAME_OVERHEAD
+            out.append(item)
+        self.taken_bytes += taken
+        return out
+
+    def dropped(self) -> tuple[int, int]:
+        """(frames, bytes) dropped so far, over all lanes."""
+        return (
+            sum(lane.dropped_frames for lane in self.lanes),
+            sum(lane.dropped_bytes for lane in self.lanes),
+        )

@@ -1,0 +1,144 @@
+"""The one settings object: defaults, then `KM_*` environment variables, then command-line flags.
+
+The CLI builds it; nothing else reads `os.environ`. It is a plain slotted class rather than a
+dataclass because it sits on the proxy's start-up path, where every import costs (dataclasses
+pulls in `inspect`, ~18 ms here). Expensive resolution (the platformdirs data directory) is
+deferred to `resolve_spool_path()`, which the capture thread calls, not the forwarding path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from km.errors import UsageError
+
+MIB = 1024 * 1024
+
+# Defaults, each with its reason.
+DEFAULT_PAYLOAD_CAP = 1 * MIB  # a stored payload past this is truncated (forwarding never is)
+DEFAULT_QUEUE_MAX_BYTES = 32 * MIB  # captures waiting for the spool writer, before drops
+DEFAULT_QUEUE_MAX_FRAMES = 200_000  # same, by count: many tiny frames cost memory per object
+DEFAULT_SPOOL_MAX_BYTES = 1024 * MIB  # the spool evicts its oldest events past this size
+DEFAULT_GRACE_S = 2.0  # after closing the server's stdin, before SIGTERM (then SIGKILL)
+DEFAULT_DRAIN_S = 2.0  # after the server exits, longest wait for its stdout to reach EOF
+DEFAULT_FLUSH_S = 5.0  # longest wait at exit for the spool writer to commit what it holds
+
+ENV_PREFIX = "KM_"
+
+
+def _parse_size(name: str, text: str) -> int:
+    """Parse `1048576`, `64k`, `16M`, `1G` (binary units)."""
+    units = {"k": 1024, "m": MIB, "g": 1024 * MIB}
+    raw = text.strip().lower().removesuffix("b").removesuffix("i")
+    mult = 1
+    if raw and raw[-1] in units:
+        mult = units[raw[-1]]
+        raw = raw[:-1]
+    try:
+        value = int(float(raw) * mult)
+    except ValueError:
+        raise UsageError(f"{name}: expected a size such as 1048576, 64k or 16M, got {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{name}: must not be negative, got {text!r}")
+    return value
+
+
+def _parse_seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{name}: expected a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{name}: must not be negative, got {text!r}")
+    return value
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{name}: expected 1/0, true/false, yes/no or on/off, got {text!r}")
+
+
+class Settings:
+    """Everything km can be told. Construct with `Settings.load(environ)`, then `.with_flag()`."""
+
+    __slots__ = (
+        "capture",
+        "drain_s",
+        "flush_s",
+        "grace_s",
+        "payload_cap",
+        "queue_max_bytes",
+        "queue_max_frames",
+        "server_name",
+        "spool_max_bytes",
+        "spool_path",
+    )
+
+    # name -> (environment variable, parser); flags use the same parsers.
+    def __init__(self) -> None:
+        self.server_name: str | None = None
+        self.spool_path: str | None = None
+        self.capture = True
+        self.payload_cap = DEFAULT_PAYLOAD_CAP
+        self.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES
+        self.queue_max_frames = DEFAULT_QUEUE_MAX_FRAMES
+        self.spool_max_bytes = DEFAULT_SPOOL_MAX_BYTES
+        self.grace_s = DEFAULT_GRACE_S
+        self.drain_s = DEFAULT_DRAIN_S
+        self.flush_s = DEFAULT_FLUSH_S
+
+    def set(self, field: str, text: str, source: str) -> None:
+        """Set one field from its textual form; `source` names it in error messages."""
+        if field in ("server_name", "spool_path"):
+            setattr(self, field, text or None)
+        elif field == "capture":
+            self.capture = _parse_bool(source, text)
+        elif field in ("payload_cap", "queue_max_bytes", "queue_max_frames", "spool_max_bytes"):
+            setattr(self, field, _parse_size(source, text))
+        elif field in ("grace_s", "drain_s", "flush_s"):
+            setattr(self, field, _parse_seconds(source, text))
+        else:
+            raise UsageError(f"unknown setting {field!r}")
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str]) -> Settings:
+        """Defaults overridden by `KM_*` environment variables."""
+        settings = cls()
+        for field, var in ENV_VARS.items():
+            value = environ.get(var)
+            if value is not None:
+                settings.set(field, value, var)
+        return settings
+
+    def resolve_spool_path(self) -> str:
+        """The spool file: `--spool`/`KM_SPOOL`, else `spool.db` in the user data directory."""
+        if self.spool_path:
+            return self.spool_path
+        return default_spool_path()
+
+
+ENV_VARS = {
+    "server_name": "KM_NAME",
+    "spool_path": "KM_SPOOL",
+    "capture": "KM_CAPTURE",
+    "payload_cap": "KM_MAX_PAYLOAD",
+    "queue_max_bytes": "KM_QUEUE_MAX_BYTES",
+    "queue_max_frames": "KM_QUEUE_MAX_FRAMES",
+    "spool_max_bytes": "KM_SPOOL_MAX_BYTES",
+    "grace_s": "KM_GRACE",
+    "drain_s": "KM_DRAIN",
+    "flush_s": "KM_FLUSH",
+}
+
+
+def default_spool_path() -> str:
+    """`spool.db` in the platformdirs user data directory (imported here, off the hot path)."""
+    import os
+
+    import platformdirs
+
+    return os.path.join(platformdirs.user_data_dir("km", appauthor=False), "spool.db")
