@@ -4,7 +4,7 @@
 chunk completed; `LineFramer.close()` returns the unterminated last line at EOF, if any. A frame
 is one line without its terminator (`\\n` or `\\r\\n`); empty lines are not frames.
 
-Memory per direction is bounded by `cap + TAIL_BYTES` whatever the frame size: a frame longer
+Memory per direction is bounded by `cap + TAIL_BYTES + 1` whatever the frame size: a frame longer
 than `cap` keeps its first `cap` bytes (`data`), its last `TAIL_BYTES` (`tail`, so the JSON-RPC
 envelope can still be read from both ends) and its full `size`. Every byte is looked at once
 (`bytes.find` from where the previous search stopped), so a 100 MB frame costs linear time.
@@ -99,11 +99,13 @@ class LineFramer:
             self._head.append(chunk[start : start + take])
             self._head_len += take
         self._size += n
-        piece = chunk[max(start, stop - TAIL_BYTES) : stop]
-        if len(piece) >= TAIL_BYTES:
+        # One byte more than TAIL_BYTES: the last may turn out to be the CR of a CRLF.
+        keep = TAIL_BYTES + 1
+        piece = chunk[max(start, stop - keep) : stop]
+        if len(piece) >= keep:
             self._tail = piece
         else:
-            self._tail = (self._tail + piece)[-TAIL_BYTES:]
+            self._tail = (self._tail + piece)[-keep:]
 
     def _finish(self) -> Frame | None:
         size = self._size
@@ -120,7 +122,7 @@ class LineFramer:
                 tail = tail[:-1]
                 if size <= self._cap:
                     return Frame(head[:size], size, False, b"") if size else None
-            return Frame(head, size, True, tail)
+            return Frame(head, size, True, tail[-TAIL_BYTES:])
         if size and head[-1] == _CR:
             size -= 1
             head = head[:-1]

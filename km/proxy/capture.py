@@ -1,0 +1,32 @@
+"""Start the spool writer for one km session. Imported on the capture-start thread only:
+everything heavy (dataclasses, orjson, sqlite3, platformdirs, socket) loads here, off the
+forwarding path."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from km import __version__
+from km.capture.ids import new_session_id
+from km.events import SessionInfo
+from km.proxy.capture_queue import CaptureQueue
+from km.server_name import derive_server_name
+from km.settings import Settings
+from km.spool.writer import SpoolWriter
+
+
+def start_writer(settings: Settings, argv: list[str], child_pid: int, queue: CaptureQueue) -> SpoolWriter:
+    session = SessionInfo(
+        session_id=new_session_id(),
+        server=settings.server_name or derive_server_name(argv),
+        command=tuple(argv),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started_ns=time.time_ns(),
+        km_version=__version__,
+    )
+    writer = SpoolWriter(settings, session, queue)
+    writer.start()
+    return writer

@@ -1,0 +1,100 @@
+"""The spool's schema as an ordered list of migrations, tracked in `PRAGMA user_version`.
+
+`MIGRATIONS[i]` takes a database from version `i` to `i + 1`. Each step runs, together with the
+version bump, in one `BEGIN IMMEDIATE` transaction, so concurrent km processes opening a fresh
+spool migrate it exactly once and a crash mid-migration leaves the previous version intact.
+Never edit a released step; append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from km.spool.errors import SpoolTooNew
+
+_V1 = (
+    """
+    CREATE TABLE events (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        id             TEXT    NOT NULL UNIQUE,
+        session_id     TEXT    NOT NULL,
+        server         TEXT    NOT NULL,
+        direction      TEXT    NOT NULL,
+        ts_ns          INTEGER NOT NULL,
+        mono_ns        INTEGER NOT NULL,
+        kind           TEXT    NOT NULL,
+        method         TEXT,
+        rpc_id         TEXT,
+        size           INTEGER NOT NULL,
+        payload        BLOB    NOT NULL,
+        truncated      INTEGER NOT NULL DEFAULT 0,
+        link_id        TEXT,
+        latency_us     INTEGER,
+        state          INTEGER NOT NULL DEFAULT 0,
+        lease_owner    TEXT,
+        lease_until_ns INTEGER,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        last_error     TEXT
+    )
+    """,
+    "CREATE INDEX events_state_seq ON events (state, seq)",
+    "CREATE INDEX events_session ON events (session_id)",
+    "CREATE INDEX events_server ON events (server)",
+    """
+    CREATE TABLE sessions (
+        session_id      TEXT    PRIMARY KEY,
+        server          TEXT    NOT NULL,
+        command         TEXT    NOT NULL,
+        pid             INTEGER,
+        host            TEXT,
+        started_ns      INTEGER NOT NULL,
+        ended_ns        INTEGER,
+        exit_code       INTEGER,
+        km_version      TEXT,
+        dropped_frames  INTEGER NOT NULL DEFAULT 0,
+        dropped_bytes   INTEGER NOT NULL DEFAULT 0,
+        last_capture_ns INTEGER,
+        last_error      TEXT
+    )
+    """,
+    "CREATE TABLE spool_stats (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> int:
+    """Bring the database up to `SCHEMA_VERSION`; returns the version it was at.
+
+    `conn` must be in autocommit mode (`isolation_level=None`). Raises `SpoolTooNew` when the
+    file was written by a newer km, and lets `sqlite3.Error` through for the caller to classify.
+    """
+    found = schema_version(conn)
+    if found >= SCHEMA_VERSION:  # the usual case: no write lock taken
+        _check_known(path, found)
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = schema_version(conn)  # re-read under the lock: another km may have migrated
+        _check_known(path, found)
+        for version in range(found, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _check_known(path: str, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise SpoolTooNew(path, version, SCHEMA_VERSION)

@@ -1,0 +1,343 @@
+"""The spool: one SQLite file in WAL mode shared by every km process on the machine.
+
+`SpoolStore` is synchronous and belongs to one thread (the spool writer's, or a test's). Every
+write is one `BEGIN IMMEDIATE` transaction, so the 5-8 km processes that typically write the
+same file at once queue on SQLite's write lock (for at most `BUSY_TIMEOUT_S`) instead of failing
+halfway. Failures surface as the typed errors in `km.spool.errors`, chosen by SQLite result code.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+
+import orjson
+
+from km.errors import SpoolError
+from km.events import DROPPED, KM, SENT, Event, SessionInfo
+from km.spool.errors import SpoolCorrupt, classify_os, classify_sqlite
+from km.spool.schema import migrate
+
+BUSY_TIMEOUT_S = 5.0  # longest wait for the other km processes' write lock before SpoolBusy
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # after a checkpoint the WAL file shrinks back to this
+EVICT_TARGET = 0.9  # eviction stops once the spool's used size is under this share of the cap
+EVICT_CHUNK = 2000  # candidate rows read per eviction step
+ROW_OVERHEAD = 150  # rough bytes a row costs besides its payload (other columns, 4 indexes)
+
+FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a path named when it was opened
+
+_INSERT_EVENT = """
+    INSERT INTO events (id, session_id, server, direction, ts_ns, mono_ns, kind, method, rpc_id,
+                        size, payload, truncated, link_id, latency_us)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO NOTHING
+"""
+_UPDATE_SESSION_CAPTURE = """
+    UPDATE sessions
+    SET last_capture_ns = nullif(max(coalesce(last_capture_ns, 0), ?), 0),
+        dropped_frames = dropped_frames + ?,
+        dropped_bytes = dropped_bytes + ?
+    WHERE session_id = ?
+"""
+_ADD_STAT = """
+    INSERT INTO spool_stats (key, value) VALUES (?, ?)
+    ON CONFLICT (key) DO UPDATE SET value = value + excluded.value
+"""
+
+
+class SpoolStore:
+    """An open spool. Construct with `SpoolStore.open(path, max_bytes)`; `close()` when done."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        max_bytes: int,
+        identity: FileIdentity,
+        moved_aside: str | None = None,
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self.max_bytes = max_bytes
+        self.identity = identity
+        self.moved_aside = moved_aside  # where a corrupt file at `path` went, if `open` moved one
+
+    @classmethod
+    def open(cls, path: str, max_bytes: int, *, recover: bool = False) -> SpoolStore:
+        """Open (creating it private to this user) and migrate the spool at `path`.
+
+        With `recover`, a corrupt file is moved aside (see `recover_corrupt`) and a fresh spool
+        created in its place; `moved_aside` then names the old file.
+        """
+        try:
+            return cls._open(path, max_bytes)
+        except SpoolCorrupt as exc:
+            if not recover:
+                raise
+            moved = recover_corrupt(path, exc.identity)
+            store = cls._open(path, max_bytes)
+            store.moved_aside = moved
+            return store
+
+    @classmethod
+    def _open(cls, path: str, max_bytes: int) -> SpoolStore:
+        try:
+            identity = _create_private(path)
+        except OSError as exc:
+            raise classify_os(path, exc) from exc
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise classify_sqlite(path, exc) from exc
+        try:
+            _configure(conn, path)
+            migrate(conn, path)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                error = classify_sqlite(path, exc)
+                if isinstance(error, SpoolCorrupt):
+                    error.identity = identity
+                raise error from exc
+            raise
+        return cls(conn, path, max_bytes, identity)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def is_current(self) -> bool:
+        """Whether `path` still names the file this store has open (not moved aside by a km)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.identity
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def begin_session(self, info: SessionInfo) -> None:
+        """Record a km run. Recording the same session again changes nothing."""
+        row = (
+            info.session_id,
+            info.server,
+            orjson.dumps(list(info.command)).decode(),
+            info.pid,
+            info.host,
+            info.started_ns,
+            info.km_version,
+        )
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO sessions (session_id, server, command, pid, host, started_ns,"
+                " km_version) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+                row,
+            )
+
+    def end_session(self, session_id: str, ended_ns: int, exit_code: int | None) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET ended_ns = ?, exit_code = ? WHERE session_id = ?",
+                (ended_ns, exit_code, session_id),
+            )
+
+    def record_error(self, session_id: str, message: str) -> None:
+        """Keep the last problem km met while capturing this session (shown by `km status`)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET last_error = ? WHERE session_id = ?", (message, session_id)
+            )
+
+    # -- events ------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Store `events` in one transaction. An event id already stored is skipped, so a batch
+        retried after an unclear failure is never stored twice."""
+        if not events:
+            return
+        rows = [
+            (
+                e.id, e.session_id, e.server, e.direction, e.ts_ns, e.mono_ns, e.kind, e.method,
+                e.rpc_id, e.size, e.payload, int(e.truncated), e.link_id, e.latency_us,
+            )
+            for e in events
+        ]
+        sessions = _session_updates(events)
+        with self._transaction() as conn:
+            conn.executemany(_INSERT_EVENT, rows)
+            conn.executemany(_UPDATE_SESSION_CAPTURE, sessions)
+
+    def used_bytes(self) -> int:
+        """Bytes of the database in use: `(page_count - freelist_count) * page_size`."""
+        try:
+            return self._used_bytes()
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
+
+    def evict_if_needed(self) -> tuple[int, int]:
+        """Past `max_bytes`, delete the oldest events (already-sent ones first) until the spool
+        is under `EVICT_TARGET` of the cap. Returns (events, payload bytes) evicted, which are
+        also added to `spool_stats` (`evicted_events`, `evicted_bytes`)."""
+        if self.used_bytes() <= self.max_bytes:
+            return (0, 0)
+        target = int(self.max_bytes * EVICT_TARGET)
+        evicted_events = evicted_bytes = 0
+        with self._transaction() as conn:
+            for only_sent in (True, False):
+                while (excess := self._used_bytes() - target) > 0:
+                    seqs, nbytes = self._oldest(conn, excess, only_sent)
+                    if not seqs:
+                        break
+                    conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in seqs])
+                    evicted_events += len(seqs)
+                    evicted_bytes += nbytes
+            if evicted_events:
+                conn.executemany(
+                    _ADD_STAT,
+                    [("evicted_events", evicted_events), ("evicted_bytes", evicted_bytes)],
+                )
+        return (evicted_events, evicted_bytes)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _oldest(conn: sqlite3.Connection, excess: int, only_sent: bool) -> tuple[list[int], int]:
+        """The oldest events whose estimated size covers `excess`, and their payload bytes."""
+        where = f"WHERE state = {SENT:d} " if only_sent else ""
+        cursor = conn.execute(
+            f"SELECT seq, length(payload) FROM events {where}ORDER BY seq LIMIT {EVICT_CHUNK:d}"
+        )
+        seqs: list[int] = []
+        payload_bytes = estimate = 0
+        for seq, length in cursor:
+            seqs.append(seq)
+            payload_bytes += length
+            estimate += length + ROW_OVERHEAD
+            if estimate >= excess:
+                break
+        cursor.close()
+        return seqs, payload_bytes
+
+    def _used_bytes(self) -> int:
+        pragma = self._conn.execute
+        pages = pragma("PRAGMA page_count").fetchone()[0]
+        free = pragma("PRAGMA freelist_count").fetchone()[0]
+        page_size = pragma("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * page_size)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error, SQLite errors classified."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback_quietly(conn)
+                raise
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
+
+
+def recover_corrupt(path: str, identity: FileIdentity | None = None) -> str | None:
+    """Move a corrupt spool and its `-wal`/`-shm` files aside to `<path>.corrupt-<timestamp>`.
+
+    Returns the new name of the database file. With `identity`, the move only happens while
+    `path` still names that file; None means another km already moved it (or it is gone) and
+    the caller can simply open `path` again.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise classify_os(path, exc) from exc
+    if identity is not None and (st.st_dev, st.st_ino) != identity:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = f"{path}.corrupt-{stamp}"
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = f"{path}.corrupt-{stamp}-{n}"
+    try:
+        os.rename(path, target)
+        for suffix in ("-wal", "-shm"):
+            if os.path.lexists(path + suffix):
+                os.rename(path + suffix, target + suffix)
+    except OSError as exc:
+        raise classify_os(path, exc) from exc
+    return target
+
+
+def _create_private(path: str) -> FileIdentity:
+    """Create the spool's directory (0700) and file (0600) if missing; the file's identity.
+
+    SQLite gives the `-wal` and `-shm` files it creates the database file's permissions.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", directory)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        st = os.stat(path)
+    else:
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    return (st.st_dev, st.st_ino)
+
+
+def _configure(conn: sqlite3.Connection, path: str) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000):d}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise SpoolError(path, f"cannot use write-ahead logging (journal_mode is {mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT:d}")
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        # SQLite may already have rolled back by itself (e.g. after SQLITE_FULL).
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _session_updates(events: Sequence[Event]) -> list[tuple[int, int, int, str]]:
+    """Per session in `events`: (last capture ns, dropped frames, dropped bytes, session id)."""
+    acc: dict[str, list[int]] = {}
+    for e in events:
+        entry = acc.get(e.session_id)
+        if entry is None:
+            entry = acc[e.session_id] = [0, 0, 0]
+        if e.direction != KM and e.ts_ns > entry[0]:
+            entry[0] = e.ts_ns
+        if e.kind == DROPPED:
+            frames, nbytes = _dropped_counts(e.payload)
+            entry[1] += frames
+            entry[2] += nbytes
+    return [(ts, frames, nbytes, sid) for sid, (ts, frames, nbytes) in acc.items()]
+
+
+def _dropped_counts(payload: bytes) -> tuple[int, int]:
+    """(frames, bytes) from a DROPPED event's JSON payload; (0, 0) if it does not say."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return (0, 0)
+    if not isinstance(doc, dict):
+        return (0, 0)
+    frames, nbytes = doc.get("frames"), doc.get("bytes")
+    if not isinstance(frames, int) or not isinstance(nbytes, int):
+        return (0, 0)
+    return (frames, nbytes)

@@ -1,0 +1,188 @@
+"""LineFramer: every input whole, one byte at a time and split at random; truncation; big frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from km.capture import framing
+from km.capture.framing import Frame, LineFramer
+
+Expected = tuple[bytes, int, bool, bytes]
+
+
+def expected_frames(data: bytes, cap: int) -> list[Expected]:
+    """The reference model: non-empty lines without their terminators, then truncation."""
+    lines = data.split(b"\n")
+    out: list[Expected] = []
+    for line in lines:
+        # A CR before the LF is part of the terminator; a CR at EOF is dropped too (the writer
+        # died between the CR and the LF).
+        body = line[:-1] if line.endswith(b"\r") else line
+        if not body:
+            continue
+        size = len(body)
+        if size <= cap:
+            out.append((body, size, False, b""))
+        else:
+            out.append((body[:cap], size, True, body[-framing.TAIL_BYTES :]))
+    return out
+
+
+def as_tuples(frames: list[Frame]) -> list[Expected]:
+    return [(f.data, f.size, f.truncated, f.tail) for f in frames]
+
+
+def run(chunks: list[bytes], cap: int) -> list[Expected]:
+    framer = LineFramer(cap)
+    frames: list[Frame] = []
+    for chunk in chunks:
+        frames.extend(framer.feed(chunk))
+        assert held_bytes(framer) <= cap + framing.TAIL_BYTES + 1
+    last = framer.close()
+    if last is not None:
+        frames.append(last)
+    assert framer.pending_bytes == 0
+    return as_tuples(frames)
+
+
+def held_bytes(framer: LineFramer) -> int:
+    return sum(len(piece) for piece in framer._head) + len(framer._tail)
+
+
+def whole(data: bytes) -> list[bytes]:
+    return [data]
+
+
+def bytewise(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+@contextmanager
+def small_tail(n: int) -> Iterator[None]:
+    """Shrink TAIL_BYTES so short generated inputs reach the truncation paths."""
+    with mock.patch.object(framing, "TAIL_BYTES", n):
+        yield
+
+
+CASES = [
+    b"",
+    b"\n",
+    b"\r\n",
+    b"\n\n\r\n\n",
+    b"a",
+    b"a\n",
+    b"a\r\n",
+    b"a\r",
+    b"a\rb\n",
+    b"\r\r\n",
+    b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n{"jsonrpc":"2.0","id":1,"result":{}}\r\n',
+    b"one\ntwo\r\n\nthree",
+    b"x" * 50 + b"\n" + b"y" * 9 + b"\r\n" + b"z" * 10 + b"\r\n" + b"w" * 11 + b"\r\n",
+]
+
+
+def test_known_inputs_whole_and_bytewise() -> None:
+    for data in CASES:
+        for cap in (1, 2, 10, 1000):
+            want = expected_frames(data, cap)
+            assert run(whole(data), cap) == want, (data, cap)
+            assert run(bytewise(data), cap) == want, (data, cap)
+            assert run([data, b""], cap) == want, (data, cap)
+
+
+def test_two_lines_simple() -> None:
+    framer = LineFramer(100)
+    assert as_tuples(framer.feed(b"ab\ncd\r\nef")) == [(b"ab", 2, False, b""), (b"cd", 2, False, b"")]
+    assert framer.pending_bytes == 2
+    last = framer.close()
+    assert last is not None
+    assert (last.data, last.size, last.truncated) == (b"ef", 2, False)
+    assert framer.close() is None
+
+
+def test_truncation_keeps_head_tail_and_size() -> None:
+    line = bytes(range(256)) * 40  # 10240 bytes, no newline inside? 0x0A is in range(256)
+    line = line.replace(b"\n", b".").replace(b"\r", b".")
+    for terminator in (b"\n", b"\r\n"):
+        data = line + terminator
+        for chunks in (whole(data), bytewise(data), [data[:5000], data[5000:]]):
+            (frame,) = run(chunks, 100)
+            assert frame == (line[:100], len(line), True, line[-framing.TAIL_BYTES :])
+
+
+def test_crlf_straddling_the_cap() -> None:
+    # The CR is byte cap+1: once it is dropped the frame fits and is not truncated.
+    for cap in (1, 5, 64):
+        line = b"q" * cap
+        data = line + b"\r\n"
+        assert run(bytewise(data), cap) == [(line, cap, False, b"")]
+        assert run([data[: cap + 1], data[cap + 1 :]], cap) == [(line, cap, False, b"")]
+
+
+def test_cap_must_be_positive() -> None:
+    try:
+        LineFramer(0)
+    except ValueError as exc:
+        assert "at least 1" in str(exc)
+    else:
+        raise AssertionError("LineFramer(0) accepted")
+
+
+segments = st.one_of(
+    st.binary(max_size=12).map(lambda b: bytes(b"ab\r\n"[x % 4] for x in b)),
+    st.sampled_from([b"\n", b"\r\n", b"\r", b"x"]),
+    st.integers(min_value=1, max_value=60).map(lambda n: b"L" * n + b"M"),
+)
+
+
+@given(
+    parts=st.lists(segments, max_size=20),
+    cap=st.integers(min_value=1, max_value=20),
+    tail=st.integers(min_value=1, max_value=12),
+    data=st.data(),
+)
+def test_random_splits_match_the_model(
+    parts: list[bytes], cap: int, tail: int, data: st.DataObject
+) -> None:
+    stream = b"".join(parts)
+    cuts = sorted(
+        data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=12))
+    )
+    bounds = [0, *cuts, len(stream)]
+    chunks = [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    with small_tail(tail):
+        want = expected_frames(stream, cap)
+        assert run(chunks, cap) == want
+        assert run(whole(stream), cap) == want
+        assert run(bytewise(stream), cap) == want
+
+
+@given(st.binary(max_size=300), st.integers(min_value=1, max_value=400))
+def test_arbitrary_bytes_whole_vs_bytewise(stream: bytes, cap: int) -> None:
+    want = expected_frames(stream, cap)
+    assert run(whole(stream), cap) == want
+    assert run(bytewise(stream), cap) == want
+
+
+def test_hundred_megabyte_frame_in_64k_chunks() -> None:
+    cap = 1024 * 1024
+    block = bytes(i % 251 + 1 if i % 251 + 1 not in (0x0A, 0x0D) else 0x41 for i in range(65536))
+    count = 1600  # 100 MiB
+    framer = LineFramer(cap)
+    limit = cap + framing.TAIL_BYTES + 1
+    for _ in range(count):
+        assert framer.feed(block) == []
+        assert held_bytes(framer) <= limit
+    assert framer.pending_bytes == count * len(block)
+    frames = framer.feed(b"\r\nnext\n")
+    assert [f.data for f in frames[1:]] == [b"next"]
+    big = frames[0]
+    assert big.truncated
+    assert big.size == count * len(block)
+    assert big.data == (block * (cap // len(block) + 1))[:cap]
+    assert big.tail == block[-framing.TAIL_BYTES :]
