@@ -1,0 +1,121 @@
+"""End-to-end benchmark: km against direct, socat and a plain asyncio relay, in one run.
+
+    .venv/bin/python -m benchmarks.e2e [--quick] [--json OUT] [--modes ...] [--only ...]
+
+See benchmarks/README.md for what each figure means and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from benchmarks import driver
+from benchmarks.modes import ALL_MODES, Launcher, km_status
+from benchmarks.report import Row, Table, render, to_json
+from benchmarks.workloads import latency, rate, startup, throughput
+from benchmarks.workloads.common import Context, Servers
+
+ROOT = Path(__file__).resolve().parent.parent
+EVERYTHING = ROOT / "tests" / "peers" / "node_modules" / ".bin" / "mcp-server-everything"
+DESCRIPTION = "End-to-end benchmark of km against direct, socat and a plain asyncio relay."
+RESULTS = Path(__file__).resolve().parent / "results"
+
+WORKLOADS: dict[str, Callable[[Context], list[Table]]] = {
+    "latency": latency.run,
+    "throughput": throughput.run,
+    "rate": rate.run,
+    "startup": startup.run,
+}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=DESCRIPTION)
+    p.add_argument("--quick", action="store_true", help="fewer samples (about a quarter)")
+    p.add_argument(
+        "--json",
+        metavar="OUT",
+        help="results file (default: benchmarks/results/e2e-<time>.json)",
+    )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=ALL_MODES,
+        default=list(ALL_MODES),
+        help="modes to run (direct is always included: it is the baseline)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(WORKLOADS),
+        default=list(WORKLOADS),
+        help="workloads to run",
+    )
+    return p.parse_args(argv)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds to the finally that kills children
+
+
+def _servers() -> Servers:
+    cat = shutil.which("cat") or "/bin/cat"
+    return Servers(
+        time=(sys.executable, "-m", "mcp_server_time"),
+        everything=(str(EVERYTHING), "stdio"),
+        echo=(cat,),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    modes = tuple(["direct", *(m for m in args.modes if m != "direct")])
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    km_error = km_status() if "km" in modes else None
+    if km_error:
+        print(f"km is not usable, its rows will show the error: {km_error}", file=sys.stderr)
+    tables: list[Table] = []
+    started = time.time()
+    workdir = tempfile.mkdtemp(prefix="km-bench-")
+    try:
+        ctx = Context(Launcher(workdir, km_error), modes, _servers(), args.quick)
+        for name in args.only:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            try:
+                tables.extend(WORKLOADS[name](ctx))
+            except Exception as exc:  # a harness bug in one workload must not lose the others
+                tables.append(Table(name, [("error", "error")], [Row("all", error=repr(exc))]))
+            print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        driver.kill_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    render(tables)
+    out = args.json or str(RESULTS / f"e2e-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
+    meta = {
+        "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started, 1),
+        "quick": args.quick,
+        "modes": list(modes),
+        "km_error": km_error,
+        "python": sys.version.split()[0],
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    to_json(tables, meta, out)
+    print(f"results written to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The ways of connecting the client to a server that the benchmark compares.
+
+- `direct`: the server itself, no relay (the baseline every figure is measured against).
+- `socat`: `socat -b 262144 - EXEC:"<server>"`, a relay in C (speed only: no exit status).
+- `asyncio-relay`: `benchmarks/relays/asyncio_relay.py`, the pass-through people write by hand.
+- `km`: `.venv/bin/km <server>` with capture on and its own temporary spool (`KM_SPOOL`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.driver import Child
+
+VENV_BIN = Path(sys.executable).parent
+KM = str(VENV_BIN / "km")
+RELAY = str(Path(__file__).parent / "relays" / "asyncio_relay.py")
+SOCAT_BUFFER = 262144
+KM_VERSION_TIMEOUT_S = 20.0  # `km --version` on a cold cache (imports, .pyc writes)
+ALL_MODES = ("direct", "socat", "asyncio-relay", "km")
+RELAY_MODES = frozenset({"socat", "asyncio-relay", "km"})
+# socat 1.7 splits EXEC's command line at spaces and treats these as address syntax.
+_SOCAT_UNSAFE = frozenset(" :,!'\"\\()[]{}")
+
+
+class ModeUnavailable(Exception):
+    """The mode cannot run here (km not installed yet, socat missing, unquotable command)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolCount:
+    captured: int  # rows in `events` with kind != 'dropped'
+    dropped_frames: int  # sum of "frames" over the 'dropped' rows
+    dropped_bytes: int
+
+
+@dataclass(slots=True)
+class Running:
+    """One started mode: the child we talk to and, for km, its spool file."""
+
+    mode: str
+    child: Child
+    spool: str | None
+
+
+def km_status() -> str | None:
+    """None when `km --version` works, else why it does not."""
+    if not os.access(KM, os.X_OK):
+        return f"{KM} does not exist yet"
+    try:
+        out = subprocess.run(
+            [KM, "--version"], capture_output=True, timeout=KM_VERSION_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"km --version: {exc}"
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).decode(errors="replace").strip().splitlines()[-1:]
+        return f"km --version exited {out.returncode}: {' '.join(tail)}"
+    return None
+
+
+def wrap(mode: str, server: Sequence[str]) -> list[str]:
+    """The command line that runs `server` behind `mode`."""
+    if mode == "direct":
+        return list(server)
+    if mode == "socat":
+        bad = [arg for arg in server if _SOCAT_UNSAFE.intersection(arg)]
+        if bad:
+            raise ModeUnavailable(f"socat EXEC cannot carry the argument {bad[0]!r}")
+        return ["socat", "-b", str(SOCAT_BUFFER), "-", "EXEC:" + " ".join(server)]
+    if mode == "asyncio-relay":
+        return [sys.executable, RELAY, *server]
+    if mode == "km":
+        return [KM, *server]
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+class Launcher:
+    """Starts modes with their stderr and km spools under one temporary directory."""
+
+    def __init__(self, workdir: str, km_error: str | None) -> None:
+        self.workdir = workdir
+        self.km_error = km_error
+        self._seq = itertools.count(1)
+
+    def new_spool(self) -> str:
+        return os.path.join(self.workdir, f"spool-{next(self._seq)}.db")
+
+    def start(self, mode: str, server: Sequence[str], spool: str | None = None) -> Running:
+        if mode == "km" and self.km_error:
+            raise ModeUnavailable(self.km_error)
+        argv = wrap(mode, server)
+        env = dict(os.environ)
+        if mode == "km":
+            spool = spool or self.new_spool()
+            env["KM_SPOOL"] = spool
+        else:
+            spool = None
+        stderr = os.path.join(self.workdir, f"{mode}-{next(self._seq)}.stderr")
+        return Running(mode, Child(argv, stderr, env), spool)
+
+
+def stderr_tail(child: Child, lines: int = 3) -> str:
+    """The last lines the child wrote to stderr, for error messages."""
+    try:
+        text = Path(child.stderr_path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def read_spool(path: str) -> SpoolCount:
+    """Count what km stored; call only after km has exited (it flushes at exit)."""
+    if not os.path.exists(path):
+        raise ModeUnavailable(f"km wrote no spool at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    try:
+        (captured,) = db.execute("SELECT count(*) FROM events WHERE kind != 'dropped'").fetchone()
+        frames = nbytes = 0
+        for (payload,) in db.execute("SELECT payload FROM events WHERE kind = 'dropped'"):
+            info = json.loads(payload)
+            frames += int(info.get("frames", 0))
+            nbytes += int(info.get("bytes", 0))
+    finally:
+        db.close()
+    return SpoolCount(int(captured), frames, nbytes)

@@ -1,0 +1,114 @@
+"""What every workload shares: its settings, statistics, ending a run and checking km's spool."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from benchmarks.modes import Launcher, ModeUnavailable, Running, read_spool, stderr_tail
+from benchmarks.report import Row
+
+MIB = 1024 * 1024
+MB = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Servers:
+    """The server commands the workloads use."""
+
+    time: tuple[str, ...]  # mcp-server-time (Python SDK)
+    everything: tuple[str, ...]  # mcp-server-everything stdio (TypeScript SDK)
+    echo: tuple[str, ...]  # the raw line echo: `cat`
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    launcher: Launcher
+    modes: tuple[str, ...]
+    servers: Servers
+    quick: bool
+
+
+@dataclass(slots=True)
+class Capture:
+    """km's capture over one or more runs: what the spool holds against what crossed the wire."""
+
+    expected: int = 0
+    captured: int = 0
+    dropped: int = 0
+    exit_codes: list[int | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors and self.dropped == 0 and self.captured == self.expected
+
+    def put_on(self, row: Row) -> None:
+        row.figures["captured"] = f"{self.captured:,}/{self.expected:,}"
+        row.figures["dropped"] = self.dropped
+        if self.errors:
+            row.error = "; ".join(dict.fromkeys(self.errors))
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    exit_code: int | None
+    exit_s: float
+    peak_rss: int | None
+
+
+def finish(run: Running, capture: Capture | None = None) -> RunEnd:
+    """Read the relay's peak RSS, close its stdin, reap it; for km, count the spool."""
+    rss = run.child.peak_rss()
+    code, exit_s = run.child.close()
+    if run.spool is not None and capture is not None:
+        capture.exit_codes.append(code)
+        capture.expected += run.child.lines_sent + run.child.lines_received
+        if code is None:
+            capture.errors.append(f"km did not exit within {exit_s:.1f} s of stdin closing")
+        try:
+            count = read_spool(run.spool)
+        except (ModeUnavailable, OSError, ValueError) as exc:
+            capture.errors.append(str(exc))
+        except Exception as exc:  # sqlite3.Error and friends: report, do not stop the run
+            capture.errors.append(f"reading spool: {type(exc).__name__}: {exc}")
+        else:
+            capture.captured += count.captured
+            capture.dropped += count.dropped_frames
+    return RunEnd(code, exit_s, rss)
+
+
+def describe(exc: BaseException, run: Running | None) -> str:
+    """An error message for a table cell, with the child's last stderr lines."""
+    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModeUnavailable) else str(exc)
+    if run is not None:
+        tail = stderr_tail(run.child)
+        if tail:
+            text += f" [stderr: {tail}]"
+    return text
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not sorted_values:
+        raise ValueError("no samples")
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def diff(value: float | None, base: float | None) -> float | None:
+    return None if value is None or base is None else value - base
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else value / base
+
+
+def verdict(ok: bool | None) -> str | None:
+    return None if ok is None else ("ok" if ok else "MISS")

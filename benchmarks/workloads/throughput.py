@@ -1,0 +1,179 @@
+"""Throughput: large messages pipelined through each mode, as MB/s and as a fraction of direct.
+
+A writer thread sends every message back to back while the main thread reads the replies, so the
+pipes stay full. The clock runs from the first write to the last reply byte. Each run is a fresh
+process; the modes take turns run by run. The relay's peak RSS (VmHWM) is read before its stdin
+is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from benchmarks.driver import Child, deadline_in
+from benchmarks.modes import RELAY_MODES, Running
+from benchmarks.report import Table
+from benchmarks.workloads.common import (
+    MB,
+    MIB,
+    Capture,
+    Context,
+    describe,
+    finish,
+    median,
+    ratio,
+    verdict,
+)
+
+START_TIMEOUT_S = 30.0  # spawn + initialize
+RUN_TIMEOUT_S = 180.0  # one case's messages, there and back, on the slowest mode
+JOIN_TIMEOUT_S = 10.0  # the writer thread, once the reader is done or the child is dead
+TARGET_RATIO = 0.8  # km's throughput as a fraction of direct
+TARGET_RSS = 60 * MIB  # km's peak resident memory
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    title: str
+    server: str  # attribute of Servers
+    size: int  # bytes per message line, newline included (approximately, for tools/call)
+    count: int
+    quick_count: int
+    mcp: bool  # initialize first and send tools/call echo requests
+
+
+CASES = (
+    Case("throughput: 1 MiB lines through cat", "echo", MIB, 64, 16, mcp=False),
+    Case("throughput: 16 MiB lines through cat", "echo", 16 * MIB, 8, 3, mcp=False),
+    Case(
+        "throughput: 1 MiB tools/call echo -> server-everything", "everything", MIB, 8, 3, mcp=True
+    ),
+)
+
+COLUMNS = [
+    ("mb_s", "MB/s"),
+    ("vs_direct", "x direct"),
+    ("rss_mb", "peak RSS MB"),
+    ("runs", "runs"),
+    ("captured", "km captured"),
+    ("dropped", "km dropped"),
+    ("target", "target"),
+]
+
+
+def blob_line(size: int) -> bytes:
+    """A JSON-RPC notification of exactly `size` bytes, newline included."""
+    head = b'{"jsonrpc":"2.0","method":"bench/blob","params":{"data":"'
+    tail = b'"}}\n'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+def echo_request(rpc_id: int, size: int) -> bytes:
+    head = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo",' % rpc_id
+    head += b'"arguments":{"message":"'
+    tail = b'"}}}\n'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+def run(ctx: Context) -> list[Table]:
+    return [_case(ctx, case) for case in CASES]
+
+
+def _write_all(
+    child: Child, messages: list[bytes], deadline: int, errors: list[BaseException]
+) -> None:
+    try:
+        for message in messages:
+            child.write(message, 1, deadline)
+    except BaseException as exc:  # handed to the main thread
+        errors.append(exc)
+
+
+def _pipelined(child: Child, messages: list[bytes]) -> float:
+    """Send all messages while reading as many reply lines; returns MB/s of replies."""
+    deadline = deadline_in(RUN_TIMEOUT_S)
+    errors: list[BaseException] = []
+    writer = threading.Thread(target=_write_all, args=(child, messages, deadline, errors))
+    before = child.bytes_received
+    t0 = time.perf_counter_ns()
+    writer.start()
+    try:
+        last = child.count_lines(len(messages), deadline)
+    except BaseException:
+        child.kill()  # unblocks the writer
+        raise
+    finally:
+        writer.join(JOIN_TIMEOUT_S)
+    if errors:
+        raise errors[0]
+    return (child.bytes_received - before) / MB / ((last - t0) / 1e9)
+
+
+def _one_run(ctx: Context, case: Case, mode: str, capture: Capture) -> tuple[float, int | None]:
+    started: Running | None = None
+    try:
+        started = ctx.launcher.start(mode, getattr(ctx.servers, case.server))
+        count = case.quick_count if ctx.quick else case.count
+        if case.mcp:
+            started.child.initialize(deadline_in(START_TIMEOUT_S))
+            messages = [echo_request(i + 1, case.size) for i in range(count)]
+        else:
+            messages = [blob_line(case.size)] * count
+        rate = _pipelined(started.child, messages)
+        end = finish(started, capture if mode == "km" else None)
+    except Exception as exc:
+        if started is not None:
+            started.child.kill()
+        raise RuntimeError(describe(exc, started)) from exc
+    return rate, end.peak_rss if mode in RELAY_MODES else None
+
+
+def _case(ctx: Context, case: Case) -> Table:
+    reps = 1 if ctx.quick else 3
+    table = Table(case.title, list(COLUMNS))
+    rates: dict[str, list[float]] = {mode: [] for mode in ctx.modes}
+    peaks: dict[str, int] = {}
+    capture = Capture()
+    failed: set[str] = set()
+    for _ in range(reps):
+        for mode in ctx.modes:
+            if mode in failed:
+                continue
+            try:
+                rate, rss = _one_run(ctx, case, mode, capture)
+            except RuntimeError as exc:
+                table.row(mode).error = str(exc)
+                failed.add(mode)
+                continue
+            rates[mode].append(rate)
+            if rss is not None:
+                peaks[mode] = max(rss, peaks.get(mode, 0))
+
+    base = median(rates["direct"]) if rates.get("direct") else None
+    for mode in ctx.modes:
+        row = table.row(mode)
+        if not rates[mode]:
+            continue
+        mb_s = median(rates[mode])
+        row.figures.update(
+            mb_s=mb_s,
+            vs_direct=ratio(mb_s, base),
+            rss_mb=peaks[mode] / MIB if mode in peaks else None,
+            runs=len(rates[mode]),
+        )
+        if mode == "km":
+            capture.put_on(row)
+            share = row.figures["vs_direct"]
+            if isinstance(share, float):
+                rss_ok = peaks.get("km", 0) <= TARGET_RSS
+                ok = share >= TARGET_RATIO and rss_ok and capture.complete
+                row.figures["target"] = verdict(ok)
+    count = case.quick_count if ctx.quick else case.count
+    table.notes.append(
+        f"{count} messages of {case.size / MIB:g} MiB per run, pipelined, median of {reps} run(s) "
+        f"per mode, modes interleaved. MB = 10^6 bytes of replies. km target: >= "
+        f"{TARGET_RATIO:g} x direct, peak RSS <= {TARGET_RSS // MIB} MB, every line captured."
+    )
+    return table
