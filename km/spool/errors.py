@@ -50,8 +50,9 @@ class SpoolTooNew(SpoolError):
 
     def __init__(self, path: str, version: int, known: int) -> None:
         super().__init__(
-            path, f"schema version {version} is newer than this km understands ({known}); "
-            "upgrade km or point KM_SPOOL at another file"
+            path,
+            f"schema version {version} is newer than this km understands ({known}); "
+            "upgrade km or point KM_SPOOL at another file",
         )
         self.version = version
         self.known = known

@@ -160,8 +160,20 @@ class SpoolStore:
             return
         rows = [
             (
-                e.id, e.session_id, e.server, e.direction, e.ts_ns, e.mono_ns, e.kind, e.method,
-                e.rpc_id, e.size, e.payload, int(e.truncated), e.link_id, e.latency_us,
+                e.id,
+                e.session_id,
+                e.server,
+                e.direction,
+                e.ts_ns,
+                e.mono_ns,
+                e.kind,
+                e.method,
+                e.rpc_id,
+                e.size,
+                e.payload,
+                int(e.truncated),
+                e.link_id,
+                e.latency_us,
             )
             for e in events
         ]
