@@ -17,12 +17,13 @@ from km.settings import Settings
 from km.spool.writer import SpoolWriter
 
 
-def start_writer(settings: Settings, argv: list[str], child_pid: int, queue: CaptureQueue) -> SpoolWriter:
+def start_writer(settings: Settings, argv: list[str], km_pid: int, queue: CaptureQueue) -> SpoolWriter:
+    """Open the session in the spool and start writing; `km_pid` is the forwarding process."""
     session = SessionInfo(
         session_id=new_session_id(),
         server=settings.server_name or derive_server_name(argv),
         command=tuple(argv),
-        pid=os.getpid(),
+        pid=km_pid,
         host=socket.gethostname(),
         started_ns=time.time_ns(),
         km_version=__version__,

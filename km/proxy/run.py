@@ -1,25 +1,26 @@
 """`km <server command>`: wire the pieces together and run one MCP session.
 
-Order matters for start-up time: protect stdout, spawn the server, start forwarding, and only
-then start the capture thread, which imports the heavy modules (orjson, sqlite3, platformdirs)
-while the bytes are already flowing.
+Order matters for start-up time: protect stdout, spawn the server, fork the capture process,
+then forward. The forwarding process imports almost nothing; the capture process loads the
+heavy modules on the other core while the bytes already flow.
 """
 
 from __future__ import annotations
 
+import _signal
 import os
 import sys
-import threading
+import time
 
 from km.capture.framing import LineFramer
-from km.proxy.capture_queue import CaptureQueue
-from km.proxy.relay import Pump
+from km.proxy.loop import Capture, Direction, Relay, is_pipe_or_socket, set_nonblocking
+from km.proxy.records import encode_end
 from km.proxy.spawn import spawn
-from km.proxy.supervisor import Supervisor
+from km.proxy.supervisor import Supervisor, exit_code_of
 from km.settings import Settings
 
-C2S = "c2s"
-S2C = "s2c"
+FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+CAPTURE_BUFFER_BYTES = 16 * 1024 * 1024  # records waiting for the capture process, then drops
 
 
 def protect_stdout() -> int:
@@ -36,77 +37,134 @@ def protect_stdout() -> int:
     return wire
 
 
-class CaptureStarter:
-    """Starts the spool writer on a thread of its own, so its imports never delay forwarding."""
+class Session:
+    """The forwarding process's state for one run."""
 
-    def __init__(self, settings: Settings, argv: list[str], child_pid: int, queue: CaptureQueue):
-        self._settings = settings
-        self._argv = argv
-        self._child_pid = child_pid
-        self._queue = queue
-        self.writer: object | None = None
-        self._thread = threading.Thread(target=self._start, name="km-capture-start", daemon=True)
+    def __init__(self, settings: Settings, argv: list[str]) -> None:
+        self.settings = settings
+        self.argv = argv
+        self.signals: list[int] = []
+        self.wake_r, self.wake_w = os.pipe()
+        set_nonblocking(self.wake_r)
+        set_nonblocking(self.wake_w)
 
-    def start(self) -> None:
-        self._thread.start()
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.signals.append(signum)
 
-    def _start(self) -> None:
+    def install_signal_handlers(self) -> None:
+        # The C-level handler writes to the wake-up pipe, so `poll` returns at once.
+        _signal.set_wakeup_fd(self.wake_w)
+        for signum in (*FORWARDED_SIGNALS, _signal.SIGCHLD):
+            _signal.signal(signum, self._on_signal)
+
+    def run(self) -> int:
+        settings = self.settings
+        self.install_signal_handlers()  # before spawning: a SIGCHLD must not be missed
+        wire_out = protect_stdout()
+        child = spawn(self.argv)
+        supervisor = Supervisor(child.pid, settings.grace_s)
+        capture: Capture | None = None
+        capture_pid = 0
+        if settings.capture:
+            from km.proxy.capture_process import fork_capture
+
+            capture_pid, capture_fd = fork_capture(settings, self.argv)
+            set_nonblocking(capture_fd)
+            capture = Capture(capture_fd, CAPTURE_BUFFER_BYTES)
+        restore: list[tuple[int, int]] = []
+        for fd in (child.stdin_fd, child.stdout_fd):
+            set_nonblocking(fd)
+        if is_pipe_or_socket(wire_out):
+            restore.append((wire_out, set_nonblocking(wire_out)))
+        cap = settings.payload_cap
+        relay = Relay(
+            (
+                Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap) if capture else None),
+                Direction(1, "s2c", child.stdout_fd, wire_out, LineFramer(cap) if capture else None),
+            ),
+            capture,
+        )
+
+        def client_done() -> None:
+            if supervisor.client_done(time.monotonic()):
+                relay.close_server_stdin()
+
+        relay.on_client_done.append(client_done)
+        relay.watch_extra(self.wake_r)
         try:
-            from km.proxy.capture import start_writer
+            code = self._loop(relay, supervisor)
+        finally:
+            self._restore_flags(restore)
+        supervisor.clean_up_group()
+        if capture is not None:
+            self._finish_capture(capture, capture_pid, code)
+        return code
 
-            self.writer = start_writer(self._settings, self._argv, self._child_pid, self._queue)
-        except Exception as exc:  # capture must never take the session down
-            os.write(2, f"km: capture disabled: {exc}\n".encode())
+    def _loop(self, relay: Relay, supervisor: Supervisor) -> int:
+        drain_deadline: float | None = None
+        supervisor.poll_exit()
+        while True:
+            now = time.monotonic()
+            if supervisor.status is not None:
+                if drain_deadline is None:
+                    drain_deadline = now + self.settings.drain_s
+                if relay.server_output_done or now >= drain_deadline:
+                    break
+            deadlines = [d for d in (supervisor.deadline, drain_deadline) if d is not None]
+            timeout = max(0.0, min(deadlines) - now) if deadlines else None
+            for fd, mask in relay.wait(timeout):
+                if fd == self.wake_r:
+                    self._on_wake(supervisor)
+                else:
+                    relay.handle(fd, mask)
+            relay.flush_capture()
+            supervisor.tick(time.monotonic())
+        assert supervisor.status is not None
+        return exit_code_of(supervisor.status)
 
-    def close(self, exit_code: int, timeout: float) -> None:
-        self._thread.join(timeout)
-        writer = self.writer
-        if writer is not None:
-            writer.finish(exit_code, timeout)  # type: ignore[attr-defined]
+    def _on_wake(self, supervisor: Supervisor) -> None:
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        signals, self.signals = self.signals, []
+        now = time.monotonic()
+        for signum in signals:
+            if signum != _signal.SIGCHLD:
+                supervisor.got_signal(signum, now)
+        supervisor.poll_exit()
+
+    @staticmethod
+    def _restore_flags(restore: list[tuple[int, int]]) -> None:
+        import fcntl
+
+        for fd, flags in restore:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+            except OSError:
+                pass
+
+    def _finish_capture(self, capture: Capture, capture_pid: int, code: int) -> None:
+        """Hand the rest to the capture process, tell it the session ended, and wait for it
+        to save everything (bounded by `flush_s`)."""
+        deadline = time.monotonic() + self.settings.flush_s
+        capture.buf += encode_end(time.monotonic_ns(), time.time_ns(), code)
+        import select
+
+        while capture.fd >= 0 and capture.buf and time.monotonic() < deadline:
+            if not capture.flush():
+                select.select([], [capture.fd], [], max(0.0, deadline - time.monotonic()))
+        if capture.fd >= 0:
+            os.close(capture.fd)
+        if capture.total_dropped:
+            os.write(2, f"km: {capture.total_dropped} messages were not captured (capture could not keep up)\n".encode())
+        while time.monotonic() < deadline:
+            pid, _ = os.waitpid(capture_pid, os.WNOHANG)
+            if pid:
+                return
+            time.sleep(0.005)
 
 
 def run_proxy(settings: Settings, argv: list[str]) -> int:
-    wire_out = protect_stdout()
-    child = spawn(argv)  # raises CommandNotFound / CommandNotExecutable before anything runs
-    supervisor = Supervisor(child, settings.grace_s, settings.drain_s)
-    supervisor.install_signal_handlers()
-
-    queue = CaptureQueue(settings.queue_max_bytes, settings.queue_max_frames)
-    capture = settings.capture
-    cap = settings.payload_cap
-
-    def stdin_eof(pump: Pump) -> None:
-        supervisor.notify_client_done()
-
-    def server_stdin_broken(pump: Pump) -> None:
-        pass  # the server stopped reading: it is exiting; the reaper will tell
-
-    def client_gone(pump: Pump) -> None:
-        supervisor.notify_client_done()
-
-    def server_stdout_eof(pump: Pump) -> None:
-        pass
-
-    to_server = Pump(
-        C2S, 0, child.stdin_fd,
-        LineFramer(cap) if capture else None, queue.lane(C2S) if capture else None,
-        on_eof=stdin_eof, on_broken=server_stdin_broken,
-    )
-    to_client = Pump(
-        S2C, child.stdout_fd, wire_out,
-        LineFramer(cap) if capture else None, queue.lane(S2C) if capture else None,
-        on_eof=server_stdout_eof, on_broken=client_gone,
-    )
-    to_server.start()
-    to_client.start()
-    supervisor.start()
-    starter = CaptureStarter(settings, argv, child.pid, queue) if capture else None
-    if starter is not None:
-        starter.start()
-
-    code = supervisor.run()
-    to_client.join(settings.drain_s)  # the server's last words reach the client
-    supervisor.clean_up_group()
-    if starter is not None:
-        starter.close(code, settings.flush_s)
-    return code
+    return Session(settings, argv).run()
