@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks import driver
-from benchmarks.modes import ALL_MODES, Launcher, km_status
+from benchmarks.modes import ALL_MODES, DEFAULT_MODES, Launcher, km_status
 from benchmarks.report import Row, Table, render, to_json
 from benchmarks.workloads import latency, rate, startup, throughput
 from benchmarks.workloads.common import Context, Servers
@@ -51,7 +51,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--modes",
         nargs="+",
         choices=ALL_MODES,
-        default=list(ALL_MODES),
+        default=list(DEFAULT_MODES),
         help="modes to run (direct is always included: it is the baseline)",
     )
     p.add_argument(
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     modes = tuple(["direct", *(m for m in args.modes if m != "direct")])
     signal.signal(signal.SIGTERM, _on_sigterm)
-    km_error = km_status() if "km" in modes else None
+    km_error = km_status() if any(m.startswith("km") for m in modes) else None
     if km_error:
         print(f"km is not usable, its rows will show the error: {km_error}", file=sys.stderr)
     tables: list[Table] = []

@@ -4,6 +4,7 @@
 - `socat`: `socat -b 262144 - EXEC:"<server>"`, a relay in C (speed only: no exit status).
 - `asyncio-relay`: `benchmarks/relays/asyncio_relay.py`, the pass-through people write by hand.
 - `km`: `.venv/bin/km <server>` with capture on and its own temporary spool (`KM_SPOOL`).
+- `km-nocapture` (only when asked for): km with `KM_CAPTURE=0`, to tell forwarding from capture.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ KM = str(VENV_BIN / "km")
 RELAY = str(Path(__file__).parent / "relays" / "asyncio_relay.py")
 SOCAT_BUFFER = 262144
 KM_VERSION_TIMEOUT_S = 20.0  # `km --version` on a cold cache (imports, .pyc writes)
-ALL_MODES = ("direct", "socat", "asyncio-relay", "km")
-RELAY_MODES = frozenset({"socat", "asyncio-relay", "km"})
+DEFAULT_MODES = ("direct", "socat", "asyncio-relay", "km")
+ALL_MODES = (*DEFAULT_MODES, "km-nocapture")
+RELAY_MODES = frozenset({"socat", "asyncio-relay", "km", "km-nocapture"})
 # socat 1.7 splits EXEC's command line at spaces and treats these as address syntax.
 _SOCAT_UNSAFE = frozenset(" :,!'\"\\()[]{}")
 
@@ -78,7 +80,7 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
         return ["socat", "-b", str(SOCAT_BUFFER), "-", "EXEC:" + " ".join(server)]
     if mode == "asyncio-relay":
         return [sys.executable, RELAY, *server]
-    if mode == "km":
+    if mode in ("km", "km-nocapture"):
         return [KM, *server]
     raise ValueError(f"unknown mode {mode!r}")
 
@@ -95,13 +97,17 @@ class Launcher:
         return os.path.join(self.workdir, f"spool-{next(self._seq)}.db")
 
     def start(self, mode: str, server: Sequence[str], spool: str | None = None) -> Running:
-        if mode == "km" and self.km_error:
+        if mode.startswith("km") and self.km_error:
             raise ModeUnavailable(self.km_error)
         argv = wrap(mode, server)
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KM_")}
         if mode == "km":
             spool = spool or self.new_spool()
             env["KM_SPOOL"] = spool
+        elif mode == "km-nocapture":
+            env["KM_SPOOL"] = self.new_spool()  # keeps the user's spool out of it either way
+            env["KM_CAPTURE"] = "0"
+            spool = None
         else:
             spool = None
         stderr = os.path.join(self.workdir, f"{mode}-{next(self._seq)}.stderr")

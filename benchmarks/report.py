@@ -61,6 +61,7 @@ def _cells(table: Table, row: Row) -> list[str]:
 def render(tables: list[Table]) -> None:
     try:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table as RichTable
     except ImportError:
         _render_plain(tables)
@@ -73,10 +74,10 @@ def render(tables: list[Table]) -> None:
         for _, header in table.columns:
             rt.add_column(header, justify="right", overflow="fold")
         for row in table.rows:
-            rt.add_row(*_cells(table, row))
+            rt.add_row(*map(escape, _cells(table, row)))  # "[stderr: ...]" is not markup
         console.print(rt)
         for note in table.notes:
-            console.print(f"  {note}", style="dim", highlight=False)
+            console.print(f"  {escape(note)}", style="dim", highlight=False)
         console.print()
 
 

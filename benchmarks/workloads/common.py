@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -12,6 +14,7 @@ from benchmarks.report import Row
 
 MIB = 1024 * 1024
 MB = 1_000_000
+STDERR_SETTLE_S = 1.0  # for a failed child to exit and finish writing its stderr
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,9 @@ def describe(exc: BaseException, run: Running | None) -> str:
     """An error message for a table cell, with the child's last stderr lines."""
     text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModeUnavailable) else str(exc)
     if run is not None:
+        # A crashing child closes stdout a moment before its traceback reaches stderr.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.child.proc.wait(STDERR_SETTLE_S)
         tail = stderr_tail(run.child)
         if tail:
             text += f" [stderr: {tail}]"

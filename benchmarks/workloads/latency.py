@@ -39,6 +39,7 @@ class Probe:
     title: str
     server: str  # attribute of Servers
     template: bytes  # one request line; %d is the id
+    mcp: bool = True  # initialize first (not for the raw echo, which only mirrors lines)
 
 
 PROBES = (
@@ -52,6 +53,13 @@ PROBES = (
         "everything",
         b'{"jsonrpc":"2.0","id":%d,"method":"tools/call",'
         b'"params":{"name":"echo","arguments":{"message":"hello"}}}\n',
+    ),
+    # The relay's own cost without a server's noise: cat mirrors a response-shaped line.
+    Probe(
+        "latency: raw echo (cat) of a response-shaped line",
+        "echo",
+        b'{"jsonrpc":"2.0","id":%d,"result":{}}\n',
+        mcp=False,
     ),
 )
 
@@ -97,7 +105,8 @@ def _probe(ctx: Context, probe: Probe) -> Table:
         started: Running | None = None
         try:
             started = ctx.launcher.start(mode, server)
-            started.child.initialize(deadline_in(START_TIMEOUT_S))
+            if probe.mcp:
+                started.child.initialize(deadline_in(START_TIMEOUT_S))
             _round_trips(started, probe.template, WARMUP, ids, [])
         except Exception as exc:
             table.row(mode).error = describe(exc, started)

@@ -65,6 +65,8 @@ def run(ctx: Context) -> list[Table]:
     firsts: dict[str, list[float]] = {mode: [] for mode in ctx.modes}
     exits: dict[str, list[float]] = {mode: [] for mode in ctx.modes}
     failed: set[str] = set()
+    for mode in ctx.modes:
+        table.row(mode)  # rows in mode order, whichever fails first
     for i in range(runs + 1):
         shift = i % len(ctx.modes)
         for mode in ctx.modes[shift:] + ctx.modes[:shift]:

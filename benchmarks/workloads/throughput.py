@@ -137,6 +137,8 @@ def _case(ctx: Context, case: Case) -> Table:
     peaks: dict[str, int] = {}
     capture = Capture()
     failed: set[str] = set()
+    for mode in ctx.modes:
+        table.row(mode)  # rows in mode order, whichever fails first
     for _ in range(reps):
         for mode in ctx.modes:
             if mode in failed:
