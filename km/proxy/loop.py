@@ -78,9 +78,14 @@ class Capture:
                 self.total_dropped += 1
                 continue
             if self.dropped_frames:
-                buf += encode_drops(mono, wall, self.dropped_frames, self.dropped_bytes)
-                self.dropped_frames = self.dropped_bytes = 0
+                self.flush_drops(mono, wall)
             buf += encode_frame(direction, mono, wall, frame)
+
+    def flush_drops(self, mono: int, wall: int) -> None:
+        """Queue a DROPS record for the frames dropped since the last one."""
+        if self.dropped_frames:
+            self.buf += encode_drops(mono, wall, self.dropped_frames, self.dropped_bytes)
+            self.dropped_frames = self.dropped_bytes = 0
 
     def flush(self) -> bool:
         """Write what the pipe takes now; True when everything went."""

@@ -20,7 +20,6 @@ from km.proxy.supervisor import Supervisor, exit_code_of
 from km.settings import Settings
 
 FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
-CAPTURE_BUFFER_BYTES = 16 * 1024 * 1024  # records waiting for the capture process, then drops
 
 
 def protect_stdout() -> int:
@@ -70,7 +69,7 @@ class Session:
 
             capture_pid, capture_fd = fork_capture(settings, self.argv)
             set_nonblocking(capture_fd)
-            capture = Capture(capture_fd, CAPTURE_BUFFER_BYTES)
+            capture = Capture(capture_fd, settings.queue_max_bytes)
         restore: list[tuple[int, int]] = []
         for fd in (child.stdin_fd, child.stdout_fd):
             set_nonblocking(fd)
@@ -149,6 +148,7 @@ class Session:
         """Hand the rest to the capture process, tell it the session ended, and wait for it
         to save everything (bounded by `flush_s`)."""
         deadline = time.monotonic() + self.settings.flush_s
+        capture.flush_drops(time.monotonic_ns(), time.time_ns())
         capture.buf += encode_end(time.monotonic_ns(), time.time_ns(), code)
         import select
 
