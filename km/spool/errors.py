@@ -77,6 +77,9 @@ def classify_sqlite(path: str, exc: BaseException) -> SpoolError:
 
 def classify_os(path: str, exc: OSError) -> SpoolError:
     """The typed error for an `OSError` met while creating the spool's directory or file."""
+    reason = exc.strerror or str(exc)
+    if exc.filename and exc.filename != path:
+        reason = f"{exc.filename}: {reason}"
     if exc.errno in _FULL_ERRNOS:
-        return SpoolFull(path, f"disk full: {exc.strerror or exc}")
-    return SpoolUnwritable(path, f"cannot create: {exc.strerror or exc}")
+        return SpoolFull(path, f"disk full: {reason}")
+    return SpoolUnwritable(path, f"cannot create or move: {reason}")

@@ -69,24 +69,28 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def migrate(conn: sqlite3.Connection, path: str) -> int:
-    """Bring the database up to `SCHEMA_VERSION`; returns the version it was at.
+def migrate(
+    conn: sqlite3.Connection, path: str, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
+) -> int:
+    """Bring the database up to `len(migrations)` (normally `SCHEMA_VERSION`); returns the
+    version it was at.
 
     `conn` must be in autocommit mode (`isolation_level=None`). Raises `SpoolTooNew` when the
     file was written by a newer km, and lets `sqlite3.Error` through for the caller to classify.
     """
+    latest = len(migrations)
     found = schema_version(conn)
-    if found >= SCHEMA_VERSION:  # the usual case: no write lock taken
-        _check_known(path, found)
+    if found >= latest:  # the usual case: no write lock taken
+        _check_known(path, found, latest)
         return found
     conn.execute("BEGIN IMMEDIATE")
     try:
         found = schema_version(conn)  # re-read under the lock: another km may have migrated
-        _check_known(path, found)
-        for version in range(found, SCHEMA_VERSION):
-            for statement in MIGRATIONS[version]:
+        _check_known(path, found, latest)
+        for version in range(found, latest):
+            for statement in migrations[version]:
                 conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        conn.execute(f"PRAGMA user_version = {latest:d}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -95,6 +99,6 @@ def migrate(conn: sqlite3.Connection, path: str) -> int:
     return found
 
 
-def _check_known(path: str, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        raise SpoolTooNew(path, version, SCHEMA_VERSION)
+def _check_known(path: str, version: int, latest: int) -> None:
+    if version > latest:
+        raise SpoolTooNew(path, version, latest)

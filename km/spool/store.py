@@ -27,6 +27,10 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # after a checkpoint the WAL file shrinks
 EVICT_TARGET = 0.9  # eviction stops once the spool's used size is under this share of the cap
 EVICT_CHUNK = 2000  # candidate rows read per eviction step
 ROW_OVERHEAD = 150  # rough bytes a row costs besides its payload (other columns, 4 indexes)
+# Each eviction step deletes rows estimated to cover this share of what is still in excess:
+# the estimate can be low (pages free only when empty), so aiming short and repeating keeps
+# the spool from being emptied far below the target.
+EVICT_STEP_SHARE = 0.5
 
 FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a path named when it was opened
 
@@ -67,34 +71,41 @@ class SpoolStore:
         self.moved_aside = moved_aside  # where a corrupt file at `path` went, if `open` moved one
 
     @classmethod
-    def open(cls, path: str, max_bytes: int, *, recover: bool = False) -> SpoolStore:
+    def open(
+        cls,
+        path: str,
+        max_bytes: int,
+        *,
+        recover: bool = False,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> SpoolStore:
         """Open (creating it private to this user) and migrate the spool at `path`.
 
         With `recover`, a corrupt file is moved aside (see `recover_corrupt`) and a fresh spool
         created in its place; `moved_aside` then names the old file.
         """
         try:
-            return cls._open(path, max_bytes)
+            return cls._open(path, max_bytes, busy_timeout_s)
         except SpoolCorrupt as exc:
             if not recover:
                 raise
             moved = recover_corrupt(path, exc.identity)
-            store = cls._open(path, max_bytes)
+            store = cls._open(path, max_bytes, busy_timeout_s)
             store.moved_aside = moved
             return store
 
     @classmethod
-    def _open(cls, path: str, max_bytes: int) -> SpoolStore:
+    def _open(cls, path: str, max_bytes: int, busy_timeout_s: float) -> SpoolStore:
         try:
             identity = _create_private(path)
         except OSError as exc:
             raise classify_os(path, exc) from exc
         try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise classify_sqlite(path, exc) from exc
         try:
-            _configure(conn, path)
+            _configure(conn, path, busy_timeout_s)
             migrate(conn, path)
         except BaseException as exc:
             conn.close()
@@ -200,7 +211,8 @@ class SpoolStore:
         with self._transaction() as conn:
             for only_sent in (True, False):
                 while (excess := self._used_bytes() - target) > 0:
-                    seqs, nbytes = self._oldest(conn, excess, only_sent)
+                    aim = max(1, int(excess * EVICT_STEP_SHARE))
+                    seqs, nbytes = self._oldest(conn, aim, only_sent)
                     if not seqs:
                         break
                     conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in seqs])
@@ -216,8 +228,8 @@ class SpoolStore:
     # -- internals ---------------------------------------------------------------------------
 
     @staticmethod
-    def _oldest(conn: sqlite3.Connection, excess: int, only_sent: bool) -> tuple[list[int], int]:
-        """The oldest events whose estimated size covers `excess`, and their payload bytes."""
+    def _oldest(conn: sqlite3.Connection, aim: int, only_sent: bool) -> tuple[list[int], int]:
+        """The oldest events whose estimated size covers `aim` bytes, and their payload bytes."""
         where = f"WHERE state = {SENT:d} " if only_sent else ""
         cursor = conn.execute(
             f"SELECT seq, length(payload) FROM events {where}ORDER BY seq LIMIT {EVICT_CHUNK:d}"
@@ -228,7 +240,7 @@ class SpoolStore:
             seqs.append(seq)
             payload_bytes += length
             estimate += length + ROW_OVERHEAD
-            if estimate >= excess:
+            if estimate >= aim:
                 break
         cursor.close()
         return seqs, payload_bytes
@@ -309,8 +321,8 @@ def _create_private(path: str) -> FileIdentity:
     return (st.st_dev, st.st_ino)
 
 
-def _configure(conn: sqlite3.Connection, path: str) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000):d}")
+def _configure(conn: sqlite3.Connection, path: str, busy_timeout_s: float) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise SpoolError(path, f"cannot use write-ahead logging (journal_mode is {mode})")

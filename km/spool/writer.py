@@ -59,8 +59,16 @@ STOPPED = "stopped"
 class SpoolWriter:
     """Writes one session's captured frames to the spool, on a thread of its own."""
 
-    def __init__(self, settings: Settings, session: SessionInfo, queue: CaptureQueue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session: SessionInfo,
+        queue: CaptureQueue,
+        *,
+        stderr_fd: int = 2,
+    ) -> None:
         self._settings = settings
+        self._stderr_fd = stderr_fd  # where `km: ...` problem lines go (never stdout)
         self._session = session
         self._queue = queue
         self._thread: threading.Thread | None = None
@@ -74,6 +82,7 @@ class SpoolWriter:
         self._spool_path: str | None = None
         self._saved_events = 0
         self._lost_frames = 0  # frames neither stored nor counted in a stored DROPPED event
+        self._session_ended = False  # the session's end is recorded in the spool
         # Owned by the writer thread from here on.
         self._store: SpoolStore | None = None
         self._pipeline: CapturePipeline | None = None
@@ -103,20 +112,20 @@ class SpoolWriter:
     def close(self, timeout: float) -> bool:
         """Flush what is queued, record the session's end and stop, waiting at most `timeout`.
 
-        True when everything the writer was given is in the spool (as events, or counted in a
-        DROPPED event). Never raises.
+        True when the session's end and everything the writer was given are in the spool (as
+        events, or counted in a DROPPED event). Never raises.
         """
         if self._ended_ns is None:
             self._ended_ns = time.time_ns()
         thread = self._thread
-        if thread is None:
+        if thread is None:  # never started: nothing was recorded
             self._status = STOPPED
-            return True
+            return False
         self._deadline = time.monotonic() + timeout
         self._stop.set()
         self._queue.wake.set()
         thread.join(timeout)
-        return not thread.is_alive() and self._lost_frames == 0 and self._status == STOPPED
+        return not thread.is_alive() and self._session_ended and self._lost_frames == 0
 
     @property
     def status(self) -> str:
@@ -302,6 +311,7 @@ class SpoolWriter:
             self._save_last_error()
             ended_ns = self._ended_ns if self._ended_ns is not None else time.time_ns()
             self._store.end_session(self._session.session_id, ended_ns, self._exit_code)
+            self._session_ended = True
         except SpoolError as exc:
             self._note(f"could not record the end of the session: {exc}")
 
@@ -393,7 +403,7 @@ class SpoolWriter:
             return
         self._reported.add(key)
         with suppress(OSError):
-            os.write(2, f"km: {message}\n".encode(errors="replace"))
+            os.write(self._stderr_fd, f"km: {message}\n".encode(errors="replace"))
 
     def _note(self, message: str) -> None:
         if message not in self._problems and len(self._problems) < MAX_PROBLEMS:
