@@ -16,9 +16,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO
 
 import orjson
+
+from benchmarks import procs
 
 READ_CHUNK = 1 << 20  # bytes per os.read; large so 16 MB lines cost few calls
 CLOSE_GRACE_S = 15.0  # after closing stdin: km flushes its spool, socat waits its 0.5 s linger
@@ -42,6 +45,16 @@ class PeerClosed(BenchError):
 
 
 _LIVE: set[Child] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """How a child ended after its stdin was closed."""
+
+    exit_code: int | None  # None: it did not exit in time and was killed
+    exit_s: float  # stdin closed -> the spawned process exited
+    linger_s: float  # that exit -> the last process of its group ended (helpers saving)
+    leftovers: int  # processes of its group still alive at the deadline, then killed
 
 
 def deadline_in(seconds: float) -> int:
@@ -211,22 +224,13 @@ class Child:
         self.request(-1, b'{"jsonrpc":"2.0","id":-1,"method":"ping"}\n', deadline_ns)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def peak_rss(self) -> int | None:
-        """VmHWM of the process we spawned (the relay, for relay modes), in bytes."""
-        try:
-            with open(f"/proc/{self.pid}/status", "rb") as f:
-                for row in f:
-                    if row.startswith(b"VmHWM:"):
-                        return int(row.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            return None
-        return None
+    def peak_rss(self) -> tuple[int, ...]:
+        """Peak RSS (VmHWM) of the process we spawned, then of each of its forks, in bytes."""
+        return procs.family_peak_rss(self.pid)
 
-    def close(self, grace_s: float = CLOSE_GRACE_S) -> tuple[int | None, float]:
-        """Close stdin, read stdout to EOF, reap; then TERM, then KILL the group if need be.
-
-        Returns (exit code or None if it had to be killed, seconds from stdin close to exit).
-        """
+    def close(self, grace_s: float = CLOSE_GRACE_S) -> Closed:
+        """Close stdin, read stdout to EOF, reap, wait for the rest of its process group (a
+        relay's helpers may still be saving); then TERM, then KILL whatever is left."""
         t0 = time.perf_counter_ns()
         if self._stdin is not None:
             with contextlib.suppress(OSError):
@@ -241,17 +245,20 @@ class Child:
         except PeerClosed:
             pass
         except BenchTimeout:
+            leftovers = len(procs.group_members(self.pid))
             self.kill()
-            return None, (time.perf_counter_ns() - t0) / NS
+            return Closed(None, (time.perf_counter_ns() - t0) / NS, 0.0, leftovers)
         self.lines_received += self._buf.count(b"\n")
         self._buf.clear()
         try:
             code: int | None = self.proc.wait(max(0.0, (deadline - time.perf_counter_ns()) / NS))
         except subprocess.TimeoutExpired:
             code = None
-        elapsed = (time.perf_counter_ns() - t0) / NS
+        exited = time.perf_counter_ns()
+        left = procs.wait_group_empty(self.pid, deadline) if code is not None else []
+        closed = Closed(code, (exited - t0) / NS, (time.perf_counter_ns() - exited) / NS, len(left))
         self.kill()
-        return code, elapsed
+        return closed
 
     def kill(self) -> None:
         """End the whole process group (relay and server), bounded, and release the pipes."""

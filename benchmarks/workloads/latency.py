@@ -151,7 +151,7 @@ def _probe(ctx: Context, probe: Probe) -> Table:
             added_p99_us=diff(p99, base[1]) if mode != "direct" else None,
         )
         if mode == "km":
-            capture.put_on(row)
+            capture.put_on(row, table)
             a50, a99 = row.figures["added_p50_us"], row.figures["added_p99_us"]
             if isinstance(a50, float) and isinstance(a99, float):
                 ok = a50 <= TARGET_P50_US and a99 <= TARGET_P99_US and capture.complete

@@ -45,13 +45,13 @@ def _one_run(ctx: Context, mode: str, server: list[str], spool: str | None) -> t
         end = finish(started)
         if started.child.lines_received != 1:
             raise RuntimeError(f"expected 1 line back, got {started.child.lines_received}")
-        if end.exit_code is None:
-            raise RuntimeError(f"did not exit within {end.exit_s:.1f} s of stdin closing")
+        if end.closed.exit_code is None:
+            raise RuntimeError(f"did not exit within {end.closed.exit_s:.1f} s of stdin closing")
     except Exception as exc:
         if started is not None:
             started.child.kill()
         raise RuntimeError(describe(exc, started)) from exc
-    return first / 1e6, end.exit_s * 1000
+    return first / 1e6, end.closed.exit_s * 1000
 
 
 def run(ctx: Context) -> list[Table]:

@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass
 
 from benchmarks.driver import Child, deadline_in
-from benchmarks.modes import RELAY_MODES, Running
+from benchmarks.modes import Running
 from benchmarks.report import Table
 from benchmarks.workloads.common import (
     MB,
     MIB,
     Capture,
     Context,
+    Peaks,
     describe,
     finish,
     median,
@@ -45,8 +46,8 @@ class Case:
 
 
 CASES = (
-    Case("throughput: 1 MiB lines through cat", "echo", MIB, 64, 16, mcp=False),
-    Case("throughput: 16 MiB lines through cat", "echo", 16 * MIB, 8, 3, mcp=False),
+    Case("throughput: 1 MiB lines through cat", "echo", MIB, 128, 32, mcp=False),
+    Case("throughput: 16 MiB lines through cat", "echo", 16 * MIB, 16, 4, mcp=False),
     Case(
         "throughput: 1 MiB tools/call echo -> server-everything", "everything", MIB, 8, 3, mcp=True
     ),
@@ -59,6 +60,7 @@ COLUMNS = [
     ("runs", "runs"),
     ("captured", "km captured"),
     ("dropped", "km dropped"),
+    ("exit_s", "km exit s"),
     ("target", "target"),
 ]
 
@@ -111,7 +113,9 @@ def _pipelined(child: Child, messages: list[bytes]) -> float:
     return (child.bytes_received - before) / MB / ((last - t0) / 1e9)
 
 
-def _one_run(ctx: Context, case: Case, mode: str, capture: Capture) -> tuple[float, int | None]:
+def _one_run(
+    ctx: Context, case: Case, mode: str, capture: Capture
+) -> tuple[float, tuple[int, ...]]:
     started: Running | None = None
     try:
         started = ctx.launcher.start(mode, getattr(ctx.servers, case.server))
@@ -127,14 +131,14 @@ def _one_run(ctx: Context, case: Case, mode: str, capture: Capture) -> tuple[flo
         if started is not None:
             started.child.kill()
         raise RuntimeError(describe(exc, started)) from exc
-    return rate, end.peak_rss if mode in RELAY_MODES else None
+    return rate, end.peak_rss
 
 
 def _case(ctx: Context, case: Case) -> Table:
     reps = 1 if ctx.quick else 3
     table = Table(case.title, list(COLUMNS))
     rates: dict[str, list[float]] = {mode: [] for mode in ctx.modes}
-    peaks: dict[str, int] = {}
+    peaks = Peaks()
     capture = Capture()
     failed: set[str] = set()
     for mode in ctx.modes:
@@ -150,8 +154,7 @@ def _case(ctx: Context, case: Case) -> Table:
                 failed.add(mode)
                 continue
             rates[mode].append(rate)
-            if rss is not None:
-                peaks[mode] = max(rss, peaks.get(mode, 0))
+            peaks.add(mode, rss)
 
     base = median(rates["direct"]) if rates.get("direct") else None
     for mode in ctx.modes:
@@ -162,14 +165,14 @@ def _case(ctx: Context, case: Case) -> Table:
         row.figures.update(
             mb_s=mb_s,
             vs_direct=ratio(mb_s, base),
-            rss_mb=peaks[mode] / MIB if mode in peaks else None,
             runs=len(rates[mode]),
         )
+        peaks.put_on(row, table)
         if mode == "km":
-            capture.put_on(row)
+            capture.put_on(row, table)
             share = row.figures["vs_direct"]
             if isinstance(share, float):
-                rss_ok = peaks.get("km", 0) <= TARGET_RSS
+                rss_ok = (peaks.total("km") or 0) <= TARGET_RSS
                 ok = share >= TARGET_RATIO and rss_ok and capture.complete
                 row.figures["target"] = verdict(ok)
     count = case.quick_count if ctx.quick else case.count

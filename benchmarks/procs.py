@@ -1,0 +1,84 @@
+"""Process-group facts from /proc: who is in a group, their peak RSS, waiting for them to end.
+
+A relay may leave work behind after it exits (km's capture process saves the last events), and
+may fork helpers that are part of its cost. These functions see them through the process group
+every child of the harness gets (`start_new_session=True`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes whose process group is `pgid`."""
+    members = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()  # after "pid (comm) "
+        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(name))
+    return members
+
+
+def cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def vmhwm(pid: int) -> int | None:
+    """Peak resident set size of `pid` in bytes (VmHWM), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for row in f:
+                if row.startswith(b"VmHWM:"):
+                    return int(row.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def family_peak_rss(pid: int) -> tuple[int, ...]:
+    """VmHWM of `pid`, then of each of its forks in its group (same command line, e.g. km's
+    capture process); not the server it runs, whose command line differs. Empty if gone."""
+    own = cmdline(pid)
+    first = vmhwm(pid)
+    if own is None or first is None:
+        return ()
+    forks = [vmhwm(p) for p in group_members(pid) if p != pid and cmdline(p) == own]
+    return (first, *(rss for rss in forks if rss is not None))
+
+
+def wait_group_empty(pgid: int, deadline_ns: int) -> list[int]:
+    """Wait (pidfd + poll, no sleeps) until no live process is left in the group, or the
+    deadline; returns the ones still alive."""
+    while True:
+        members = group_members(pgid)
+        if not members:
+            return []
+        for pid in members:
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:  # already gone
+                continue
+            try:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                left_ms = max(0, (deadline_ns - time.perf_counter_ns()) // 1_000_000)
+                if not poller.poll(left_ms):
+                    return group_members(pgid)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
