@@ -18,7 +18,7 @@ import stat
 import time
 
 from km.capture.framing import LineFramer
-from km.proxy.records import encode_drops, encode_frame
+from km.proxy.records import encode_drops, encode_header
 
 READ_SIZE = 256 * 1024
 POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -79,7 +79,10 @@ class Capture:
                 continue
             if self.dropped_frames:
                 self.flush_drops(mono, wall)
-            buf += encode_frame(direction, mono, wall, frame)
+            buf += encode_header(direction, mono, wall, frame)
+            buf += frame.data
+            if frame.tail:
+                buf += frame.tail
 
     def flush_drops(self, mono: int, wall: int) -> None:
         """Queue a DROPS record for the frames dropped since the last one."""

@@ -23,10 +23,14 @@ DIRECTIONS = ("c2s", "s2c")  # index 0 and 1 in the flags byte (bit 1 is "trunca
 _TRUNCATED = 2
 
 
-def encode_frame(direction: int, mono_ns: int, wall_ns: int, frame: Frame) -> bytes:
+def encode_header(direction: int, mono_ns: int, wall_ns: int, frame: Frame) -> bytes:
+    """The header of a FRAME record; `frame.data` then `frame.tail` follow it."""
     flags = direction | (_TRUNCATED if frame.truncated else 0)
-    header = HEADER.pack(FRAME, flags, mono_ns, wall_ns, frame.size, len(frame.data), len(frame.tail))
-    return header + frame.data + frame.tail
+    return HEADER.pack(FRAME, flags, mono_ns, wall_ns, frame.size, len(frame.data), len(frame.tail))
+
+
+def encode_frame(direction: int, mono_ns: int, wall_ns: int, frame: Frame) -> bytes:
+    return encode_header(direction, mono_ns, wall_ns, frame) + frame.data + frame.tail
 
 
 def encode_drops(mono_ns: int, wall_ns: int, frames: int, nbytes: int) -> bytes:

@@ -20,6 +20,8 @@ from km.proxy.supervisor import Supervisor, exit_code_of
 from km.settings import Settings
 
 FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+CAPTURE_FLUSH_BYTES = 64 * 1024  # records gathered before they are written even when busy
+CAPTURE_IDLE_MS = 2  # with records waiting, the longest sleep before they are written
 
 
 def protect_stdout() -> int:
@@ -100,24 +102,43 @@ class Session:
         return code
 
     def _loop(self, relay: Relay, supervisor: Supervisor) -> int:
+        """Serve ready fds until the server has exited and its output is through. Captured
+        records are written to the capture process when the loop would otherwise sleep, or
+        once `CAPTURE_FLUSH_BYTES` have gathered: never between a read and its write."""
+        poll = relay.poll.poll
+        handle = relay.handle
+        wake_r = self.wake_r
+        capture = relay.capture
+        monotonic = time.monotonic
         drain_deadline: float | None = None
         supervisor.poll_exit()
         while True:
-            now = time.monotonic()
-            if supervisor.status is not None:
-                if drain_deadline is None:
-                    drain_deadline = now + self.settings.drain_s
-                if relay.server_output_done or now >= drain_deadline:
-                    break
-            deadlines = [d for d in (supervisor.deadline, drain_deadline) if d is not None]
-            timeout = max(0.0, min(deadlines) - now) if deadlines else None
-            for fd, mask in relay.wait(timeout):
-                if fd == self.wake_r:
+            pending_capture = capture is not None and len(capture.buf) > 0
+            if supervisor.status is None and supervisor.deadline is None:
+                timeout_ms = CAPTURE_IDLE_MS if pending_capture else -1
+            else:
+                now = monotonic()
+                if supervisor.status is not None:
+                    if drain_deadline is None:
+                        drain_deadline = now + self.settings.drain_s
+                    if relay.server_output_done or now >= drain_deadline:
+                        break
+                deadline = min(d for d in (supervisor.deadline, drain_deadline) if d is not None)
+                timeout_ms = max(0, int((deadline - now) * 1000) + 1)
+                if pending_capture:
+                    timeout_ms = min(timeout_ms, CAPTURE_IDLE_MS)
+            events = poll(timeout_ms)
+            for fd, mask in events:
+                if fd == wake_r:
                     self._on_wake(supervisor)
                 else:
-                    relay.handle(fd, mask)
-            relay.flush_capture()
-            supervisor.tick(time.monotonic())
+                    handle(fd, mask)
+            if pending_capture or capture is not None and capture.buf:
+                if not events or len(capture.buf) >= CAPTURE_FLUSH_BYTES:  # type: ignore[union-attr]
+                    relay.flush_capture()
+            if supervisor.deadline is not None:
+                supervisor.tick(monotonic())
+        relay.flush_capture()
         assert supervisor.status is not None
         return exit_code_of(supervisor.status)
 
