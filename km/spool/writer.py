@@ -7,9 +7,9 @@ slices (so the forwarding threads get the GIL back quickly), commits them in bat
 km's own failures never stop forwarding, and this thread never dies of one:
 - `SpoolBusy` (other km processes held the write lock for the whole busy timeout): retry.
 - `SpoolFull`, `SpoolUnwritable`, other spool errors: one `km: ...` line on stderr, retry with
-  backoff (up to `BACKOFF_MAX_S`). Meanwhile one batch waits here and the rest waits in the
-  capture queue, whose `queue_max_bytes` bound drops (and counts) what does not fit. The counts
-  become a DROPPED event once writing works again.
+  backoff (up to `BACKOFF_MAX_S`). Meanwhile one batch (at most `queue_max_bytes` worth) waits
+  here and the rest waits in the capture queue, whose own `queue_max_bytes` bound drops (and
+  counts) what does not fit. The counts become a DROPPED event once writing works again.
 - `SpoolCorrupt`: the file is moved aside (one stderr line says where) and a fresh spool started.
 - Anything unexpected: one stderr line, capture off; the queue is still drained (and counted as
   lost) so memory stays bounded.
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 IDLE_WAIT_S = 1.0  # longest sleep with nothing queued (eviction checks run at this pace)
 SLICE_FRAMES = 256  # frames processed per slice before handing the GIL back
 BATCH_MAX_EVENTS = 5000  # events per commit at most
-BATCH_MAX_BYTES = 8 * 1024 * 1024  # payload bytes per commit at most (bounds memory when failing)
+BATCH_MAX_BYTES = 8 * 1024 * 1024  # bytes per commit at most (also capped by queue_max_bytes)
 COMMIT_INTERVAL_S = 0.010  # a commit starts at least this long after the previous one started
 EVICT_EVERY_S = 1.0  # eviction check (and is-my-file-still-there check) at most this often...
 EVICT_EVERY_BYTES = 8 * 1024 * 1024  # ...or after this many payload bytes written
@@ -92,6 +92,7 @@ class SpoolWriter:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._recoveries = 0
+        self._batch_max_bytes = min(BATCH_MAX_BYTES, max(1, settings.queue_max_bytes))
         self._last_maintenance = 0.0
         self._bytes_since_maintenance = 0
         self._last_error: str | None = None
@@ -210,7 +211,7 @@ class SpoolWriter:
         assert self._pipeline is not None
         process = self._pipeline.process
         pending = self._pending
-        while len(pending) < BATCH_MAX_EVENTS and self._pending_bytes < BATCH_MAX_BYTES:
+        while len(pending) < BATCH_MAX_EVENTS and self._pending_bytes < self._batch_max_bytes:
             items = self._queue.drain(min(SLICE_FRAMES, BATCH_MAX_EVENTS - len(pending)))
             if not items:
                 return
@@ -279,7 +280,7 @@ class SpoolWriter:
                 time.sleep(max(0.0, min(self._retry_at, self._deadline) - now))
             return
         batch_full = (
-            len(self._pending) >= BATCH_MAX_EVENTS or self._pending_bytes >= BATCH_MAX_BYTES
+            len(self._pending) >= BATCH_MAX_EVENTS or self._pending_bytes >= self._batch_max_bytes
         )
         if failing:
             wait = max(0.0, self._retry_at - now)
@@ -329,11 +330,11 @@ class SpoolWriter:
         if isinstance(exc, SpoolTooNew):
             self._disable(f"{exc}; capture is off for this run, forwarding continues")
             return
-        self._report(type(exc).__name__, f"{exc}; forwarding continues, capture will retry")
         self._drop_store()
         self._backoff = min(BACKOFF_MAX_S, self._backoff * 2 or BACKOFF_FIRST_S)
         self._retry_at = time.monotonic() + self._backoff
-        self._status = RETRYING
+        self._status = RETRYING  # before the report: whoever reads it sees the state it names
+        self._report(type(exc).__name__, f"{exc}; forwarding continues, capture will retry")
 
     def _recover(self, exc: SpoolError) -> None:
         from km.spool.store import recover_corrupt
@@ -383,8 +384,8 @@ class SpoolWriter:
                 store.record_error(self._session.session_id, f"internal error: {exc!r}")
 
     def _disable(self, message: str) -> None:
-        self._report("disabled", message)
         self._status = DISABLED
+        self._report("disabled", message)
 
     def _discard_until_stopped(self) -> None:
         """Capture is off: keep emptying the queue (counting it as lost) until close()."""

@@ -178,6 +178,37 @@ def test_capture_resumes_when_the_spool_becomes_writable(tmp_path: Path, stderr_
     assert exit_code == 3 and "not a directory" in last_error
 
 
+def test_while_the_spool_fails_memory_is_bounded_and_drops_are_recorded_later(
+    tmp_path: Path, stderr_pipe: Pipe
+) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_bytes(b"in the way")
+    path = blocker / "spool.db"
+    settings = settings_for(path)
+    settings.queue_max_bytes = 20_000
+    queue = CaptureQueue(settings.queue_max_bytes, 10_000)
+    lane = queue.lane(C2S)
+    writer = SpoolWriter(settings, make_session(), queue, stderr_fd=stderr_pipe.write_fd)
+    writer.start()
+    assert "not a directory" in stderr_pipe.line()  # failing from here on
+
+    kept = [n for n in range(2000) if put(lane, request(n))]
+    frames, nbytes = queue.dropped()
+    assert len(kept) < 300 and frames == 2000 - len(kept)  # a bounded amount waits in memory
+
+    blocker.unlink()
+    blocker.mkdir()
+    assert writer.finish(0, CLOSE_TIMEOUT_S) is True
+    assert stderr_pipe.rest() == b""
+    captured = query(path, "SELECT payload FROM events WHERE direction = ?", (C2S,))
+    assert [r[0] for r in captured] == [request(n) for n in kept]
+    marks = query(path, "SELECT payload FROM events WHERE kind = ?", (DROPPED,))
+    counts = [orjson.loads(r[0]) for r in marks]
+    assert sum(c["frames"] for c in counts) == frames
+    assert sum(c["bytes"] for c in counts) == nbytes
+    assert query(path, "SELECT dropped_frames FROM sessions") == [(frames,)]
+
+
 def test_a_full_disk_is_reported_and_capture_resumes_once_freed(
     tiny_fs: Path, stderr_pipe: Pipe
 ) -> None:
