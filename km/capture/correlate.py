@@ -19,6 +19,7 @@ At most `max_pending` requests are remembered: past that the oldest is dropped a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from km.capture.classify import CANCELLED, PROGRESS, Envelope
@@ -54,7 +55,9 @@ class Correlator:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self._max_pending = max_pending
-        self._pending: dict[tuple[str, str], _Pending] = {}
+        # Oldest first. An OrderedDict, not a dict: evicting a dict's first key with
+        # next(iter(d)) rescans the deleted slots at its front, O(max_pending) per eviction.
+        self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()
         self._progress: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.evicted = 0
 
@@ -68,7 +71,7 @@ class Correlator:
         if kind == REQUEST:
             self._remember(direction, env, event_id, mono_ns)
             return NO_LINK
-        if kind == RESPONSE or kind == ERROR:
+        if kind in (RESPONSE, ERROR):
             return self._reply(direction, env.rpc_id, mono_ns)
         if kind == NOTIFICATION:
             return self._notification(direction, env)
@@ -92,8 +95,7 @@ class Correlator:
             self._progress[progress_key] = (event_id, env.method)
         pending[key] = (event_id, env.method, mono_ns, progress_key)
         if len(pending) > self._max_pending:
-            oldest = next(iter(pending))
-            self._forget_progress(pending.pop(oldest))
+            self._forget_progress(pending.popitem(last=False)[1])
             self.evicted += 1
 
     def _forget_progress(self, entry: _Pending) -> None:

@@ -173,7 +173,7 @@ def _scan_head(head: bytes, i: int) -> tuple[dict[str, Scalar], str | None]:
         if i >= n:
             return fields, key
         c = head[i]
-        if c == _LBRACE or c == _LBRACKET:
+        if c in (_LBRACE, _LBRACKET):
             return fields, key
         stop = _scalar_end(head, i)
         if stop == _CUT:

@@ -4,10 +4,10 @@
 chunk completed; `LineFramer.close()` returns the unterminated last line at EOF, if any. A frame
 is one line without its terminator (`\\n` or `\\r\\n`); empty lines are not frames.
 
-Memory per direction is bounded by `cap + TAIL_BYTES + 1` whatever the frame size: a frame longer
-than `cap` keeps its first `cap` bytes (`data`), its last `TAIL_BYTES` (`tail`, so the JSON-RPC
-envelope can still be read from both ends) and its full `size`. Every byte is looked at once
-(`bytes.find` from where the previous search stopped), so a 100 MB frame costs linear time.
+Memory per direction is bounded by `cap + TAIL_BYTES + 1` whatever the frame size: a frame
+longer than `cap` keeps its first `cap` bytes (`data`), its last `TAIL_BYTES` (`tail`, so the
+JSON-RPC envelope can still be read from both ends) and its full `size`. Every byte is looked at
+once (`bytes.find` from where the previous search stopped), so a 100 MB frame costs linear time.
 
 This module sits on the forwarding path (it runs right after each write), so it imports nothing.
 """
@@ -87,7 +87,9 @@ class LineFramer:
         cap = self._cap
         if size <= cap:
             return Frame(chunk[start:stop], size, False, b"")
-        return Frame(chunk[start : start + cap], size, True, chunk[max(start, stop - TAIL_BYTES) : stop])
+        return Frame(
+            chunk[start : start + cap], size, True, chunk[max(start, stop - TAIL_BYTES) : stop]
+        )
 
     def _extend(self, chunk: bytes, start: int, stop: int) -> None:
         n = stop - start

@@ -47,7 +47,7 @@ class CapturePipeline:
         method = env.method
         if method is None:
             method = link.method
-        return Event(
+        return Event(  # positionally, in field order: this runs for every message
             event_id,
             self.session_id,
             self.server,

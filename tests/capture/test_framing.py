@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from unittest import mock
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from km.capture import framing
@@ -97,7 +99,10 @@ def test_known_inputs_whole_and_bytewise() -> None:
 
 def test_two_lines_simple() -> None:
     framer = LineFramer(100)
-    assert as_tuples(framer.feed(b"ab\ncd\r\nef")) == [(b"ab", 2, False, b""), (b"cd", 2, False, b"")]
+    assert as_tuples(framer.feed(b"ab\ncd\r\nef")) == [
+        (b"ab", 2, False, b""),
+        (b"cd", 2, False, b""),
+    ]
     assert framer.pending_bytes == 2
     last = framer.close()
     assert last is not None
@@ -106,8 +111,7 @@ def test_two_lines_simple() -> None:
 
 
 def test_truncation_keeps_head_tail_and_size() -> None:
-    line = bytes(range(256)) * 40  # 10240 bytes, no newline inside? 0x0A is in range(256)
-    line = line.replace(b"\n", b".").replace(b"\r", b".")
+    line = (bytes(range(256)) * 40).replace(b"\n", b".").replace(b"\r", b".")  # 10240 bytes
     for terminator in (b"\n", b"\r\n"):
         data = line + terminator
         for chunks in (whole(data), bytewise(data), [data[:5000], data[5000:]]):
@@ -125,12 +129,8 @@ def test_crlf_straddling_the_cap() -> None:
 
 
 def test_cap_must_be_positive() -> None:
-    try:
+    with pytest.raises(ValueError, match="at least 1"):
         LineFramer(0)
-    except ValueError as exc:
-        assert "at least 1" in str(exc)
-    else:
-        raise AssertionError("LineFramer(0) accepted")
 
 
 segments = st.one_of(
@@ -140,6 +140,7 @@ segments = st.one_of(
 )
 
 
+@settings(deadline=None)  # timing varies on a loaded machine; the logic does not
 @given(
     parts=st.lists(segments, max_size=20),
     cap=st.integers(min_value=1, max_value=20),
@@ -150,11 +151,9 @@ def test_random_splits_match_the_model(
     parts: list[bytes], cap: int, tail: int, data: st.DataObject
 ) -> None:
     stream = b"".join(parts)
-    cuts = sorted(
-        data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=12))
-    )
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=12)))
     bounds = [0, *cuts, len(stream)]
-    chunks = [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
     with small_tail(tail):
         want = expected_frames(stream, cap)
         assert run(chunks, cap) == want
@@ -162,6 +161,7 @@ def test_random_splits_match_the_model(
         assert run(bytewise(stream), cap) == want
 
 
+@settings(deadline=None)  # timing varies on a loaded machine; the logic does not
 @given(st.binary(max_size=300), st.integers(min_value=1, max_value=400))
 def test_arbitrary_bytes_whole_vs_bytewise(stream: bytes, cap: int) -> None:
     want = expected_frames(stream, cap)
