@@ -12,6 +12,7 @@ import errno
 import os
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
@@ -69,6 +70,7 @@ class SpoolStore:
         self.max_bytes = max_bytes
         self.identity = identity
         self.moved_aside = moved_aside  # where a corrupt file at `path` went, if `open` moved one
+        self._closed = False
 
     @classmethod
     def open(
@@ -118,7 +120,14 @@ class SpoolStore:
         return cls(conn, path, max_bytes, identity)
 
     def close(self) -> None:
+        self._closed = True
         self._conn.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(
+                f"SpoolStore({self.path!r}) was never closed", ResourceWarning, stacklevel=1
+            )
 
     def is_current(self) -> bool:
         """Whether `path` still names the file this store has open (not moved aside by a km)."""

@@ -202,6 +202,7 @@ class SpoolWriter:
             self._store.evict_if_needed()
         except SpoolError as exc:
             self._on_spool_error(exc)
+            self._drop_store()  # reopened (and the session begun) again on the next attempt
             return
         self._status = CAPTURING
         self._last_maintenance = time.monotonic()
@@ -391,11 +392,10 @@ class SpoolWriter:
         """Capture is off: keep emptying the queue (counting it as lost) until close()."""
         self._lost_frames += len(self._pending)
         self._pending = []
-        while True:
+        while not self._stop.is_set():
             self._lost_frames += len(self._queue.drain())
-            if self._stop.is_set():
-                return
             self._queue.wait(IDLE_WAIT_S)
+        self._lost_frames += len(self._queue.drain())
 
     def _report(self, key: str, message: str) -> None:
         """One stderr line per kind of problem, however often it recurs."""

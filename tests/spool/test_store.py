@@ -261,3 +261,11 @@ def test_is_current_notices_the_file_was_moved(store: SpoolStore) -> None:
     assert store.is_current()
     os.rename(store.path, store.path + ".moved")
     assert not store.is_current()
+
+
+def test_a_store_never_closed_warns(tmp_path: Path) -> None:
+    s = SpoolStore.open(str(tmp_path / "spool.db"), NO_CAP)
+    with pytest.warns(ResourceWarning, match="never closed"):
+        s.__del__()  # what the garbage collector calls
+    s.close()
+    s.__del__()  # once closed: silent (warnings are errors here)
