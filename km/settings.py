@@ -63,10 +63,19 @@ def _parse_bool(name: str, text: str) -> bool:
 
 
 class Settings:
-    """Everything km can be told. Construct with `Settings.load(environ)`, then `.with_flag()`."""
+    """Everything km can be told. `Settings.load(environ)` applies defaults then `KM_*`
+    variables; the CLI then applies flags with `set()`. `load_config_file()` (called off the
+    proxy's start-up path: by the capture process and by km's own commands) fills in what
+    neither set, from `config.toml` in the user config directory: defaults < config file <
+    environment < flags."""
 
     __slots__ = (
+        "_explicit",
+        "api_key",
+        "api_url",
         "capture",
+        "config_path",
+        "database_url",
         "drain_s",
         "flush_s",
         "grace_s",
@@ -80,6 +89,11 @@ class Settings:
 
     # name -> (environment variable, parser); flags use the same parsers.
     def __init__(self) -> None:
+        self._explicit: set[str] = set()  # fields set by environment or flag
+        self.config_path: str | None = None  # KM_CONFIG; default: user config dir/config.toml
+        self.api_url: str | None = None
+        self.api_key: str | None = None  # never logged, never in argv (use KM_API_KEY or km login)
+        self.database_url: str | None = None  # km serve: postgresql://...; default embedded SQLite
         self.server_name: str | None = None
         self.spool_path: str | None = None
         self.capture = True
@@ -93,7 +107,8 @@ class Settings:
 
     def set(self, field: str, text: str, source: str) -> None:
         """Set one field from its textual form; `source` names it in error messages."""
-        if field in ("server_name", "spool_path"):
+        self._explicit.add(field)
+        if field in ("server_name", "spool_path", "api_url", "api_key", "database_url", "config_path"):
             setattr(self, field, text or None)
         elif field == "capture":
             self.capture = _parse_bool(source, text)
@@ -114,6 +129,38 @@ class Settings:
                 settings.set(field, value, var)
         return settings
 
+    def resolve_config_path(self) -> str:
+        if self.config_path:
+            return self.config_path
+        import os
+
+        import platformdirs
+
+        return os.path.join(platformdirs.user_config_dir("km", appauthor=False), "config.toml")
+
+    def load_config_file(self) -> None:
+        """Fill fields not set by environment or flags from the TOML config file, if any.
+        Keys are the environment variables' names without `KM_`, lower case (`api_url`)."""
+        import tomllib
+
+        path = self.resolve_config_path()
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            return
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"config file {path}: {exc}") from None
+        by_key = {var.removeprefix(ENV_PREFIX).lower(): field for field, var in ENV_VARS.items()}
+        for key, value in data.items():
+            field = by_key.get(key)
+            if field is None:
+                raise UsageError(f"config file {path}: unknown key {key!r} (known: {', '.join(sorted(by_key))})")
+            if field not in self._explicit:
+                explicit = set(self._explicit)
+                self.set(field, str(value).lower() if isinstance(value, bool) else str(value), f"{path}: {key}")
+                self._explicit = explicit
+
     def resolve_spool_path(self) -> str:
         """The spool file: `--spool`/`KM_SPOOL`, else `spool.db` in the user data directory."""
         if self.spool_path:
@@ -122,6 +169,10 @@ class Settings:
 
 
 ENV_VARS = {
+    "config_path": "KM_CONFIG",
+    "api_url": "KM_API_URL",
+    "api_key": "KM_API_KEY",
+    "database_url": "KM_DATABASE_URL",
     "server_name": "KM_NAME",
     "spool_path": "KM_SPOOL",
     "capture": "KM_CAPTURE",
