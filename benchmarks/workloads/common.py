@@ -61,6 +61,7 @@ class Capture:
     def put_on(self, row: Row, table: Table) -> None:
         row.figures["captured"] = f"{self.captured:,}/{self.expected:,}"
         row.figures["dropped"] = self.dropped
+        row.figures["lost"] = self.expected - self.captured - self.dropped
         row.figures["exit_s"] = self.exit_s
         if self.errors:
             row.error = "; ".join(dict.fromkeys(self.errors))

@@ -71,6 +71,7 @@ COLUMNS = [
     ("samples", "n"),
     ("captured", "km captured"),
     ("dropped", "km dropped"),
+    ("lost", "km lost"),
     ("target", "target"),
 ]
 

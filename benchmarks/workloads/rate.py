@@ -73,7 +73,9 @@ def _one_run(
         total = len(buf) // MESSAGE_SIZE
         deadline = deadline_in(seconds + DRAIN_TIMEOUT_S)
         errors: list[BaseException] = []
-        writer = threading.Thread(target=_paced_write, args=(child, buf, rate, deadline, errors))
+        writer = threading.Thread(
+            target=_paced_write, args=(child, buf, rate, deadline, errors), daemon=True
+        )
         t0 = time.perf_counter_ns()
         writer.start()
         try:
@@ -112,6 +114,7 @@ def run(ctx: Context) -> list[Table]:
             ("delivered", "delivered msg/s"),
             ("captured", "km captured"),
             ("dropped", "km dropped"),
+            ("lost", "km lost"),
             ("exit_s", "km exit s"),
             ("target", "target"),
         ],

@@ -60,6 +60,7 @@ COLUMNS = [
     ("runs", "runs"),
     ("captured", "km captured"),
     ("dropped", "km dropped"),
+    ("lost", "km lost"),
     ("exit_s", "km exit s"),
     ("target", "target"),
 ]
@@ -97,7 +98,9 @@ def _pipelined(child: Child, messages: list[bytes]) -> float:
     """Send all messages while reading as many reply lines; returns MB/s of replies."""
     deadline = deadline_in(RUN_TIMEOUT_S)
     errors: list[BaseException] = []
-    writer = threading.Thread(target=_write_all, args=(child, messages, deadline, errors))
+    writer = threading.Thread(
+        target=_write_all, args=(child, messages, deadline, errors), daemon=True
+    )
     before = child.bytes_received
     t0 = time.perf_counter_ns()
     writer.start()
