@@ -45,6 +45,7 @@ EVICT_EVERY_S = 1.0  # eviction check (and is-my-file-still-there check) at most
 EVICT_EVERY_BYTES = 8 * 1024 * 1024  # ...or after this many payload bytes written
 BACKOFF_FIRST_S = 0.1  # first retry after a failed write or open
 BACKOFF_MAX_S = 5.0  # retries slow down to this
+CLOSE_MARGIN_S = 0.2  # the writer gives up this long before close()'s timeout (at most 20%)
 MAX_RECOVERIES = 3  # corrupt spools moved aside in one run before capture gives up
 EVENT_OVERHEAD = 200  # bytes an in-memory Event costs besides its payload
 MAX_PROBLEMS = 20  # distinct problems remembered for `problems`
@@ -122,7 +123,9 @@ class SpoolWriter:
         if thread is None:  # never started: nothing was recorded
             self._status = STOPPED
             return False
-        self._deadline = time.monotonic() + timeout
+        # The thread stops trying a little before close() stops waiting, so that it still has
+        # time to record the session's end and count what it could not save.
+        self._deadline = time.monotonic() + timeout - min(CLOSE_MARGIN_S, timeout * 0.2)
         self._stop.set()
         self._queue.wake.set()
         thread.join(timeout)
