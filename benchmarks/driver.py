@@ -261,7 +261,9 @@ class Child:
         return closed
 
     def kill(self) -> None:
-        """End the whole process group (relay and server), bounded, and release the pipes."""
+        """End the whole process group (relay and server) and any other descendant, bounded,
+        and release the pipes."""
+        doomed = procs.descendants(self.pid) if self.proc.returncode is None else []
         if self.proc.returncode is None:
             self._signal_group(signal.SIGTERM)
             try:
@@ -270,8 +272,11 @@ class Child:
                 self._signal_group(signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(REAP_S)
-        # the server may outlive a relay that exited: sweep the group either way
+        # the server may outlive a relay that exited: sweep the group and the tree either way
         self._signal_group(signal.SIGKILL)
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         for f in (self._stdin, self.proc.stdout):
             if f is not None:
                 with contextlib.suppress(OSError):

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     tables: list[Table] = []
     started = time.time()
     workdir = tempfile.mkdtemp(prefix="km-bench-")
+    interrupted = False
     try:
         ctx = Context(Launcher(workdir, km_error), modes, _servers(), args.quick)
         for name in args.only:
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # a harness bug in one workload must not lose the others
                 tables.append(Table(name, [("error", "error")], [Row("all", error=repr(exc))]))
             print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    except KeyboardInterrupt as exc:
+        interrupted = True
+        print(f"interrupted ({exc or 'Ctrl-C'}); partial results follow", file=sys.stderr)
     finally:
         driver.kill_all()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started, 1),
         "quick": args.quick,
+        "interrupted": interrupted,
         "modes": list(modes),
         "km_error": km_error,
         "python": sys.version.split()[0],
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     to_json(tables, meta, out)
     print(f"results written to {out}", file=sys.stderr)
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ import select
 import time
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes whose process group is `pgid`."""
-    members = []
+def _live_processes() -> list[tuple[int, int, int]]:
+    """(pid, ppid, pgid) of every live (not zombie) process."""
+    found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -25,9 +25,29 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(b")") + 2 :].split()  # after "pid (comm) "
-        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
-            members.append(int(name))
-    return members
+        if len(fields) > 2 and fields[0] != b"Z":
+            found.append((int(name), int(fields[1]), int(fields[2])))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is `pgid`."""
+    return [pid for pid, _, group in _live_processes() if group == pgid]
+
+
+def descendants(pid: int) -> list[int]:
+    """Live children, grandchildren... of `pid`, whatever their process group (km puts its
+    server in a group of its own)."""
+    children: dict[int, list[int]] = {}
+    for child, parent, _ in _live_processes():
+        children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    todo = list(children.get(pid, ()))
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, ()))
+    return found
 
 
 def cmdline(pid: int) -> bytes | None:
