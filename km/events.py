@@ -32,7 +32,7 @@ QUARANTINED = 3
 STATE_NAMES = {PENDING: "pending", IN_FLIGHT: "in_flight", SENT: "sent", QUARANTINED: "quarantined"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~3 us per event at 40k events/s
 class Event:
     """One captured frame (or one km-internal record), as stored in the spool.
 
