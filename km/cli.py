@@ -28,7 +28,7 @@ km options (each also settable by environment variable):
   --name NAME          server name shown in km status (KM_NAME; default: from the command)
   --spool PATH         spool database (KM_SPOOL; default: user data dir/spool.db)
   --no-capture         forward only, capture nothing (KM_CAPTURE=0)
-  --max-payload SIZE   store at most SIZE bytes of each message (KM_MAX_PAYLOAD; default 1M)
+  --max-payload SIZE   store at most SIZE bytes of each message (KM_MAX_PAYLOAD; default 64k)
   --spool-max SIZE     evict the oldest events past SIZE (KM_SPOOL_MAX_BYTES; default 1G)
   --grace SECONDS      wait after closing the server's stdin before SIGTERM (KM_GRACE; 2)
   -V, --version        print km's version

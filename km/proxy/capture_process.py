@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import _signal
 import os
+import time
 
 from km.proxy.capture_queue import CaptureQueue
 from km.proxy.records import DROPS, END, FRAME, RecordDecoder
 from km.settings import Settings
 
+ROOM_WAIT_S = 0.002  # with the writer's queue full, how long to wait before looking again
 PIPE_SIZE = 1 << 20  # bytes; a bigger record pipe absorbs bursts before anything is dropped
 F_SETPIPE_SZ = 1031  # Linux fcntl
 
@@ -65,11 +67,18 @@ def _become_capture_process(read_fd: int) -> None:
 
 
 def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int) -> int:
+    """Receive records, classify and correlate them here, and hand the events to the spool
+    writer thread: Python work on this thread overlaps SQLite's on the writer's. When the
+    writer falls behind, this thread waits; the record pipe then fills, and the forwarding
+    process drops (and counts) what does not fit: forwarding itself never waits."""
+    from km.capture.pipeline import CapturePipeline
     from km.proxy.capture import start_writer
 
     queue = CaptureQueue(settings.queue_max_bytes, settings.queue_max_frames)
-    lanes = {"c2s": queue.lane("c2s"), "s2c": queue.lane("s2c")}
+    lane = queue.lane("capture")
     writer = start_writer(settings, argv, km_pid, queue)
+    pipeline = CapturePipeline(writer.session.session_id, writer.session.server)
+    process = pipeline.process
     decoder = RecordDecoder()
     exit_code: int | None = None
     while True:
@@ -81,10 +90,11 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
             break
         for record in decoder.feed(data):
             if record.type == FRAME and record.frame is not None:
-                lanes[record.direction].put(record.mono_ns, record.wall_ns, record.frame)
+                while not queue.has_room() and writer.accepting:
+                    time.sleep(ROOM_WAIT_S)
+                lane.put_event(process(record.direction, record.mono_ns, record.wall_ns, record.frame))
             elif record.type == DROPS:
-                lane = lanes["c2s"]  # dropped before capture; the lane only counts them
-                lane.dropped_frames += record.count
+                lane.dropped_frames += record.count  # dropped by the forwarding process
                 lane.dropped_bytes += record.nbytes
                 queue.wake.set()
             elif record.type == END:

@@ -1,9 +1,12 @@
-"""The bounded hand-off between the forwarding threads and the spool writer thread.
+"""The bounded hand-off, inside the capture process, from the thread that receives frames to
+the spool writer thread.
 
-Each relay thread owns one `Lane` and is the only writer of that lane's counters, so no lock is
-taken on the forwarding path: `Lane.put` is a few integer comparisons, one `deque.append`
-(atomic) and, when the writer is asleep, one `Event.set`. When the writer falls behind (more
-than `max_bytes` or `max_frames` waiting), the frame is dropped and counted, never waited for.
+Each producer owns one `Lane` and is the only writer of that lane's counters, so no lock is
+taken: `Lane.put` is a few integer comparisons, one `deque.append` (atomic) and, when the
+writer is asleep, one `Event.set`. Past `max_bytes` or `max_frames` waiting, `put` drops and
+counts (`has_room` lets a producer that can afford to wait, wait instead). A queued item is a
+raw `Frame` (the writer classifies it) or an already classified `Event` (`put_event`), so
+classification can run on the producer's thread while SQLite, which releases the GIL, writes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from km.capture.framing import Frame
 # Bookkeeping per queued frame besides its bytes (tuple, Frame object, deque slot).
 FRAME_OVERHEAD = 160
 
-QueuedFrame = tuple[str, int, int, Frame]  # (direction, mono_ns, wall_ns, frame)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from km.events import Event
+
+# (direction, mono_ns, wall_ns, frame or event, bytes it holds)
+QueuedFrame = tuple[str, int, int, "Frame | Event", int]
 
 
 class Lane:
@@ -43,10 +51,21 @@ class Lane:
             return False
         self.put_bytes += cost
         self.put_frames += 1
-        q.items.append((self.direction, mono_ns, wall_ns, frame))
+        q.items.append((self.direction, mono_ns, wall_ns, frame, cost))
         if not q.wake.is_set():
             q.wake.set()
         return True
+
+    def put_event(self, event: Event) -> None:
+        """Queue an already classified event. The caller checked `has_room` (it waits rather
+        than drops), so this never drops."""
+        q = self._queue
+        cost = len(event.payload) + FRAME_OVERHEAD
+        self.put_bytes += cost
+        self.put_frames += 1
+        q.items.append((event.direction, event.mono_ns, event.ts_ns, event, cost))
+        if not q.wake.is_set():
+            q.wake.set()
 
 
 class CaptureQueue:
@@ -67,6 +86,9 @@ class CaptureQueue:
         self.lanes.append(lane)
         return lane
 
+    def has_room(self) -> bool:
+        return self.lanes_put_bytes() - self.taken_bytes < self.max_bytes and len(self.items) < self.max_frames
+
     def lanes_put_bytes(self) -> int:
         return sum(lane.put_bytes for lane in self.lanes)
 
@@ -82,8 +104,7 @@ class CaptureQueue:
         taken = 0
         while items and len(out) < limit:
             item = items.popleft()
-            frame = item[3]
-            taken += len(frame.data) + len(frame.tail) + FRAME_OVERHEAD
+            taken += item[4]
             out.append(item)
         self.taken_bytes += taken
         return out

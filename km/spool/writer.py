@@ -132,6 +132,16 @@ class SpoolWriter:
         return not thread.is_alive() and self._session_ended and self._lost_frames == 0
 
     @property
+    def session(self) -> SessionInfo:
+        return self._session
+
+    @property
+    def accepting(self) -> bool:
+        """False once the writer has stopped or given up: a producer must not wait for it."""
+        thread = self._thread
+        return self._status not in (DISABLED, STOPPED) and thread is not None and thread.is_alive()
+
+    @property
     def status(self) -> str:
         """One of starting, capturing, retrying, disabled, stopped."""
         return self._status
@@ -211,7 +221,10 @@ class SpoolWriter:
         self._last_maintenance = time.monotonic()
 
     def _fill_batch(self) -> None:
-        """Move queued frames into the pending batch, processed a slice at a time."""
+        """Move queued frames into the pending batch, processed a slice at a time (items
+        the producer already classified go in as they are)."""
+        from km.events import Event
+
         assert self._pipeline is not None
         process = self._pipeline.process
         pending = self._pending
@@ -219,7 +232,10 @@ class SpoolWriter:
             items = self._queue.drain(min(SLICE_FRAMES, BATCH_MAX_EVENTS - len(pending)))
             if not items:
                 return
-            events = [process(d, mono, wall, frame) for d, mono, wall, frame in items]
+            events = [
+                item if type(item) is Event else process(d, mono, wall, item)  # type: ignore[arg-type]
+                for d, mono, wall, item, _ in items
+            ]
             pending.extend(events)
             self._pending_bytes += sum([len(e.payload) for e in events])
             self._pending_bytes += EVENT_OVERHEAD * len(events)
