@@ -55,13 +55,15 @@ class LineFramer:
         """Bytes of the unfinished frame seen so far."""
         return self._size
 
-    def feed(self, chunk: bytes) -> list[Frame]:
+    def feed(self, chunk: bytes | bytearray, end: int | None = None) -> list[Frame]:
+        """Frame `chunk[:end]` (a reused read buffer may be longer than what was read)."""
         frames: list[Frame] = []
         start = 0
-        end = len(chunk)
+        if end is None:
+            end = len(chunk)
         find = chunk.find
         while start < end:
-            nl = find(b"\n", start)
+            nl = find(b"\n", start, end)
             if nl < 0:
                 self._extend(chunk, start, end)
                 break
@@ -91,19 +93,19 @@ class LineFramer:
             chunk[start : start + cap], size, True, chunk[max(start, stop - TAIL_BYTES) : stop]
         )
 
-    def _extend(self, chunk: bytes, start: int, stop: int) -> None:
+    def _extend(self, chunk: bytes | bytearray, start: int, stop: int) -> None:
         n = stop - start
         if n <= 0:
             return
         room = self._cap - self._head_len
         if room > 0:
             take = n if n < room else room
-            self._head.append(chunk[start : start + take])
+            self._head.append(bytes(chunk[start : start + take]))
             self._head_len += take
         self._size += n
         # One byte more than TAIL_BYTES: the last may turn out to be the CR of a CRLF.
         keep = TAIL_BYTES + 1
-        piece = chunk[max(start, stop - keep) : stop]
+        piece = bytes(chunk[max(start, stop - keep) : stop])
         if len(piece) >= keep:
             self._tail = piece
         else:

@@ -13,7 +13,14 @@ import sys
 import time
 
 from km.capture.framing import LineFramer
-from km.proxy.loop import Capture, Direction, Relay, is_pipe_or_socket, set_nonblocking
+from km.proxy.loop import (
+    Capture,
+    Direction,
+    Relay,
+    enlarge_pipe,
+    is_pipe_or_socket,
+    set_nonblocking,
+)
 from km.proxy.records import encode_end
 from km.proxy.spawn import spawn
 from km.proxy.supervisor import Supervisor, exit_code_of
@@ -75,6 +82,8 @@ class Session:
         restore: list[tuple[int, int]] = []
         for fd in (child.stdin_fd, child.stdout_fd):
             set_nonblocking(fd)
+        for fd in (child.stdin_fd, child.stdout_fd, 0, wire_out):
+            enlarge_pipe(fd)
         if is_pipe_or_socket(wire_out):
             restore.append((wire_out, set_nonblocking(wire_out)))
         cap = settings.payload_cap
