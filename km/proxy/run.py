@@ -29,6 +29,7 @@ from km.settings import Settings
 FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 CAPTURE_FLUSH_BYTES = 64 * 1024  # records gathered before they are written even when busy
 CAPTURE_IDLE_MS = 2  # with records waiting, the longest sleep before they are written
+EXIT_WAIT_S = 1.0  # at exit, longest wait for the capture process; it then finishes on its own
 
 
 def protect_stdout() -> int:
@@ -175,25 +176,30 @@ class Session:
                 pass
 
     def _finish_capture(self, capture: Capture, capture_pid: int, code: int) -> None:
-        """Hand the rest to the capture process, tell it the session ended, and wait for it
-        to save everything (bounded by `flush_s`)."""
-        deadline = time.monotonic() + self.settings.flush_s
-        capture.flush_drops(time.monotonic_ns(), time.time_ns())
-        capture.buf += encode_end(time.monotonic_ns(), time.time_ns(), code)
+        """Hand the rest of the records and the END record to the capture process (at most
+        `flush_s`), then wait at most EXIT_WAIT_S for it to save them. Past that, km exits
+        with the server's status and the capture process finishes on its own: under a heavy
+        backlog the client is not held up for the spool."""
         import select
 
+        capture.flush_drops(time.monotonic_ns(), time.time_ns())
+        capture.buf += encode_end(time.monotonic_ns(), time.time_ns(), code)
+        deadline = time.monotonic() + self.settings.flush_s
         while capture.fd >= 0 and capture.buf and time.monotonic() < deadline:
             if not capture.flush():
                 select.select([], [capture.fd], [], max(0.0, deadline - time.monotonic()))
+        if capture.buf:
+            os.write(2, b"km: the capture process did not keep up; the last messages were not captured\n")
         if capture.fd >= 0:
             os.close(capture.fd)
         if capture.total_dropped:
             os.write(2, f"km: {capture.total_dropped} messages were not captured (capture could not keep up)\n".encode())
+        deadline = time.monotonic() + EXIT_WAIT_S
         while time.monotonic() < deadline:
             pid, _ = os.waitpid(capture_pid, os.WNOHANG)
             if pid:
                 return
-            time.sleep(0.005)
+            time.sleep(0.002)
 
 
 def run_proxy(settings: Settings, argv: list[str]) -> int:
