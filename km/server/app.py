@@ -1,0 +1,108 @@
+"""The aiohttp application: routes, the error and auth middlewares, and what they share.
+
+Serve it with `RUNNER_OPTIONS` (`auto_decompress=False`): the ingest handler decompresses
+request bodies itself, with a cap (km.server.body); aiohttp's own decompression would not be
+capped by `max_batch_bytes`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from km.errors import KmError
+from km.server.auth import auth_middleware
+from km.server.config import ServerConfig
+from km.server.errors import (
+    BadRequest,
+    BodyTooLarge,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    StoreUnavailable,
+    Unauthorized,
+    UnsupportedEncoding,
+)
+from km.server.handlers import json_response
+from km.server.handlers.health import get_health, get_ready
+from km.server.handlers.ingest import post_events
+from km.server.handlers.openapi import get_openapi
+from km.server.handlers.read import get_events, get_sessions, get_stats
+from km.server.ratelimit import RateLimiter, retry_after_header
+from km.server.redaction import load_redactor
+from km.server.state import CONFIG, LIMITER, REDACTOR, STORE
+from km.server.stores.base import EventStore
+
+log = logging.getLogger("km.server")
+
+RUNNER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
+STORE_RETRY_AFTER_S = 1  # Retry-After on a 503 from an unavailable store
+
+# (method, path, handler): openapi.py documents exactly these (a test checks both ways).
+ROUTES = (
+    ("POST", "/api/v1/events", post_events),
+    ("GET", "/api/v1/events", get_events),
+    ("GET", "/api/v1/sessions", get_sessions),
+    ("GET", "/api/v1/stats", get_stats),
+    ("GET", "/health", get_health),
+    ("GET", "/ready", get_ready),
+    ("GET", "/api/v1/openapi.json", get_openapi),
+)
+
+_STATUS: tuple[tuple[type[KmError], int], ...] = (
+    (BadRequest, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (BodyTooLarge, 413),
+    (UnsupportedEncoding, 415),
+    (RateLimited, 429),
+    (StoreUnavailable, 503),
+)
+
+
+def status_of(exc: KmError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is JSON `{"error": "..."}` with its status."""
+    try:
+        return await handler(request)
+    except KmError as exc:
+        status = status_of(exc)
+        headers: dict[str, str] = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = retry_after_header(exc.retry_after_s)
+        elif isinstance(exc, StoreUnavailable):
+            headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, exc)
+        return json_response({"error": str(exc)}, status=status, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return json_response({"error": exc.reason}, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("%s %s: unexpected error", request.method, request.path)
+        return json_response({"error": "internal server error: retry later"}, status=500)
+
+
+def make_app(store: EventStore, config: ServerConfig) -> web.Application:
+    """The API over `store` (which the caller opens, migrates and closes)."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app[STORE] = store
+    app[CONFIG] = config
+    app[LIMITER] = RateLimiter(config.rate_limit)
+    app[REDACTOR] = load_redactor()
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    return app

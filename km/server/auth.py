@@ -1,0 +1,39 @@
+"""Authentication and per-key rate limiting, as one middleware: Bearer key -> SHA-256 ->
+`find_key`. Unknown or missing: 401; revoked: 403; over the key's rate: 429."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from km.server.errors import Forbidden, RateLimited, Unauthorized
+from km.server.keys import hash_key, parse_bearer
+from km.server.state import LIMITER, PRINCIPAL, STORE, Principal
+
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/api/v1/openapi.json"})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route
+    if request.match_info.http_exception is not None or route.resource is None:
+        return await handler(request)  # 404/405: nothing to protect
+    if route.resource.canonical in PUBLIC_PATHS:
+        return await handler(request)
+    key = parse_bearer(request.headers.get(hdrs.AUTHORIZATION))
+    if key is None:
+        raise Unauthorized("missing API key: send `Authorization: Bearer km_live_...`")
+    record = await request.app[STORE].find_key(hash_key(key))
+    if record is None:
+        raise Unauthorized("unknown API key: check KM_API_KEY (km serve keys list shows prefixes)")
+    if record.revoked:
+        raise Forbidden(
+            f"API key {record.prefix}... was revoked: create a new one with `km serve keys create`"
+        )
+    wait = request.app[LIMITER].check(record.id, time.monotonic())
+    if wait > 0:
+        raise RateLimited(wait)
+    request[PRINCIPAL] = Principal(record.account_id, record.id)
+    return await handler(request)

@@ -1,0 +1,296 @@
+"""`km serve ...`: the server and its operator commands, parsed with argparse.
+
+    km serve [--host H] [--port P] [--database-url URL] [limits]
+    km serve keys create --account NAME [--label L]    prints the new key, once, on stdout
+    km serve keys list [--json]
+    km serve keys revoke KEY_ID
+    km serve accounts list [--json]
+
+The store is `--database-url`, else `KM_DATABASE_URL` (or `database_url` in the config file),
+else the SQLite file `server.db` in the user data directory. Only the new key goes to stdout;
+everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import NoReturn
+
+import orjson
+
+from km.errors import UsageError
+from km.server import keys as keygen
+from km.server.config import (
+    DEFAULT_BURST,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_BATCH_EVENTS,
+    DEFAULT_PORT,
+    DEFAULT_RATE,
+    ServerConfig,
+)
+from km.server.errors import NotFound
+from km.server.ratelimit import RateLimit
+from km.server.stores import open_store, sqlite_path
+from km.server.stores.base import EventStore
+from km.server.stores.postgres import describe_dsn
+from km.settings import Settings
+
+ADMIN_WORDS = ("keys", "accounts")
+
+
+class _Exit(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise _Exit(status)
+
+
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="postgresql://... or sqlite:///path "
+        "(KM_DATABASE_URL; default: user data dir/server.db)",
+    )
+
+
+def _serve_parser() -> _Parser:
+    p = _Parser(prog="km serve", description="Run the Kilometers API.")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT}; 0: any)")
+    _add_database(p)
+    p.add_argument(
+        "--max-batch-bytes",
+        metavar="SIZE",
+        default=str(DEFAULT_MAX_BATCH_BYTES),
+        help="largest request body after decompression (8M)",
+    )
+    p.add_argument(
+        "--max-batch-events",
+        type=int,
+        default=DEFAULT_MAX_BATCH_EVENTS,
+        help=f"most events per request ({DEFAULT_MAX_BATCH_EVENTS})",
+    )
+    p.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help=f"requests/s per key ({DEFAULT_RATE:g})"
+    )
+    p.add_argument(
+        "--burst", type=float, default=DEFAULT_BURST, help=f"burst per key ({DEFAULT_BURST:g})"
+    )
+    return p
+
+
+def _admin_parser() -> _Parser:
+    p = _Parser(prog="km serve", description="Manage the Kilometers API's accounts and keys.")
+    words = p.add_subparsers(dest="noun", required=True)
+    keys = words.add_parser("keys", help="API keys").add_subparsers(dest="verb", required=True)
+    create = keys.add_parser("create", help="create a key (printed once, on stdout)")
+    create.add_argument("--account", required=True, help="account name (created if needed)")
+    create.add_argument("--label", help="a note to tell keys apart")
+    _add_database(create)
+    listing = keys.add_parser("list", help="list keys (prefixes only)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    _add_database(listing)
+    revoke = keys.add_parser("revoke", help="revoke a key: its requests get 403 from now on")
+    revoke.add_argument("key_id", type=int, metavar="KEY_ID", help="id from `km serve keys list`")
+    _add_database(revoke)
+    accounts = words.add_parser("accounts", help="accounts").add_subparsers(
+        dest="verb", required=True
+    )
+    accounts_list = accounts.add_parser("list", help="list accounts")
+    accounts_list.add_argument("--json", action="store_true", help="print JSON")
+    _add_database(accounts_list)
+    return p
+
+
+def resolve_database_url(flag: str | None, settings: Settings) -> str:
+    if flag:
+        settings.set("database_url", flag, "--database-url")
+    if settings.database_url:
+        return settings.database_url
+    import platformdirs
+
+    return os.path.join(platformdirs.user_data_dir("km", appauthor=False), "server.db")
+
+
+def describe_store(url: str) -> str:
+    path = sqlite_path(url)
+    return f"sqlite:{path}" if path is not None else describe_dsn(url)
+
+
+def run_serve(args: list[str], settings: Settings) -> int:
+    """`km serve ...` with the words after `serve`; returns the exit code."""
+    try:
+        settings.load_config_file()
+        if args and args[0] in ADMIN_WORDS:
+            options = _admin_parser().parse_args(args)
+            url = resolve_database_url(options.database_url, settings)
+            return asyncio.run(_with_store(url, lambda store: _admin(store, options)))
+        options = _serve_parser().parse_args(args)
+        config = _server_config(options)
+        url = resolve_database_url(options.database_url, settings)
+    except _Exit as done:
+        return done.status
+    _log_to_stderr()
+    from km.server.serve import run, serve
+
+    try:
+        run(serve(config, url, describe_store(url)))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _server_config(options: argparse.Namespace) -> ServerConfig:
+    if not 0 <= options.port <= 65535:
+        raise UsageError(f"--port: expected 0-65535, got {options.port}")
+    if options.max_batch_events < 1:
+        raise UsageError("--max-batch-events: must be at least 1")
+    try:
+        rate_limit = RateLimit(options.rate, options.burst)
+    except ValueError:
+        raise UsageError("--rate must be > 0 and --burst >= 1") from None
+    return ServerConfig(
+        host=options.host,
+        port=options.port,
+        max_batch_bytes=parse_size("--max-batch-bytes", options.max_batch_bytes),
+        max_batch_events=options.max_batch_events,
+        rate_limit=rate_limit,
+    )
+
+
+def parse_size(name: str, text: str) -> int:
+    """`8388608`, `512k`, `8M` (binary units), at least 1."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    raw = text.strip().lower().removesuffix("b").removesuffix("i")
+    mult = units.get(raw[-1:], 1)
+    try:
+        value = int(float(raw[:-1] if mult > 1 else raw) * mult)
+    except ValueError:
+        raise UsageError(
+            f"{name}: expected a size such as 8388608, 512k or 8M, got {text!r}"
+        ) from None
+    if value < 1:
+        raise UsageError(f"{name}: must be at least 1 byte, got {text!r}")
+    return value
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("km serve: %(message)s"))
+    log = logging.getLogger("km.server")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+async def _with_store(url: str, action: Callable[[EventStore], Awaitable[int]]) -> int:
+    store = await open_store(url)
+    try:
+        await store.migrate()
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def _when(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"km serve: {message}\n")
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+async def _admin(store: EventStore, options: argparse.Namespace) -> int:
+    if options.noun == "accounts":
+        accounts = await store.list_accounts()
+        if options.json:
+            sys.stdout.write(
+                orjson.dumps(
+                    [{"id": a.id, "name": a.name, "created_ns": a.created_ns} for a in accounts]
+                ).decode()
+                + "\n"
+            )
+        else:
+            account_rows = [(str(a.id), a.name, _when(a.created_ns)) for a in accounts]
+            sys.stdout.write(_table(("ID", "NAME", "CREATED"), account_rows))
+        return 0
+    if options.verb == "create":
+        account = await store.create_account(options.account)
+        key = keygen.generate_key()
+        record = await store.create_key(
+            account.id, keygen.hash_key(key), keygen.display_prefix(key), options.label
+        )
+        sys.stdout.write(key + "\n")
+        sys.stdout.flush()
+        _err(
+            f"created key {record.id} ({record.prefix}...) for account {account.name!r}. "
+            "It is shown only this once: store it now (the uplink reads KM_API_KEY)."
+        )
+        return 0
+    if options.verb == "list":
+        keys = await store.list_keys()
+        if options.json:
+            doc = [
+                {
+                    "id": k.id,
+                    "account": k.account_name,
+                    "account_id": k.account_id,
+                    "prefix": k.prefix,
+                    "label": k.label,
+                    "created_ns": k.created_ns,
+                    "revoked_ns": k.revoked_ns,
+                }
+                for k in keys
+            ]
+            sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        else:
+            rows = [
+                (
+                    str(k.id),
+                    k.account_name,
+                    k.prefix + "...",
+                    k.label or "",
+                    _when(k.created_ns),
+                    _when(k.revoked_ns),
+                )
+                for k in keys
+            ]
+            sys.stdout.write(
+                _table(("ID", "ACCOUNT", "PREFIX", "LABEL", "CREATED", "REVOKED"), rows)
+            )
+        return 0
+    if options.verb == "revoke":
+        before = {k.id: k for k in await store.list_keys()}.get(options.key_id)
+        revoked = await store.revoke_key(options.key_id)
+        if revoked is None:
+            raise NotFound("key", options.key_id)
+        already = before is not None and before.revoked
+        state = "was already revoked" if already else "revoked"
+        _err(f"key {revoked.id} ({revoked.prefix}...) of account {revoked.account_name!r} {state}")
+        return 0
+    raise UsageError(f"km serve {options.noun}: unknown command {options.verb!r}")

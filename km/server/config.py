@@ -1,0 +1,34 @@
+"""The server's one configuration object. The CLI builds it from `Settings` and flags; the app
+and the handlers read it, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from km.server.ratelimit import RateLimit
+
+MIB = 1024 * 1024
+
+DEFAULT_HOST = "127.0.0.1"  # loopback: exposing the API is a deliberate choice (--host 0.0.0.0)
+DEFAULT_PORT = 8477
+DEFAULT_MAX_BATCH_BYTES = 8 * MIB  # docs/api.md: per request, after decompression
+DEFAULT_MAX_BATCH_EVENTS = 5000  # docs/api.md
+DEFAULT_RATE = 50.0  # requests per second per key: 250,000 events/s at full batches
+DEFAULT_BURST = 100.0  # requests a key may send at once after idling (an uplink catching up)
+DEFAULT_PAGE = 100  # read side: items per page when `limit` is not given
+MAX_PAGE = 1000  # read side: the largest `limit` accepted
+READY_TIMEOUT_S = 2.0  # /ready answers 503 when the store takes longer than this to answer
+READ_CHUNK = 64 * 1024  # request bodies are read and decoded this much at a time
+DEFAULT_RATE_LIMIT = RateLimit(DEFAULT_RATE, DEFAULT_BURST)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
+    rate_limit: RateLimit = DEFAULT_RATE_LIMIT
+    default_page: int = DEFAULT_PAGE
+    max_page: int = MAX_PAGE
+    ready_timeout_s: float = READY_TIMEOUT_S

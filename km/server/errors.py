@@ -1,0 +1,91 @@
+"""Typed errors of the server. Library code raises them; the HTTP layer maps each type onto a
+status code (`km.server.app`) and the CLI onto an exit code (`KmError.exit_code`)."""
+
+from __future__ import annotations
+
+from km.errors import KmError
+
+
+class StoreError(KmError):
+    """The event store failed in a way a retry will not fix by itself."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"event store {where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached now (closed, connection refused, locked): retry later."""
+
+
+class StoreTooNew(StoreError):
+    """The database was migrated by a newer km whose schema this km does not know."""
+
+    def __init__(self, where: str, version: int, known: int) -> None:
+        super().__init__(
+            where,
+            f"schema version {version} is newer than this km understands ({known}); upgrade km",
+        )
+        self.version = version
+        self.known = known
+
+
+class NotFound(KmError):
+    """An account or key named on the command line does not exist."""
+
+    def __init__(self, what: str, value: object) -> None:
+        super().__init__(
+            f"no {what} {value!r} (see `km serve keys list`, `km serve accounts list`)"
+        )
+        self.what = what
+        self.value = value
+
+
+class BadRequest(KmError):
+    """The request cannot be understood: not JSON, no `events` array, a bad query parameter."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadCursor(BadRequest):
+    """A pagination cursor that this server did not issue."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"cursor {cursor[:40]!r} is not valid: pass back a next_cursor unchanged")
+        self.cursor = cursor
+
+
+class BodyTooLarge(KmError):
+    """The request body (after decompression) or its event count is over the limit."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} is over the limit of {limit}: split the batch")
+        self.what = what
+        self.limit = limit
+
+
+class UnsupportedEncoding(KmError):
+    """A `Content-Encoding` other than identity or gzip."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"Content-Encoding {encoding!r} is not supported: send gzip or identity")
+        self.encoding = encoding
+
+
+class Unauthorized(KmError):
+    """No API key, or one the server does not know (401)."""
+
+
+class Forbidden(KmError):
+    """A revoked API key (403)."""
+
+
+class RateLimited(KmError):
+    """The key spent its request budget (429); `retry_after_s` until the next one passes."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__("rate limit reached for this API key: retry after Retry-After seconds")
+        self.retry_after_s = retry_after_s

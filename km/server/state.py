@@ -1,0 +1,27 @@
+"""Typed keys for what the app and each request carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from km.server.config import ServerConfig
+from km.server.ratelimit import RateLimiter
+from km.server.redaction import Redactor
+from km.server.stores.base import EventStore
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the account of the authenticated key."""
+
+    account_id: int
+    key_id: int
+
+
+STORE = web.AppKey("store", EventStore)
+CONFIG = web.AppKey("config", ServerConfig)
+LIMITER = web.AppKey("limiter", RateLimiter)
+REDACTOR: web.AppKey[Redactor | None] = web.AppKey("redactor")
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -1,0 +1,185 @@
+"""The event store's interface and the small values that cross it.
+
+Two backends implement `EventStore` (embedded SQLite, PostgreSQL) and pass the same tests.
+Every method is scoped by `account_id` where events are concerned: the HTTP layer passes the
+account of the authenticated key and no method can reach another account's rows.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    created_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored key: never the key itself, only its SHA-256 (hex) and a display prefix."""
+
+    id: int
+    account_id: int
+    account_name: str
+    key_hash: str
+    prefix: str
+    label: str | None
+    created_ns: int
+    revoked_ns: int | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_ns is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestEvent:
+    """One validated event, as ingested and as read back.
+
+    `id` is the canonical lower-case UUID. `payload` holds the bytes (after redaction);
+    `payload_encoding` says how the client sent them ("utf8" or "base64") and is how they are
+    returned.
+    """
+
+    id: str
+    session_id: str
+    server: str
+    direction: str
+    ts_ns: int
+    kind: str
+    size: int
+    payload: bytes
+    payload_encoding: str
+    method: str | None = None
+    rpc_id: str | None = None
+    truncated: bool = False
+    link_id: str | None = None
+    latency_us: int | None = None
+    host: str | None = None
+    km_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    session_id: str
+    server: str
+    host: str | None
+    first_ts_ns: int
+    last_ts_ns: int
+    events: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Read-side filters; `None` means any. The time range is half-open: [since_ns, until_ns)."""
+
+    session_id: str | None = None
+    server: str | None = None
+    method: str | None = None
+    direction: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HourStat:
+    """One hourly rollup row with its latency percentiles already estimated."""
+
+    server: str
+    method: str | None
+    hour_ns: int  # start of the hour, Unix ns
+    count: int
+    errors: int
+    bytes: int
+    latency_p50_us: int | None
+    latency_p95_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """Ids (canonical) newly stored, and ids this account had already stored."""
+
+    accepted: tuple[str, ...]
+    duplicates: tuple[str, ...]
+
+
+class EventStore(abc.ABC):
+    """Where accounts, keys and events live. Open with the backend's `open()` classmethod,
+    then `migrate()`; `close()` when done. Errors: `StoreUnavailable` (retry later),
+    `StoreError` (anything else the store reports), `BadCursor` on a cursor it did not issue."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> int:
+        """Bring the schema up to date; return the version found before."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release every connection. Idempotent; later calls raise `StoreUnavailable`."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Return when the store answers a trivial query, else raise `StoreUnavailable`."""
+
+    # Accounts and keys (the operator's side, through `km serve keys ...`).
+
+    @abc.abstractmethod
+    async def create_account(self, name: str) -> Account:
+        """The account named `name`, created if it does not exist yet."""
+
+    @abc.abstractmethod
+    async def list_accounts(self) -> list[Account]: ...
+
+    @abc.abstractmethod
+    async def create_key(
+        self, account_id: int, key_hash: str, prefix: str, label: str | None
+    ) -> ApiKeyRecord: ...
+
+    @abc.abstractmethod
+    async def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_keys(self) -> list[ApiKeyRecord]: ...
+
+    @abc.abstractmethod
+    async def revoke_key(self, key_id: int) -> ApiKeyRecord | None:
+        """Revoke (idempotently); `None` when there is no such key."""
+
+    # Events (the API's side, always for one account).
+
+    @abc.abstractmethod
+    async def ingest(self, account_id: int, events: Sequence[IngestEvent]) -> IngestResult:
+        """Store the events this account does not have yet, in one transaction together with
+        their session and hourly rollup counts. Events must have distinct ids."""
+
+    @abc.abstractmethod
+    async def list_sessions(
+        self, account_id: int, cursor: str | None, limit: int
+    ) -> Page[SessionSummary]:
+        """Newest first (by first event time, then session id)."""
+
+    @abc.abstractmethod
+    async def list_events(
+        self, account_id: int, filters: EventFilter, cursor: str | None, limit: int
+    ) -> Page[IngestEvent]:
+        """Oldest first (by ts_ns, then id): stable keyset pagination."""
+
+    @abc.abstractmethod
+    async def stats(
+        self, account_id: int, since_ns: int | None, until_ns: int | None
+    ) -> list[HourStat]:
+        """Hourly rollups whose hour overlaps [since_ns, until_ns), by hour, server, method."""

@@ -1,0 +1,387 @@
+"""The PostgreSQL store, through an asyncpg pool.
+
+Ingest is one transaction of three statements whatever the batch size: the events as arrays
+through `unnest` with `ON CONFLICT DO NOTHING RETURNING id` (the ids that come back are the new
+ones), then the session and hourly rollup increments of exactly those, also through `unnest`.
+Rows are sent sorted by key so concurrent batches lock in the same order. Several API replicas
+can share one database; migrations serialize on an advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from km.server import cursor as cursors
+from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
+from km.server.stores.aggregate import aggregate
+from km.server.stores.base import (
+    Account,
+    ApiKeyRecord,
+    EventFilter,
+    EventStore,
+    HourStat,
+    IngestEvent,
+    IngestResult,
+    Page,
+    SessionSummary,
+)
+from km.server.stores.payload import to_columns
+from km.server.stores.postgres_schema import MIGRATIONS
+from km.server.stores.rows import (
+    EVENT_COLUMNS,
+    SESSION_COLUMNS,
+    SESSIONS_CURSOR,
+    STATS_COLUMNS,
+    Params,
+    event_where,
+    events_page,
+    sessions_page,
+    stat_from_row,
+    stats_range,
+)
+
+CONNECT_TIMEOUT_S = 10.0  # opening a connection: past this the server is unreachable (503)
+PING_TIMEOUT_S = 2.0  # /ready answers within this
+POOL_MIN = 1
+POOL_MAX = 10  # per API process; PostgreSQL's max_connections is shared by all replicas
+
+# Errors after which a retry can succeed: the connection went away, the server is shutting
+# down or refusing connections, a deadlock or serialization failure chose this transaction.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+# (column, array type, cast applied in SELECT)
+_EVENT_ARRAYS = (
+    ("id", "text", "::uuid"),
+    ("session_id", "text", ""),
+    ("server", "text", ""),
+    ("direction", "text", ""),
+    ("ts_ns", "int8", ""),
+    ("kind", "text", ""),
+    ("method", "text", ""),
+    ("rpc_id", "text", ""),
+    ("size", "int8", ""),
+    ("payload_json", "text", "::jsonb"),
+    ("payload_text", "text", ""),
+    ("payload_bytes", "bytea", ""),
+    ("payload_encoding", "text", ""),
+    ("truncated", "bool", ""),
+    ("link_id", "text", ""),
+    ("latency_us", "int8", ""),
+    ("host", "text", ""),
+    ("km_version", "text", ""),
+)
+assert tuple(c for c, _, _ in _EVENT_ARRAYS) == EVENT_COLUMNS
+
+_INSERT_EVENTS = f"""
+    INSERT INTO events (account_id, {", ".join(EVENT_COLUMNS)}, received_ns)
+    SELECT $1, {", ".join(f"t.{c}{cast}" for c, _, cast in _EVENT_ARRAYS)}, $2
+    FROM unnest({", ".join(f"${i + 3}::{t}[]" for i, (_, t, _) in enumerate(_EVENT_ARRAYS))})
+        AS t({", ".join(c for c, _, _ in _EVENT_ARRAYS)})
+    ON CONFLICT (account_id, id) DO NOTHING
+    RETURNING id::text
+"""
+_UPSERT_SESSIONS = """
+    INSERT INTO sessions AS s (account_id, session_id, server, host, first_ts_ns, last_ts_ns,
+                               events, errors)
+    SELECT $1, t.* FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+                               $7::int8[], $8::int8[]) AS t
+    ON CONFLICT (account_id, session_id) DO UPDATE SET
+        host = coalesce(s.host, excluded.host),
+        first_ts_ns = least(s.first_ts_ns, excluded.first_ts_ns),
+        last_ts_ns = greatest(s.last_ts_ns, excluded.last_ts_ns),
+        events = s.events + excluded.events,
+        errors = s.errors + excluded.errors
+"""
+_UPSERT_ROLLUPS = """
+    INSERT INTO rollups AS r (account_id, hour_ns, server, method, count, errors, bytes,
+                              lat_count, lat_sum, lat_min, lat_max, lat_hist)
+    SELECT $1, t.hour_ns, t.server, t.method, t.count, t.errors, t.bytes, t.lat_count,
+           t.lat_sum, t.lat_min, t.lat_max, t.lat_hist::int8[]
+    FROM unnest($2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[],
+                $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
+        AS t(hour_ns, server, method, count, errors, bytes, lat_count, lat_sum, lat_min,
+             lat_max, lat_hist)
+    ON CONFLICT (account_id, hour_ns, server, method) DO UPDATE SET
+        count = r.count + excluded.count,
+        errors = r.errors + excluded.errors,
+        bytes = r.bytes + excluded.bytes,
+        lat_count = r.lat_count + excluded.lat_count,
+        lat_sum = r.lat_sum + excluded.lat_sum,
+        lat_min = least(r.lat_min, excluded.lat_min),
+        lat_max = greatest(r.lat_max, excluded.lat_max),
+        lat_hist = ARRAY(
+            SELECT coalesce(a, 0) + coalesce(b, 0)
+            FROM unnest(r.lat_hist, excluded.lat_hist) WITH ORDINALITY AS h(a, b, i)
+            ORDER BY i
+        )
+"""
+_KEY_SELECT = """
+    SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
+    FROM api_keys k JOIN accounts a ON a.id = k.account_id
+"""
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a DSN, for messages (never the password)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://{host}{port}{parts.path}"
+
+
+class PostgresStore(EventStore):
+    """Open with `await PostgresStore.open(dsn)`, then `migrate()`; `close()` when done.
+    `schema` puts every table in that PostgreSQL schema (it must exist)."""
+
+    def __init__(self, where: str, pool: asyncpg.Pool) -> None:
+        self.where = where
+        self._pool = pool
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        min_size: int = POOL_MIN,
+        max_size: int = POOL_MAX,
+    ) -> PostgresStore:
+        where = describe_dsn(dsn)
+        settings = {"search_path": schema} if schema else None
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                server_settings=settings,
+                timeout=CONNECT_TIMEOUT_S,
+            )
+        except _TRANSIENT as exc:
+            raise StoreUnavailable(where, f"cannot connect ({exc})") from None
+        except asyncpg.PostgresError as exc:
+            raise StoreError(where, str(exc)) from None
+        return cls(where, pool)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._pool.close()
+
+    async def ping(self) -> None:
+        async with self._guard():
+            await self._pool.fetchval("SELECT 1", timeout=PING_TIMEOUT_S)
+
+    async def migrate(self) -> int:
+        latest = len(MIGRATIONS)
+        async with self._transaction() as conn:
+            # One migrator at a time per schema, across every replica.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('km:' || current_schema()))")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version integer PRIMARY KEY, applied_ns bigint NOT NULL)"
+            )
+            found = int(
+                await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            )
+            if found > latest:
+                raise StoreTooNew(self.where, found, latest)
+            for version in range(found, latest):
+                for statement in MIGRATIONS[version]:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2)", version + 1, time.time_ns()
+                )
+        return found
+
+    # -- accounts and keys
+
+    async def create_account(self, name: str) -> Account:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO accounts (name, created_ns) VALUES ($1, $2) "
+                "ON CONFLICT (name) DO NOTHING",
+                name,
+                time.time_ns(),
+            )
+            row = await conn.fetchrow(
+                "SELECT id, name, created_ns FROM accounts WHERE name = $1", name
+            )
+        return Account(*row)
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self._fetch("SELECT id, name, created_ns FROM accounts ORDER BY id")
+        return [Account(*r) for r in rows]
+
+    async def create_key(
+        self, account_id: int, key_hash: str, prefix: str, label: str | None
+    ) -> ApiKeyRecord:
+        async with self._transaction() as conn:
+            key_id = await conn.fetchval(
+                "INSERT INTO api_keys (account_id, key_hash, prefix, label, created_ns) "
+                "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                account_id,
+                key_hash,
+                prefix,
+                label,
+                time.time_ns(),
+            )
+            row = await conn.fetchrow(_KEY_SELECT + " WHERE k.id = $1", key_id)
+        return ApiKeyRecord(*row)
+
+    async def find_key(self, key_hash: str) -> ApiKeyRecord | None:
+        rows = await self._fetch(_KEY_SELECT + " WHERE k.key_hash = $1", key_hash)
+        return ApiKeyRecord(*rows[0]) if rows else None
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        rows = await self._fetch(_KEY_SELECT + " ORDER BY k.id")
+        return [ApiKeyRecord(*r) for r in rows]
+
+    async def revoke_key(self, key_id: int) -> ApiKeyRecord | None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE api_keys SET revoked_ns = $1 WHERE id = $2 AND revoked_ns IS NULL",
+                time.time_ns(),
+                key_id,
+            )
+            row = await conn.fetchrow(_KEY_SELECT + " WHERE k.id = $1", key_id)
+        return ApiKeyRecord(*row) if row else None
+
+    # -- events
+
+    async def ingest(self, account_id: int, events: Sequence[IngestEvent]) -> IngestResult:
+        if not events:
+            return IngestResult((), ())
+        ordered = sorted(events, key=lambda e: e.id)  # lock order: see the module docstring
+        columns: list[list[object]] = [[] for _ in _EVENT_ARRAYS]
+        for e in ordered:
+            json, text, blob = to_columns(e.payload, e.truncated)
+            row = (
+                e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method, e.rpc_id,
+                e.size, json, text, blob, e.payload_encoding, e.truncated, e.link_id,
+                e.latency_us, e.host, e.km_version,
+            )  # fmt: skip
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        async with self._transaction() as conn:
+            rows = await conn.fetch(_INSERT_EVENTS, account_id, time.time_ns(), *columns)
+            inserted = {r[0] for r in rows}
+            new = [e for e in ordered if e.id in inserted]
+            sessions, rollups = aggregate(new)
+            if sessions:
+                await conn.execute(
+                    _UPSERT_SESSIONS,
+                    account_id,
+                    [s.session_id for s in sessions],
+                    [s.server for s in sessions],
+                    [s.host for s in sessions],
+                    [s.first_ts_ns for s in sessions],
+                    [s.last_ts_ns for s in sessions],
+                    [s.events for s in sessions],
+                    [s.errors for s in sessions],
+                )
+            if rollups:
+                await conn.execute(
+                    _UPSERT_ROLLUPS,
+                    account_id,
+                    [r.hour_ns for r in rollups],
+                    [r.server for r in rollups],
+                    [r.method for r in rollups],
+                    [r.count for r in rollups],
+                    [r.errors for r in rollups],
+                    [r.bytes for r in rollups],
+                    [r.lat_count for r in rollups],
+                    [r.lat_sum for r in rollups],
+                    [r.lat_min for r in rollups],
+                    [r.lat_max for r in rollups],
+                    ["{" + ",".join(map(str, r.hist)) + "}" for r in rollups],
+                )
+        return IngestResult(
+            tuple(e.id for e in events if e.id in inserted),
+            tuple(e.id for e in events if e.id not in inserted),
+        )
+
+    async def list_sessions(
+        self, account_id: int, cursor: str | None, limit: int
+    ) -> Page[SessionSummary]:
+        where = ""
+        params: list[object] = [account_id]
+        if cursor is not None:
+            first_ts_ns, session_id = cursors.decode(SESSIONS_CURSOR, cursor)
+            where = " AND (first_ts_ns, session_id) < ($2, $3)"
+            params += [first_ts_ns, session_id]
+        rows = await self._fetch(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1{where} "
+            f"ORDER BY first_ts_ns DESC, session_id DESC LIMIT ${len(params) + 1}",
+            *params,
+            limit + 1,
+        )
+        items, next_cursor = sessions_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    async def list_events(
+        self, account_id: int, filters: EventFilter, cursor: str | None, limit: int
+    ) -> Page[IngestEvent]:
+        params = Params("numeric", account_id)
+        where = event_where(params, filters, cursor, uuid_cast="::uuid")
+        as_text = {"id": "id::text", "payload_json": "payload_json::text"}
+        columns = ", ".join(as_text.get(c, c) for c in EVENT_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM events WHERE account_id = $1{where} "
+            f"ORDER BY ts_ns, id LIMIT {params.add(limit + 1)}"
+        )
+        rows = await self._fetch(sql, *params.values)
+        items, next_cursor = events_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    async def stats(
+        self, account_id: int, since_ns: int | None, until_ns: int | None
+    ) -> list[HourStat]:
+        low, high = stats_range(since_ns, until_ns)
+        rows = await self._fetch(
+            f"SELECT {STATS_COLUMNS} FROM rollups "
+            "WHERE account_id = $1 AND hour_ns > $2 AND hour_ns < $3 "
+            "ORDER BY hour_ns, server, method",
+            account_id,
+            low,
+            high,
+        )
+        return [stat_from_row(r, r[8]) for r in rows]
+
+    # -- plumbing
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        if self._closed:
+            raise StoreUnavailable(self.where, "the store is closed")
+        try:
+            yield
+        except _TRANSIENT as exc:
+            raise StoreUnavailable(self.where, f"{type(exc).__name__}: {exc}") from None
+        except asyncpg.PostgresError as exc:
+            raise StoreError(self.where, f"{type(exc).__name__}: {exc}") from None
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        async with self._guard(), self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def _fetch(self, sql: str, *args: object) -> list[Any]:
+        async with self._guard():
+            return list(await self._pool.fetch(sql, *args))

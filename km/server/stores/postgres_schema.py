@@ -1,0 +1,93 @@
+"""The PostgreSQL store's schema, as numbered migrations (`schema_migrations` records which
+ran, in the connection's current schema). `MIGRATIONS[i]` takes the database from version i to
+i + 1. Never edit a released step; append one.
+
+Growth notes: events carry no foreign key (ingest speed) and are keyed (account_id, id) for
+idempotent ingest; both read paths are keyset scans on (account_id, ts_ns, id) and
+(account_id, session_id, ts_ns, id). Rollups and sessions are maintained on ingest, so
+dashboards never scan events. See km/server/README.md for partitioning.
+"""
+
+from __future__ import annotations
+
+_V1 = (
+    """
+    CREATE TABLE accounts (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name       text   NOT NULL UNIQUE,
+        created_ns bigint NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE api_keys (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id bigint NOT NULL REFERENCES accounts (id),
+        key_hash   text   NOT NULL UNIQUE,
+        prefix     text   NOT NULL,
+        label      text,
+        created_ns bigint NOT NULL,
+        revoked_ns bigint
+    )
+    """,
+    """
+    CREATE TABLE events (
+        account_id       bigint  NOT NULL,
+        id               uuid    NOT NULL,
+        session_id       text    NOT NULL,
+        server           text    NOT NULL,
+        direction        text    NOT NULL,
+        ts_ns            bigint  NOT NULL,
+        kind             text    NOT NULL,
+        method           text,
+        rpc_id           text,
+        size             bigint  NOT NULL,
+        payload_json     jsonb,
+        payload_text     text,
+        payload_bytes    bytea,
+        payload_encoding text    NOT NULL,
+        truncated        boolean NOT NULL,
+        link_id          text,
+        latency_us       bigint,
+        host             text,
+        km_version       text,
+        received_ns      bigint  NOT NULL,
+        PRIMARY KEY (account_id, id),
+        CHECK (num_nonnulls(payload_json, payload_text, payload_bytes) = 1)
+    )
+    """,
+    "CREATE INDEX events_account_ts ON events (account_id, ts_ns, id)",
+    "CREATE INDEX events_account_session_ts ON events (account_id, session_id, ts_ns, id)",
+    """
+    CREATE TABLE sessions (
+        account_id  bigint NOT NULL,
+        session_id  text   NOT NULL,
+        server      text   NOT NULL,
+        host        text,
+        first_ts_ns bigint NOT NULL,
+        last_ts_ns  bigint NOT NULL,
+        events      bigint NOT NULL,
+        errors      bigint NOT NULL,
+        PRIMARY KEY (account_id, session_id)
+    )
+    """,
+    "CREATE INDEX sessions_account_first ON sessions (account_id, first_ts_ns, session_id)",
+    """
+    CREATE TABLE rollups (
+        account_id bigint   NOT NULL,
+        hour_ns    bigint   NOT NULL,
+        server     text     NOT NULL,
+        method     text     NOT NULL,
+        count      bigint   NOT NULL,
+        errors     bigint   NOT NULL,
+        bytes      bigint   NOT NULL,
+        lat_count  bigint   NOT NULL,
+        lat_sum    bigint   NOT NULL,
+        lat_min    bigint,
+        lat_max    bigint,
+        lat_hist   bigint[] NOT NULL,
+        PRIMARY KEY (account_id, hour_ns, server, method)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)

@@ -1,0 +1,359 @@
+"""The embedded store: one SQLite file in WAL mode, through aiosqlite.
+
+Two connections: a writer, used one transaction at a time under an asyncio lock (`BEGIN
+IMMEDIATE`, so other processes on the same file queue on SQLite's lock), and a reader, which in
+WAL mode never waits for the writer and never sees a transaction half done.
+`synchronous=FULL`: an event the API acknowledged survives a power cut (the client deletes it).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from km.server import cursor as cursors
+from km.server import latency
+from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
+from km.server.stores.aggregate import aggregate
+from km.server.stores.base import (
+    Account,
+    ApiKeyRecord,
+    EventFilter,
+    EventStore,
+    HourStat,
+    IngestEvent,
+    IngestResult,
+    Page,
+    SessionSummary,
+)
+from km.server.stores.payload import to_columns
+from km.server.stores.rows import (
+    EVENT_COLUMNS,
+    SESSION_COLUMNS,
+    SESSIONS_CURSOR,
+    STATS_COLUMNS,
+    Params,
+    event_where,
+    events_page,
+    sessions_page,
+    stat_from_row,
+    stats_range,
+)
+from km.server.stores.sqlite_schema import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 5000  # wait this long for another process's write lock before 503
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+_INSERT_EVENT = f"""
+    INSERT INTO events (account_id, {", ".join(EVENT_COLUMNS)}, received_ns)
+    VALUES ({", ".join("?" * (len(EVENT_COLUMNS) + 2))})
+"""
+_UPSERT_SESSION = """
+    INSERT INTO sessions (account_id, session_id, server, host, first_ts_ns, last_ts_ns,
+                          events, errors)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (account_id, session_id) DO UPDATE SET
+        host = coalesce(host, excluded.host),
+        first_ts_ns = min(first_ts_ns, excluded.first_ts_ns),
+        last_ts_ns = max(last_ts_ns, excluded.last_ts_ns),
+        events = events + excluded.events,
+        errors = errors + excluded.errors
+"""
+# lat_hist arrives already merged with the stored one (read under the same write lock).
+_UPSERT_ROLLUP = """
+    INSERT INTO rollups (account_id, hour_ns, server, method, count, errors, bytes, lat_count,
+                         lat_sum, lat_min, lat_max, lat_hist)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (account_id, hour_ns, server, method) DO UPDATE SET
+        count = count + excluded.count,
+        errors = errors + excluded.errors,
+        bytes = bytes + excluded.bytes,
+        lat_count = lat_count + excluded.lat_count,
+        lat_sum = lat_sum + excluded.lat_sum,
+        lat_min = min(coalesce(lat_min, excluded.lat_min), coalesce(excluded.lat_min, lat_min)),
+        lat_max = max(coalesce(lat_max, excluded.lat_max), coalesce(excluded.lat_max, lat_max)),
+        lat_hist = excluded.lat_hist
+"""
+_KEY_SELECT = """
+    SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
+    FROM api_keys k JOIN accounts a ON a.id = k.account_id
+"""
+
+
+class SqliteStore(EventStore):
+    """Open with `await SqliteStore.open(path)`, then `migrate()`; `close()` when done."""
+
+    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        import asyncio
+
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        if path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(path, f"cannot create {parent}: {exc.strerror}") from None
+        connections: list[aiosqlite.Connection] = []
+        try:
+            for _ in range(2):
+                conn = await aiosqlite.connect(path, isolation_level=None)
+                connections.append(conn)
+                await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+                await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute("PRAGMA synchronous = FULL")
+                await conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            for conn in connections:
+                await conn.close()
+            raise _classify(path, exc) from None
+        return cls(path, connections[0], connections[1])
+
+    # -- lifecycle
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._write_lock:
+            await self._writer.close()
+        await self._reader.close()
+
+    async def ping(self) -> None:
+        async with self._guard():
+            await self._reader.execute_fetchall("SELECT 1")
+
+    async def migrate(self) -> int:
+        latest = len(MIGRATIONS)
+        async with self._transaction() as w:
+            await w.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)"
+            )
+            rows = await w.execute_fetchall(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations"
+            )
+            found = int(next(iter(rows))[0])
+            if found > latest:
+                raise StoreTooNew(self.path, found, latest)
+            for version in range(found, latest):
+                for statement in MIGRATIONS[version]:
+                    await w.execute(statement)
+                await w.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?)", (version + 1, time.time_ns())
+                )
+        return found
+
+    # -- accounts and keys
+
+    async def create_account(self, name: str) -> Account:
+        async with self._transaction() as w:
+            await w.execute(
+                "INSERT INTO accounts (name, created_ns) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, time.time_ns()),
+            )
+            rows = await w.execute_fetchall(
+                "SELECT id, name, created_ns FROM accounts WHERE name = ?", (name,)
+            )
+        return Account(*next(iter(rows)))
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self._read("SELECT id, name, created_ns FROM accounts ORDER BY id", ())
+        return [Account(*r) for r in rows]
+
+    async def create_key(
+        self, account_id: int, key_hash: str, prefix: str, label: str | None
+    ) -> ApiKeyRecord:
+        async with self._transaction() as w:
+            cur = await w.execute(
+                "INSERT INTO api_keys (account_id, key_hash, prefix, label, created_ns) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (account_id, key_hash, prefix, label, time.time_ns()),
+            )
+            rows = await w.execute_fetchall(_KEY_SELECT + " WHERE k.id = ?", (cur.lastrowid,))
+        return ApiKeyRecord(*next(iter(rows)))
+
+    async def find_key(self, key_hash: str) -> ApiKeyRecord | None:
+        rows = await self._read(_KEY_SELECT + " WHERE k.key_hash = ?", (key_hash,))
+        return ApiKeyRecord(*rows[0]) if rows else None
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        rows = await self._read(_KEY_SELECT + " ORDER BY k.id", ())
+        return [ApiKeyRecord(*r) for r in rows]
+
+    async def revoke_key(self, key_id: int) -> ApiKeyRecord | None:
+        async with self._transaction() as w:
+            await w.execute(
+                "UPDATE api_keys SET revoked_ns = ? WHERE id = ? AND revoked_ns IS NULL",
+                (time.time_ns(), key_id),
+            )
+            rows = await w.execute_fetchall(_KEY_SELECT + " WHERE k.id = ?", (key_id,))
+        return ApiKeyRecord(*next(iter(rows))) if rows else None
+
+    # -- events
+
+    async def ingest(self, account_id: int, events: Sequence[IngestEvent]) -> IngestResult:
+        if not events:
+            return IngestResult((), ())
+        ids = orjson.dumps([e.id for e in events]).decode()
+        now = time.time_ns()
+        async with self._transaction() as w:
+            # Under the write lock nobody else can insert, so "not there yet" means "new".
+            rows = await w.execute_fetchall(
+                "SELECT id FROM events WHERE account_id = ? "
+                "AND id IN (SELECT value FROM json_each(?))",
+                (account_id, ids),
+            )
+            existing = {r[0] for r in rows}
+            new = [e for e in events if e.id not in existing]
+            await w.executemany(_INSERT_EVENT, [_event_row(account_id, e, now) for e in new])
+            sessions, rollups = aggregate(new)
+            await w.executemany(
+                _UPSERT_SESSION,
+                [
+                    (
+                        account_id,
+                        s.session_id,
+                        s.server,
+                        s.host,
+                        s.first_ts_ns,
+                        s.last_ts_ns,
+                        s.events,
+                        s.errors,
+                    )
+                    for s in sessions
+                ],
+            )
+            for r in rollups:
+                found = await w.execute_fetchall(
+                    "SELECT lat_hist FROM rollups "
+                    "WHERE account_id = ? AND hour_ns = ? AND server = ? AND method = ?",
+                    (account_id, r.hour_ns, r.server, r.method),
+                )
+                hist = latency.empty()
+                for (stored,) in found:
+                    latency.merge(hist, orjson.loads(stored))
+                latency.merge(hist, r.hist)
+                await w.execute(
+                    _UPSERT_ROLLUP,
+                    (
+                        account_id,
+                        r.hour_ns,
+                        r.server,
+                        r.method,
+                        r.count,
+                        r.errors,
+                        r.bytes,
+                        r.lat_count,
+                        r.lat_sum,
+                        r.lat_min,
+                        r.lat_max,
+                        orjson.dumps(hist).decode(),
+                    ),
+                )
+        return IngestResult(
+            tuple(e.id for e in new), tuple(e.id for e in events if e.id in existing)
+        )
+
+    async def list_sessions(
+        self, account_id: int, cursor: str | None, limit: int
+    ) -> Page[SessionSummary]:
+        where = ""
+        params: list[object] = [account_id]
+        if cursor is not None:
+            first_ts_ns, session_id = cursors.decode(SESSIONS_CURSOR, cursor)
+            where = " AND first_ts_ns <= ? AND (first_ts_ns < ? OR session_id < ?)"
+            params += [first_ts_ns, first_ts_ns, session_id]
+        rows = await self._read(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = ?{where} "
+            "ORDER BY first_ts_ns DESC, session_id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        items, next_cursor = sessions_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    async def list_events(
+        self, account_id: int, filters: EventFilter, cursor: str | None, limit: int
+    ) -> Page[IngestEvent]:
+        params = Params("qmark", account_id)
+        where = event_where(params, filters, cursor, uuid_cast="")
+        by_session = filters.session_id is not None
+        index = "events_account_session_ts" if by_session else "events_account_ts"
+        sql = (
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events INDEXED BY {index} "
+            f"WHERE account_id = ?{where} ORDER BY ts_ns, id LIMIT {params.add(limit + 1)}"
+        )
+        rows = await self._read(sql, tuple(params.values))
+        items, next_cursor = events_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    async def stats(
+        self, account_id: int, since_ns: int | None, until_ns: int | None
+    ) -> list[HourStat]:
+        low, high = stats_range(since_ns, until_ns)
+        rows = await self._read(
+            f"SELECT {STATS_COLUMNS} FROM rollups "
+            "WHERE account_id = ? AND hour_ns > ? AND hour_ns < ? ORDER BY hour_ns, server, method",
+            (account_id, low, high),
+        )
+        return [stat_from_row(r, orjson.loads(r[8])) for r in rows]
+
+    # -- plumbing
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        if self._closed:
+            raise StoreUnavailable(self.path, "the store is closed")
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _classify(self.path, exc) from None
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._guard(), self._write_lock:
+            w = self._writer
+            if w.in_transaction:  # left open by a cancelled caller
+                await w.execute("ROLLBACK")
+            await w.execute("BEGIN IMMEDIATE")
+            try:
+                yield w
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    await w.execute("ROLLBACK")
+                raise
+            await w.execute("COMMIT")
+
+    async def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
+        async with self._guard():
+            return list(await self._reader.execute_fetchall(sql, params))
+
+
+def _event_row(account_id: int, e: IngestEvent, now: int) -> tuple[object, ...]:
+    json, text, blob = to_columns(e.payload, e.truncated)
+    return (
+        account_id, e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
+        e.rpc_id, e.size, json, text, blob, e.payload_encoding, int(e.truncated), e.link_id,
+        e.latency_us, e.host, e.km_version, now,
+    )  # fmt: skip
+
+
+def _classify(path: str, exc: sqlite3.Error) -> StoreError:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in _BUSY_CODES:
+        return StoreUnavailable(path, f"the database is busy ({exc})")
+    return StoreError(path, str(exc))

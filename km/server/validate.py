@@ -1,0 +1,164 @@
+"""Validation of one ingested event (sans-IO): a JSON object in, an `IngestEvent` or the reason
+it was refused out. Reasons name the field and what was expected, for the client's quarantine.
+
+Unknown fields are ignored (newer clients may send more). Text fields may not contain NUL
+(PostgreSQL text cannot hold it) and have length caps, so one bad event cannot bloat an index.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Mapping
+
+from km.events import C2S, KINDS, KM, S2C
+from km.server.stores.base import IngestEvent
+
+DIRECTIONS = (C2S, S2C, KM)
+ENCODINGS = ("utf8", "base64")
+MAX_NAME = 256  # session_id, server, host, km_version
+MAX_METHOD = 1024  # method, rpc_id, link_id
+MAX_INT64 = 2**63 - 1
+
+REQUIRED_FIELDS = (
+    "id",
+    "session_id",
+    "server",
+    "direction",
+    "ts_ns",
+    "kind",
+    "size",
+    "payload",
+    "payload_encoding",
+)
+
+
+class _Invalid(Exception):
+    pass
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "integer", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def canonical_id(value: object) -> str | None:
+    """The lower-case canonical form of a UUID written as 8-4-4-4-12 hex digits, else None."""
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    text = str(parsed)
+    return text if text == value.lower() else None
+
+
+def _text(obj: Mapping[str, object], name: str, cap: int, *, required: bool) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise _Invalid(f"{name}: required")
+        return None
+    if not isinstance(value, str):
+        raise _Invalid(f"{name}: expected a string, got {json_type(value)}")
+    if required and not value:
+        raise _Invalid(f"{name}: must not be empty")
+    if len(value) > cap:
+        raise _Invalid(f"{name}: longer than {cap} characters")
+    if "\x00" in value:
+        raise _Invalid(f"{name}: contains a NUL character")
+    return value
+
+
+def _int(obj: Mapping[str, object], name: str, *, required: bool) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise _Invalid(f"{name}: required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"{name}: expected an integer, got {json_type(value)}")
+    if not 0 <= value <= MAX_INT64:
+        raise _Invalid(f"{name}: must be between 0 and 2**63-1")
+    return value
+
+
+def _choice(obj: Mapping[str, object], name: str, choices: tuple[str, ...]) -> str:
+    value = obj.get(name)
+    if value is None:
+        raise _Invalid(f"{name}: required")
+    if value not in choices:
+        raise _Invalid(f"{name}: expected one of {', '.join(choices)}, got {str(value)[:40]!r}")
+    assert isinstance(value, str)
+    return value
+
+
+def _payload(obj: Mapping[str, object], encoding: str) -> bytes:
+    value = obj.get("payload")
+    if value is None:
+        raise _Invalid("payload: required")
+    if not isinstance(value, str):
+        raise _Invalid(f"payload: expected a string, got {json_type(value)}")
+    if encoding == "utf8":
+        return value.encode("utf-8")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, binascii.Error):
+        raise _Invalid("payload: not valid base64 (payload_encoding is base64)") from None
+
+
+def _check(obj: Mapping[str, object]) -> IngestEvent:
+    if "id" not in obj or obj["id"] is None:
+        raise _Invalid("id: required")
+    event_id = canonical_id(obj["id"])
+    if event_id is None:
+        raise _Invalid("id: expected a UUID (8-4-4-4-12 hex digits)")
+    session_id = _text(obj, "session_id", MAX_NAME, required=True)
+    server = _text(obj, "server", MAX_NAME, required=True)
+    direction = _choice(obj, "direction", DIRECTIONS)
+    ts_ns = _int(obj, "ts_ns", required=True)
+    kind = _choice(obj, "kind", KINDS)
+    size = _int(obj, "size", required=True)
+    encoding = _choice(obj, "payload_encoding", ENCODINGS)
+    payload = _payload(obj, encoding)
+    truncated = obj.get("truncated")
+    if truncated is not None and not isinstance(truncated, bool):
+        raise _Invalid(f"truncated: expected true or false, got {json_type(truncated)}")
+    assert session_id is not None and server is not None
+    assert ts_ns is not None and size is not None
+    return IngestEvent(
+        id=event_id,
+        session_id=session_id,
+        server=server,
+        direction=direction,
+        ts_ns=ts_ns,
+        kind=kind,
+        size=size,
+        payload=payload,
+        payload_encoding=encoding,
+        method=_text(obj, "method", MAX_METHOD, required=False),
+        rpc_id=_text(obj, "rpc_id", MAX_METHOD, required=False),
+        truncated=bool(truncated),
+        link_id=_text(obj, "link_id", MAX_METHOD, required=False),
+        latency_us=_int(obj, "latency_us", required=False),
+        host=_text(obj, "host", MAX_NAME, required=False),
+        km_version=_text(obj, "km_version", MAX_NAME, required=False),
+    )
+
+
+def validate_event(obj: object) -> IngestEvent | str:
+    """The event, or one line saying why it cannot be stored."""
+    if not isinstance(obj, dict):
+        return f"event: expected a JSON object, got {json_type(obj)}"
+    try:
+        return _check(obj)
+    except _Invalid as exc:
+        return str(exc)
