@@ -24,9 +24,28 @@ _LAUNCHERS: dict[str, frozenset[str]] = {
     "node": frozenset({"-r", "--require", "--import", "--loader"}),
     "deno": frozenset({"--config", "-c"}),
     "bun": frozenset(),
-    "docker": frozenset({"-e", "--env", "-v", "--volume", "--name", "--network", "-p", "--publish",
-                         "--env-file", "--mount", "-w", "--workdir", "--entrypoint", "-u", "--user"}),
-    "podman": frozenset({"-e", "--env", "-v", "--volume", "--name", "--network", "-p", "--env-file"}),
+    "docker": frozenset(
+        {
+            "-e",
+            "--env",
+            "-v",
+            "--volume",
+            "--name",
+            "--network",
+            "-p",
+            "--publish",
+            "--env-file",
+            "--mount",
+            "-w",
+            "--workdir",
+            "--entrypoint",
+            "-u",
+            "--user",
+        }
+    ),
+    "podman": frozenset(
+        {"-e", "--env", "-v", "--volume", "--name", "--network", "-p", "--env-file"}
+    ),
     "env": frozenset({"-u", "--unset", "-C", "--chdir", "-S"}),
 }
 # Words that are sub-commands of a launcher, not the thing it runs.
@@ -34,7 +53,9 @@ _SUBCOMMANDS = frozenset({"run", "exec", "dlx", "x", "tool", "--"})
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 _ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # File and folder names that say nothing about which server it is.
-_GENERIC = frozenset({"index", "main", "server", "cli", "dist", "build", "src", "bin", "lib", "app"})
+_GENERIC = frozenset(
+    {"index", "main", "server", "cli", "dist", "build", "src", "bin", "lib", "app"}
+)
 
 
 def _clean(word: str) -> str:
@@ -82,6 +103,6 @@ def derive_server_name(argv: list[str]) -> str:
         if word.startswith("-") or word in _SUBCOMMANDS or _ENV_ASSIGNMENT.match(word):
             continue
         if program == "env":
-            return derive_server_name(rest[rest.index(word):])
+            return derive_server_name(rest[rest.index(word) :])
         return _clean(word)
     return program

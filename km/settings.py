@@ -16,7 +16,9 @@ MIB = 1024 * 1024
 
 # Defaults, each with its reason.
 DEFAULT_PAYLOAD_CAP = 64 * 1024  # a stored payload past this is truncated (forwarding never is)
-DEFAULT_QUEUE_MAX_BYTES = 4 * MIB  # captures waiting for the capture process (and in it), before drops
+DEFAULT_QUEUE_MAX_BYTES = (
+    4 * MIB
+)  # captures waiting for the capture process (and in it), before drops
 DEFAULT_QUEUE_MAX_FRAMES = 10_000  # same, by count: many tiny frames cost memory per object
 DEFAULT_SPOOL_MAX_BYTES = 1024 * MIB  # the spool evicts its oldest events past this size
 DEFAULT_GRACE_S = 2.0  # after closing the server's stdin, before SIGTERM (then SIGKILL)
@@ -37,7 +39,9 @@ def _parse_size(name: str, text: str) -> int:
     try:
         value = int(float(raw) * mult)
     except ValueError:
-        raise UsageError(f"{name}: expected a size such as 1048576, 64k or 16M, got {text!r}") from None
+        raise UsageError(
+            f"{name}: expected a size such as 1048576, 64k or 16M, got {text!r}"
+        ) from None
     if value < 0:
         raise UsageError(f"{name}: must not be negative, got {text!r}")
     return value
@@ -108,7 +112,14 @@ class Settings:
     def set(self, field: str, text: str, source: str) -> None:
         """Set one field from its textual form; `source` names it in error messages."""
         self._explicit.add(field)
-        if field in ("server_name", "spool_path", "api_url", "api_key", "database_url", "config_path"):
+        if field in (
+            "server_name",
+            "spool_path",
+            "api_url",
+            "api_key",
+            "database_url",
+            "config_path",
+        ):
             setattr(self, field, text or None)
         elif field == "capture":
             self.capture = _parse_bool(source, text)
@@ -155,10 +166,16 @@ class Settings:
         for key, value in data.items():
             field = by_key.get(key)
             if field is None:
-                raise UsageError(f"config file {path}: unknown key {key!r} (known: {', '.join(sorted(by_key))})")
+                raise UsageError(
+                    f"config file {path}: unknown key {key!r} (known: {', '.join(sorted(by_key))})"
+                )
             if field not in self._explicit:
                 explicit = set(self._explicit)
-                self.set(field, str(value).lower() if isinstance(value, bool) else str(value), f"{path}: {key}")
+                self.set(
+                    field,
+                    str(value).lower() if isinstance(value, bool) else str(value),
+                    f"{path}: {key}",
+                )
                 self._explicit = explicit
 
     def resolve_spool_path(self) -> str:

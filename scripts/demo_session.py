@@ -38,7 +38,10 @@ async def main() -> None:
         [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"],
         [
             ("get_current_time", {"timezone": "Europe/Paris"}),
-            ("convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}),
+            (
+                "convert_time",
+                {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"},
+            ),
         ],
     )
     if EVERYTHING.exists():

@@ -34,19 +34,26 @@ async def time_script(client: ClientSession) -> list[Any]:
 
 
 async def everything_script(client: ClientSession) -> list[Any]:
-    progress: list[float] = []
+    seen: list[float] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append(done)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
 
     tools = await client.list_tools()
     echo = await client.call_tool("echo", {"message": "héllo through km ✓"})
     total = await client.call_tool("get-sum", {"a": 2, "b": 40})
     long_op = await client.call_tool(
-        "trigger-long-running-operation", {"duration": 0.3, "steps": 3}, progress_callback=on_progress
+        "trigger-long-running-operation",
+        {"duration": 0.3, "steps": 3},
+        progress_callback=on_progress,
     )
-    return [sorted(t.name for t in tools.tools), echo.model_dump(), total.model_dump(),
-            long_op.model_dump(), progress]
+    return [
+        sorted(t.name for t in tools.tools),
+        echo.model_dump(),
+        total.model_dump(),
+        long_op.model_dump(),
+        seen,
+    ]
 
 
 async def run_session(command: list[str], script: Script, env: dict[str, str]) -> list[Any]:
@@ -96,7 +103,11 @@ def check_capture(spool: Path, wire_dir: Path, server: str) -> list[sqlite3.Row]
     ],
 )
 def test_sdk_client_through_km_matches_direct_and_spool_has_every_message(
-    name: str, command: list[str], script: Script, km_env: dict[str, str], spool_path: Path,
+    name: str,
+    command: list[str],
+    script: Script,
+    km_env: dict[str, str],
+    spool_path: Path,
     tmp_path: Path,
 ) -> None:
     if name == "everything" and not EVERYTHING.exists():
@@ -104,13 +115,24 @@ def test_sdk_client_through_km_matches_direct_and_spool_has_every_message(
     direct = asyncio.run(run_session(command, script, km_env))
     wire = tmp_path / "wire"
     wire.mkdir()
-    proxied_command = [sys.executable, "-m", "km", "--name", name, sys.executable, str(TEE),
-                       str(wire), *command]
+    proxied_command = [
+        sys.executable,
+        "-m",
+        "km",
+        "--name",
+        name,
+        sys.executable,
+        str(TEE),
+        str(wire),
+        *command,
+    ]
     proxied = asyncio.run(run_session(proxied_command, script, km_env))
     assert proxied == direct
     rows = check_capture(spool_path, wire, name)
     if name == "everything":
         progress = [r for r in rows if r["method"] == "notifications/progress"]
         assert len(progress) >= 3
-        call = next(r for r in rows if r["kind"] == "request" and b"trigger-long" in bytes(r["payload"]))
+        call = next(
+            r for r in rows if r["kind"] == "request" and b"trigger-long" in bytes(r["payload"])
+        )
         assert {r["link_id"] for r in progress} == {call["id"]}

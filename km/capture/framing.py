@@ -84,14 +84,13 @@ class LineFramer:
         """At EOF: the unterminated last line, if there is one."""
         return self._finish() if self._size else None
 
-    def _whole(self, chunk: bytes, start: int, stop: int) -> Frame:
+    def _whole(self, chunk: bytes | bytearray, start: int, stop: int) -> Frame:
         size = stop - start
         cap = self._cap
         if size <= cap:
-            return Frame(chunk[start:stop], size, False, b"")
-        return Frame(
-            chunk[start : start + cap], size, True, chunk[max(start, stop - TAIL_BYTES) : stop]
-        )
+            return Frame(bytes(chunk[start:stop]), size, False, b"")
+        tail = bytes(chunk[max(start, stop - TAIL_BYTES) : stop])
+        return Frame(bytes(chunk[start : start + cap]), size, True, tail)
 
     def _extend(self, chunk: bytes | bytearray, start: int, stop: int) -> None:
         n = stop - start

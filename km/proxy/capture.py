@@ -4,7 +4,6 @@ forwarding path."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -17,7 +16,9 @@ from km.settings import Settings
 from km.spool.writer import SpoolWriter
 
 
-def start_writer(settings: Settings, argv: list[str], km_pid: int, queue: CaptureQueue) -> SpoolWriter:
+def start_writer(
+    settings: Settings, argv: list[str], km_pid: int, queue: CaptureQueue
+) -> SpoolWriter:
     """Open the session in the spool and start writing; `km_pid` is the forwarding process."""
     session = SessionInfo(
         session_id=new_session_id(),

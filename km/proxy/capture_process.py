@@ -92,7 +92,9 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
             if record.type == FRAME and record.frame is not None:
                 while not queue.has_room() and writer.accepting:
                     time.sleep(ROOM_WAIT_S)
-                lane.put_event(process(record.direction, record.mono_ns, record.wall_ns, record.frame))
+                lane.put_event(
+                    process(record.direction, record.mono_ns, record.wall_ns, record.frame)
+                )
             elif record.type == DROPS:
                 lane.dropped_frames += record.count  # dropped by the forwarding process
                 lane.dropped_bytes += record.nbytes

@@ -30,7 +30,14 @@ QueuedFrame = tuple[str, int, int, "Frame | Event", int]
 class Lane:
     """One direction's producer end. Only its relay thread calls `put`."""
 
-    __slots__ = ("_queue", "direction", "dropped_bytes", "dropped_frames", "put_bytes", "put_frames")
+    __slots__ = (
+        "_queue",
+        "direction",
+        "dropped_bytes",
+        "dropped_frames",
+        "put_bytes",
+        "put_frames",
+    )
 
     def __init__(self, queue: CaptureQueue, direction: str) -> None:
         self._queue = queue
@@ -87,7 +94,10 @@ class CaptureQueue:
         return lane
 
     def has_room(self) -> bool:
-        return self.lanes_put_bytes() - self.taken_bytes < self.max_bytes and len(self.items) < self.max_frames
+        return (
+            self.lanes_put_bytes() - self.taken_bytes < self.max_bytes
+            and len(self.items) < self.max_frames
+        )
 
     def lanes_put_bytes(self) -> int:
         return sum(lane.put_bytes for lane in self.lanes)

@@ -60,7 +60,9 @@ class Direction:
 
     __slots__ = ("dst", "dst_open", "framer", "index", "name", "pending", "src", "src_open")
 
-    def __init__(self, index: int, name: str, src: int, dst: int, framer: LineFramer | None) -> None:
+    def __init__(
+        self, index: int, name: str, src: int, dst: int, framer: LineFramer | None
+    ) -> None:
         self.index = index
         self.name = name
         self.src = src
@@ -123,7 +125,10 @@ class Capture:
         return True
 
     def broken(self, exc: OSError) -> None:
-        os.write(2, f"km: capture process gone ({exc.strerror}); forwarding goes on without capture\n".encode())
+        os.write(
+            2,
+            f"km: capture process gone ({exc.strerror}); forwarding goes on without it\n".encode(),
+        )
         self.fd = -1
         self.buf.clear()
 

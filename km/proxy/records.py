@@ -47,8 +47,16 @@ class Record:
 
     __slots__ = ("count", "direction", "frame", "mono_ns", "nbytes", "type", "wall_ns")
 
-    def __init__(self, type_: int, direction: str, mono_ns: int, wall_ns: int,
-                 frame: Frame | None = None, count: int = 0, nbytes: int = 0) -> None:
+    def __init__(
+        self,
+        type_: int,
+        direction: str,
+        mono_ns: int,
+        wall_ns: int,
+        frame: Frame | None = None,
+        count: int = 0,
+        nbytes: int = 0,
+    ) -> None:
         self.type = type_
         self.direction = direction
         self.mono_ns = mono_ns
@@ -81,8 +89,12 @@ class RecordDecoder:
                 if len(buf) < end:
                     break
                 start = pos + HEADER_SIZE
-                frame = Frame(bytes(buf[start : start + data_len]), size, bool(flags & _TRUNCATED),
-                              bytes(buf[start + data_len : end]))
+                frame = Frame(
+                    bytes(buf[start : start + data_len]),
+                    size,
+                    bool(flags & _TRUNCATED),
+                    bytes(buf[start + data_len : end]),
+                )
                 out.append(Record(FRAME, DIRECTIONS[flags & 1], mono, wall, frame))
             elif type_ == DROPS:
                 out.append(Record(DROPS, "km", mono, wall, count=data_len, nbytes=size))

@@ -91,7 +91,9 @@ class Session:
         relay = Relay(
             (
                 Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap) if capture else None),
-                Direction(1, "s2c", child.stdout_fd, wire_out, LineFramer(cap) if capture else None),
+                Direction(
+                    1, "s2c", child.stdout_fd, wire_out, LineFramer(cap) if capture else None
+                ),
             ),
             capture,
         )
@@ -143,9 +145,12 @@ class Session:
                     self._on_wake(supervisor)
                 else:
                     handle(fd, mask)
-            if pending_capture or capture is not None and capture.buf:
-                if not events or len(capture.buf) >= CAPTURE_FLUSH_BYTES:  # type: ignore[union-attr]
-                    relay.flush_capture()
+            if (
+                capture is not None
+                and capture.buf
+                and (not events or len(capture.buf) >= CAPTURE_FLUSH_BYTES)
+            ):
+                relay.flush_capture()
             if supervisor.deadline is not None:
                 supervisor.tick(monotonic())
         relay.flush_capture()
@@ -189,11 +194,17 @@ class Session:
             if not capture.flush():
                 select.select([], [capture.fd], [], max(0.0, deadline - time.monotonic()))
         if capture.buf:
-            os.write(2, b"km: the capture process did not keep up; the last messages were not captured\n")
+            os.write(
+                2, b"km: the capture process did not keep up; the last messages were not captured\n"
+            )
         if capture.fd >= 0:
             os.close(capture.fd)
         if capture.total_dropped:
-            os.write(2, f"km: {capture.total_dropped} messages were not captured (capture could not keep up)\n".encode())
+            os.write(
+                2,
+                f"km: {capture.total_dropped} messages not captured (capture fell behind)\n"
+                .encode(),
+            )
         deadline = time.monotonic() + EXIT_WAIT_S
         while time.monotonic() < deadline:
             pid, _ = os.waitpid(capture_pid, os.WNOHANG)

@@ -11,12 +11,11 @@ The child's stderr is km's stderr, inherited untouched.
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum, ~6 ms of start-up
 import os
 import sys
 
 from km.errors import CommandNotExecutable, CommandNotFound
-
-import _signal  # the C module: `signal` would import enum, ~6 ms of start-up
 
 PR_SET_PDEATHSIG = 1
 # Dispositions the child must start with: Python ignores SIGPIPE and SIGXFSZ, and km handles
@@ -47,8 +46,9 @@ def _pdeathsig_setter() -> object | None:
         return None
 
 
-def _exec_in_child(argv: list[str], stdin_r: int, stdout_w: int, err_w: int, parent: int,
-                   prctl: object | None) -> None:
+def _exec_in_child(
+    argv: list[str], stdin_r: int, stdout_w: int, err_w: int, parent: int, prctl: object | None
+) -> None:
     """Runs in the forked child; never returns."""
     code = 127
     try:
@@ -65,7 +65,9 @@ def _exec_in_child(argv: list[str], stdin_r: int, stdout_w: int, err_w: int, par
     except BaseException as exc:
         number = getattr(exc, "errno", None) or 0
         try:
-            os.write(err_w, f"{number}:{exc.strerror if isinstance(exc, OSError) else exc}".encode())
+            os.write(
+                err_w, f"{number}:{exc.strerror if isinstance(exc, OSError) else exc}".encode()
+            )
         finally:
             os._exit(code)
     os._exit(code)

@@ -26,7 +26,9 @@ def main() -> int:
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None
     inbound = threading.Thread(
-        target=pump, args=(0, os.dup(child.stdin.fileno()), os.path.join(out_dir, "c2s")), daemon=True
+        target=pump,
+        args=(0, os.dup(child.stdin.fileno()), os.path.join(out_dir, "c2s")),
+        daemon=True,
     )
     child.stdin.close()
     inbound.start()

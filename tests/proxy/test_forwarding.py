@@ -45,8 +45,10 @@ def test_partial_line_is_forwarded_before_its_newline(
 
 
 def test_both_directions_at_once_keep_order(km_env: dict[str, str], reaper: ProcessReaper) -> None:
-    lines = [b'{"jsonrpc":"2.0","id":%d,"method":"echo","params":"%s"}\n' % (i, b"p" * (i % 977))
-             for i in range(20_000)]
+    lines = [
+        b'{"jsonrpc":"2.0","id":%d,"method":"echo","params":"%s"}\n' % (i, b"p" * (i % 977))
+        for i in range(20_000)
+    ]
     proc = reaper.popen([*KM, "cat"], env=km_env, **PIPES)
     assert proc.stdin is not None and proc.stdout is not None
     stdin = proc.stdin

@@ -18,7 +18,9 @@ PY = sys.executable
 PIPES = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
 
 
-def run_km(args: list[str], env: dict[str, str], stdin: bytes = b"", timeout: float = 30):
+def run_km(
+    args: list[str], env: dict[str, str], stdin: bytes = b"", timeout: float = 30
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([*KM, *args], input=stdin, capture_output=True, env=env, timeout=timeout)
 
 
@@ -57,7 +59,7 @@ def test_not_executable_is_126(km_env: dict[str, str], tmp_path: Path) -> None:
 
 def test_command_found_on_path_like_a_shell(km_env: dict[str, str], tmp_path: Path) -> None:
     tool = tmp_path / "my-mcp-tool"
-    tool.write_text("#!/bin/sh\necho \"from path: $*\"\n")
+    tool.write_text('#!/bin/sh\necho "from path: $*"\n')
     tool.chmod(0o755)
     km_env["PATH"] = f"{tmp_path}{os.pathsep}{km_env['PATH']}"
     result = run_km(["my-mcp-tool", "--help", "-v"], km_env)
@@ -78,7 +80,9 @@ def test_stderr_passes_through_unchanged(km_env: dict[str, str]) -> None:
     assert result.stdout == b""
 
 
-def test_stdin_close_reaches_the_server_and_km_exits_with_its_status(km_env: dict[str, str]) -> None:
+def test_stdin_close_reaches_the_server_and_km_exits_with_its_status(
+    km_env: dict[str, str],
+) -> None:
     body = """
         import sys
         data = sys.stdin.buffer.read()
@@ -90,7 +94,9 @@ def test_stdin_close_reaches_the_server_and_km_exits_with_its_status(km_env: dic
     assert result.returncode == 3
 
 
-def test_server_ignoring_eof_and_sigterm_is_killed(km_env: dict[str, str], reaper: ProcessReaper) -> None:
+def test_server_ignoring_eof_and_sigterm_is_killed(
+    km_env: dict[str, str], reaper: ProcessReaper
+) -> None:
     body = """
         import os, signal, sys, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -109,7 +115,9 @@ def test_server_ignoring_eof_and_sigterm_is_killed(km_env: dict[str, str], reape
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM])
-def test_signals_reach_the_server(km_env: dict[str, str], reaper: ProcessReaper, signum: int) -> None:
+def test_signals_reach_the_server(
+    km_env: dict[str, str], reaper: ProcessReaper, signum: int
+) -> None:
     body = """
         import os, signal, sys
         def on_signal(n, _):

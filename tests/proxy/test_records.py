@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from km.capture.framing import Frame
-from km.proxy.records import DROPS, END, FRAME, RecordDecoder, encode_drops, encode_end, encode_frame
+from km.proxy.records import (
+    DROPS,
+    END,
+    FRAME,
+    RecordDecoder,
+    encode_drops,
+    encode_end,
+    encode_frame,
+)
 
 
 def sample_stream() -> tuple[bytes, list[tuple[object, ...]]]:
@@ -21,8 +29,18 @@ def sample_stream() -> tuple[bytes, list[tuple[object, ...]]]:
     expected: list[tuple[object, ...]] = []
     for i, (direction, frame) in enumerate(frames):
         data += encode_frame(direction, 1000 + i, 2000 + i, frame)
-        expected.append((FRAME, ("c2s", "s2c")[direction], 1000 + i, 2000 + i, frame.data, frame.size,
-                         frame.truncated, frame.tail))
+        expected.append(
+            (
+                FRAME,
+                ("c2s", "s2c")[direction],
+                1000 + i,
+                2000 + i,
+                frame.data,
+                frame.size,
+                frame.truncated,
+                frame.tail,
+            )
+        )
     data += encode_drops(7, 8, 3, 999)
     expected.append((DROPS, "km", 7, 8, 3, 999))
     data += encode_end(9, 10, 137)
@@ -35,7 +53,9 @@ def flatten(records: list) -> list[tuple[object, ...]]:  # type: ignore[type-arg
     for r in records:
         if r.type == FRAME:
             f = r.frame
-            out.append((FRAME, r.direction, r.mono_ns, r.wall_ns, f.data, f.size, f.truncated, f.tail))
+            out.append(
+                (FRAME, r.direction, r.mono_ns, r.wall_ns, f.data, f.size, f.truncated, f.tail)
+            )
         elif r.type == DROPS:
             out.append((DROPS, r.direction, r.mono_ns, r.wall_ns, r.count, r.nbytes))
         else:

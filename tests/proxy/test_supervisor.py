@@ -34,8 +34,11 @@ def test_escalation_close_then_term_then_kill() -> None:
 
 
 def test_sigterm_to_km_forwards_and_arms_the_kill_deadline() -> None:
-    child = subprocess.Popen(["sh", "-c", "trap '' TERM; echo ready; sleep 30 & wait"],
-                             process_group=0, stdout=subprocess.PIPE)
+    child = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; echo ready; sleep 30 & wait"],
+        process_group=0,
+        stdout=subprocess.PIPE,
+    )
     assert child.stdout is not None
     try:
         assert child.stdout.readline() == b"ready\n"  # the trap is set
