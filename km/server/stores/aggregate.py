@@ -58,12 +58,12 @@ def aggregate(events: Iterable[IngestEvent]) -> tuple[list[SessionDelta], list[R
             s = sessions[e.session_id] = SessionDelta(
                 e.session_id, e.server, e.host, e.ts_ns, e.ts_ns
             )
+        if e.host is not None and (s.host is None or e.ts_ns < s.first_ts_ns):
+            s.host = e.host  # the host of the earliest event that names one
         s.first_ts_ns = min(s.first_ts_ns, e.ts_ns)
         s.last_ts_ns = max(s.last_ts_ns, e.ts_ns)
         s.events += 1
         s.errors += is_error
-        if s.host is None:
-            s.host = e.host
         key = (hour_of(e.ts_ns), e.server, e.method or NO_METHOD)
         r = rollups.get(key)
         if r is None:

@@ -149,8 +149,9 @@ class PostgresStore(EventStore):
     """Open with `await PostgresStore.open(dsn)`, then `migrate()`; `close()` when done.
     `schema` puts every table in that PostgreSQL schema (it must exist)."""
 
-    def __init__(self, where: str, pool: asyncpg.Pool) -> None:
+    def __init__(self, where: str, pool: asyncpg.Pool, schema: str | None = None) -> None:
         self.where = where
+        self.schema = schema
         self._pool = pool
         self._closed = False
 
@@ -177,7 +178,7 @@ class PostgresStore(EventStore):
             raise StoreUnavailable(where, f"cannot connect ({exc})") from None
         except asyncpg.PostgresError as exc:
             raise StoreError(where, str(exc)) from None
-        return cls(where, pool)
+        return cls(where, pool, schema)
 
     async def close(self) -> None:
         if not self._closed:
