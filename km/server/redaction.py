@@ -1,23 +1,29 @@
 """The server applies the shared redactor (`km.redact.redact_payload`) to every payload again
-before storing it. It is looked up once, when the app is built; until that module exists the
-server stores payloads as the client (which redacts too) sent them."""
+before storing it. It is looked up once, when the app is built; until that function exists the
+server stores payloads as the client (which redacts too) sent them, and says so in its log."""
 
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 
 Redactor = Callable[[bytes], bytes]
 
+log = logging.getLogger("km.server")
+
 
 def load_redactor() -> Redactor | None:
-    """`km.redact.redact_payload`, or None when the module is not there. A redact module that
-    exists but fails to import is an error, never a silent skip."""
+    """`km.redact.redact_payload`, or None while it does not exist. A redact module that
+    exists but fails to import (a missing dependency, a syntax error) is an error, never a
+    silent skip."""
     try:
         module = importlib.import_module("km.redact")
     except ModuleNotFoundError as exc:
-        if exc.name == "km.redact":
-            return None
-        raise
-    redactor: Redactor = module.redact_payload
+        if exc.name != "km.redact":
+            raise
+        module = None
+    redactor: Redactor | None = getattr(module, "redact_payload", None)
+    if redactor is None:
+        log.warning("km.redact.redact_payload not found: payloads are stored as clients sent them")
     return redactor

@@ -27,6 +27,7 @@ class SessionDelta:
     last_ts_ns: int
     events: int = 0
     errors: int = 0
+    host_ts_ns: int = 2**63  # time of the event `host` came from
 
 
 @dataclass(slots=True)
@@ -56,10 +57,11 @@ def aggregate(events: Iterable[IngestEvent]) -> tuple[list[SessionDelta], list[R
         s = sessions.get(e.session_id)
         if s is None:
             s = sessions[e.session_id] = SessionDelta(
-                e.session_id, e.server, e.host, e.ts_ns, e.ts_ns
+                e.session_id, e.server, None, e.ts_ns, e.ts_ns
             )
-        if e.host is not None and (s.host is None or e.ts_ns < s.first_ts_ns):
+        if e.host is not None and (s.host is None or e.ts_ns < s.host_ts_ns):
             s.host = e.host  # the host of the earliest event that names one
+            s.host_ts_ns = e.ts_ns
         s.first_ts_ns = min(s.first_ts_ns, e.ts_ns)
         s.last_ts_ns = max(s.last_ts_ns, e.ts_ns)
         s.events += 1

@@ -1,0 +1,32 @@
+"""The server applies km.redact's redactor (when it exists) to every payload before storing."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from km.server.redaction import load_redactor
+from tests.server.conftest import Api, event_json
+
+SECRET_PAYLOAD = (
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":'
+    '{"token":"ghp_0123456789abcdefghijklmnopqrstuvwxyzAB","email":"jane@example.com"}}}'
+)
+
+
+def test_load_redactor_is_callable_or_absent() -> None:
+    redactor = load_redactor()
+    assert redactor is None or callable(redactor)
+
+
+@pytest.mark.asyncio
+async def test_payloads_are_stored_as_the_redactor_leaves_them(api: Api) -> None:
+    redactor = load_redactor()
+    key = await api.new_key("acme")
+    sent = event_json(0, payload=SECRET_PAYLOAD)
+    status, body, _ = await api.post_events(key, [sent])
+    assert status == 200 and body["accepted"] == [sent["id"]]
+    _, page, _ = await api.get("/api/v1/events", key)
+    stored = page["events"][0]["payload"].encode()
+    expected = SECRET_PAYLOAD.encode() if redactor is None else redactor(SECRET_PAYLOAD.encode())
+    assert orjson.loads(stored) == orjson.loads(expected)
