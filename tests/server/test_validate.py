@@ -6,9 +6,17 @@ import base64
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from km.server.stores.base import IngestEvent
-from km.server.validate import REQUIRED_FIELDS, canonical_id, validate_event
+from km.server.validate import (
+    REQUIRED_FIELDS,
+    canonical_id,
+    careful_check,
+    fast_check,
+    validate_event,
+)
 from tests.server.conftest import event_json
 
 
@@ -126,3 +134,45 @@ def test_utf8_payload_may_hold_any_text() -> None:
     event = validate_event(event_json(payload="caf\u00e9 \U0001f600 \x00 nul"))
     assert isinstance(event, IngestEvent)
     assert event.payload == "caf\u00e9 \U0001f600 \x00 nul".encode()
+
+
+# -- the fast path never disagrees with the careful one
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.sampled_from(["c2s", "s2c", "km", "request", "error", "utf8", "base64", "", "\x00"]),
+    st.just("0190C5A2-7B3E-7C41-9D2E-5F6A7B8C9D0E"),
+    st.just("x" * 300),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@st.composite
+def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
+    event = event_json(draw(st.integers(min_value=0, max_value=1000)))
+    for field in draw(st.lists(st.sampled_from(sorted(event)), max_size=4)):
+        if draw(st.booleans()):
+            event[field] = draw(_VALUES)
+        else:
+            event.pop(field, None)
+    return event
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mutated_events())
+def test_fast_path_agrees_with_careful_path(event: dict[str, Any]) -> None:
+    fast = fast_check(event)
+    careful = careful_check(event)
+    if fast is not None:
+        assert fast == careful
+    assert validate_event(event) == careful
+
+
+def test_fast_path_takes_the_common_case() -> None:
+    assert fast_check(event_json(1, latency_us=5)) is not None
+    assert fast_check(event_json(1, payload="AA==", payload_encoding="base64")) is None

@@ -1,0 +1,371 @@
+"""Ingest throughput of `km serve`: batches of 500 events, one batch per round, sequentially
+(one uplink's stream), on uvloop as `km serve` runs.
+
+    .venv/bin/pytest benchmarks/test_bench_ingest.py --benchmark-enable
+
+Groups and their baselines, measured in the same run:
+- `ingest-store-postgres`: `PostgresStore.ingest` (validated events in, one transaction with
+  the idempotent insert, session and rollup upserts) against the same rows `COPY`ed into a bare
+  unindexed table, the most PostgreSQL can take on this machine.
+- `ingest-store-sqlite`: `SqliteStore.ingest` against plain `executemany` into a bare table
+  under the same pragmas (WAL, synchronous=FULL).
+- `ingest-http`: POST /api/v1/events to a real `python -m km.server` process on loopback, plain
+  JSON and gzip, into each backend: what an uplink sees, parsing and validation included.
+
+Every round sends 500 new events (fresh UUIDv7 ids as km makes them, built before the timed
+call); `extra_info` holds
+events/s (500 / mean round time). PostgreSQL is KM_TEST_DATABASE_URL, in a schema of its own
+dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import itertools
+import os
+import re
+import selectors
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from km.capture.ids import uuid7
+from km.server.serve import loop_factory
+from km.server.stores.base import EventStore, IngestEvent
+from km.server.stores.postgres import PostgresStore
+from km.server.stores.sqlite import SqliteStore
+from km.server.validate import validate_event
+
+BATCH = 500
+ROUNDS = 60
+WARMUP_ROUNDS = 3
+PG_URL = os.environ.get("KM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BASE_TS = 1_763_780_000_000_000_000
+SERVER_START_TIMEOUT_S = 30.0
+SERVER_STOP_TIMEOUT_S = 15.0
+# A tools/call request and its response: ~300 bytes of JSON each, like a typical MCP call.
+REQUEST = (
+    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"search_issues",'
+    '"arguments":{"query":"repo:octo/hello is:open label:bug","per_page":30,"page":1}}}'
+)
+RESPONSE = (
+    '{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"Found 3 issues: '
+    '#12 crash on start, #15 wrong totals, #19 timeout on large repos"}],"isError":false}}'
+)
+_seq = itertools.count()
+
+
+def batch_json() -> list[dict[str, Any]]:
+    """500 new events: request/response pairs over a few sessions, latencies on responses."""
+    events = []
+    for _ in range(BATCH):
+        n = next(_seq)
+        response = n % 2 == 1
+        payload = (RESPONSE if response else REQUEST) % (n // 2)
+        events.append(
+            {
+                "id": uuid7(),
+                "session_id": f"session-{n // 5000}",
+                "server": "github",
+                "direction": "s2c" if response else "c2s",
+                "ts_ns": BASE_TS + n * 1_000_000,
+                "kind": "response" if response else "request",
+                "method": "tools/call",
+                "rpc_id": str(n // 2),
+                "size": len(payload),
+                "payload": payload,
+                "payload_encoding": "utf8",
+                "truncated": False,
+                "link_id": None,
+                "latency_us": 800 + n % 5000 if response else None,
+                "host": "bench",
+                "km_version": "0.1.0",
+            }
+        )
+    return events
+
+
+def batch_events() -> list[IngestEvent]:
+    events = [validate_event(e) for e in batch_json()]
+    return [e for e in events if isinstance(e, IngestEvent)]
+
+
+def record_rate(benchmark: BenchmarkFixture) -> None:
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        benchmark.extra_info["events_per_s"] = round(BATCH / stats.stats.mean)
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[asyncio.Runner]:
+    with asyncio.Runner(loop_factory=loop_factory()) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def pg_schema(runner: asyncio.Runner) -> Iterator[str]:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+
+    async def execute(sql: str) -> None:
+        try:
+            conn = await asyncpg.connect(PG_URL, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL} ({exc})")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    runner.run(execute(f"CREATE SCHEMA {name}"))
+    try:
+        yield name
+    finally:
+        runner.run(execute(f"DROP SCHEMA {name} CASCADE"))
+
+
+def pg_url(schema: str) -> str:
+    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}search_path={schema}"
+
+
+async def migrated(store: EventStore) -> EventStore:
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def bench_store(benchmark: BenchmarkFixture, runner: asyncio.Runner, store: EventStore) -> None:
+    try:
+        _bench_store(benchmark, runner, store)
+    finally:
+        runner.run(store.close())
+
+
+def _bench_store(benchmark: BenchmarkFixture, runner: asyncio.Runner, store: EventStore) -> None:
+    account_id = runner.run(store.create_account("bench")).id
+
+    def ingest(events: list[IngestEvent]) -> None:
+        result = runner.run(store.ingest(account_id, events))
+        assert len(result.accepted) == BATCH
+
+    benchmark.pedantic(  # type: ignore[no-untyped-call]
+        ingest,
+        setup=lambda: ((batch_events(),), {}),
+        rounds=ROUNDS,
+        warmup_rounds=WARMUP_ROUNDS,
+    )
+    record_rate(benchmark)
+
+
+# -- PostgreSQL through the store, and the bare COPY baseline
+
+
+@pytest.mark.benchmark(group="ingest-store-postgres")
+def test_postgres_store_ingest(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, pg_schema: str
+) -> None:
+    store = runner.run(migrated(runner.run(PostgresStore.open(PG_URL, schema=pg_schema))))
+    bench_store(benchmark, runner, store)
+
+
+@pytest.mark.benchmark(group="ingest-store-postgres")
+def test_postgres_baseline_copy(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, pg_schema: str
+) -> None:
+    conn = runner.run(asyncpg.connect(PG_URL, server_settings={"search_path": pg_schema}))
+    try:
+        runner.run(
+            conn.execute(
+                "CREATE TABLE bare (account_id bigint, id uuid, session_id text, ts_ns bigint, "
+                "kind text, method text, size bigint, payload text, latency_us bigint)"
+            )
+        )
+
+        def copy(rows: list[tuple[Any, ...]]) -> None:
+            runner.run(conn.copy_records_to_table("bare", records=rows))
+
+        def rows() -> tuple[tuple[list[tuple[Any, ...]]], dict[str, Any]]:
+            return (
+                [
+                    (1, uuid.UUID(e.id), e.session_id, e.ts_ns, e.kind, e.method, e.size,
+                     e.payload.decode(), e.latency_us)
+                    for e in batch_events()
+                ],
+            ), {}  # fmt: skip
+
+        benchmark.pedantic(  # type: ignore[no-untyped-call]
+            copy, setup=rows, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS
+        )
+        record_rate(benchmark)
+    finally:
+        runner.run(conn.close())
+
+
+# -- SQLite through the store, and the bare executemany baseline
+
+
+@pytest.mark.benchmark(group="ingest-store-sqlite")
+def test_sqlite_store_ingest(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, tmp_path: Path
+) -> None:
+    store = runner.run(migrated(runner.run(SqliteStore.open(str(tmp_path / "server.db")))))
+    bench_store(benchmark, runner, store)
+
+
+@pytest.mark.benchmark(group="ingest-store-sqlite")
+def test_sqlite_baseline_executemany(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+    conn = sqlite3.connect(str(tmp_path / "bare.db"), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(
+            "CREATE TABLE bare (account_id, id, session_id, ts_ns, kind, method, size, payload, "
+            "latency_us)"
+        )
+
+        def insert(rows: list[tuple[Any, ...]]) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO bare VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+
+        def rows() -> tuple[tuple[list[tuple[Any, ...]]], dict[str, Any]]:
+            return (
+                [
+                    (1, e.id, e.session_id, e.ts_ns, e.kind, e.method, e.size, e.payload.decode(),
+                     e.latency_us)
+                    for e in batch_events()
+                ],
+            ), {}  # fmt: skip
+
+        benchmark.pedantic(  # type: ignore[no-untyped-call]
+            insert, setup=rows, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS
+        )
+        record_rate(benchmark)
+    finally:
+        conn.close()
+
+
+# -- HTTP into a real `km serve` process
+
+
+class ServeProcess:
+    """`python -m km.server` on a free loopback port, stopped with SIGTERM (then killed)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def create_key(self) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "km.server", "keys", "create", "--account", "bench",
+             "--database-url", self.database_url],
+            check=True, capture_output=True, timeout=SERVER_START_TIMEOUT_S,
+        ).stdout  # fmt: skip
+        return out.decode().strip()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "km.server", "--port", "0", "--rate", "1000000",
+             "--burst", "1000000", "--database-url", self.database_url],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.proc.stderr is not None
+        seen = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stderr, selectors.EVENT_READ)
+            while not (found := re.search(rb"listening on (http://\S+)", seen)):
+                if not sel.select(SERVER_START_TIMEOUT_S):
+                    raise TimeoutError(f"km serve did not start: {seen.decode()}")
+                chunk = os.read(self.proc.stderr.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"km serve exited: {seen.decode()}")
+                seen += chunk
+        self.url = found.group(1).decode()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(SERVER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+
+def bench_http(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, database_url: str, gzipped: bool
+) -> None:
+    server = ServeProcess(database_url)
+    key = server.create_key()
+    server.start()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+
+    async def open_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    http = runner.run(open_session())
+    try:
+
+        async def post(body: bytes) -> None:
+            async with http.post(f"{server.url}/api/v1/events", data=body, headers=headers) as r:
+                assert r.status == 200, await r.text()
+                assert len((await r.json())["accepted"]) == BATCH
+
+        def body() -> tuple[tuple[bytes], dict[str, Any]]:
+            raw = orjson.dumps({"events": batch_json()})
+            return (gzip.compress(raw, compresslevel=1) if gzipped else raw,), {}
+
+        benchmark.pedantic(  # type: ignore[no-untyped-call]
+            lambda b: runner.run(post(b)),
+            setup=body,
+            rounds=ROUNDS,
+            warmup_rounds=WARMUP_ROUNDS,
+        )
+        record_rate(benchmark)
+    finally:
+        runner.run(http.close())
+        server.stop()
+
+
+@pytest.mark.benchmark(group="ingest-http")
+@pytest.mark.parametrize("gzipped", [False, True], ids=["json", "gzip"])
+def test_http_postgres(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, pg_schema: str, gzipped: bool
+) -> None:
+    bench_http(benchmark, runner, pg_url(pg_schema), gzipped)
+
+
+@pytest.mark.benchmark(group="ingest-http")
+@pytest.mark.parametrize("gzipped", [False, True], ids=["json", "gzip"])
+def test_http_sqlite(benchmark: BenchmarkFixture, runner: asyncio.Runner, gzipped: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_http(benchmark, runner, f"sqlite://{tmp}/server.db", gzipped)
+
+
+def test_batches_are_what_the_api_accepts() -> None:
+    """Runs in the default (benchmark-disabled) mode too: the fixture data is valid."""
+    events = batch_json()
+    assert len(events) == BATCH
+    assert all(isinstance(validate_event(e), IngestEvent) for e in events)
