@@ -19,6 +19,7 @@ from km.settings import Settings
 USAGE = """\
 usage: km [km options] [--] <mcp server command> [args...]
        km status [--json] [--spool PATH]
+       km serve [--host H] [--port P] [--database-url URL] | km serve keys create|list|revoke
 
 Runs the MCP server command with every JSON-RPC message in both directions captured into a
 local spool, unchanged and unslowed. Put `km` in front of the command in your MCP client's
@@ -36,6 +37,7 @@ km options (each also settable by environment variable):
 
 commands:
   status               what has been captured: events by state, server, session; live km runs
+  serve                run the Kilometers API locally (embedded SQLite, or PostgreSQL); keys
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -46,7 +48,7 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status",)
+COMMANDS = ("status", "serve")
 
 
 def _err(message: str) -> None:

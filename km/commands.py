@@ -22,6 +22,11 @@ def _status_parser() -> _Parser:
 
 
 def run_command(name: str, args: list[str], settings: Settings) -> int:
+    settings.load_config_file()
+    if name == "serve":
+        from km.server.cli import run_serve
+
+        return run_serve(args, settings)
     if name == "status":
         options = _status_parser().parse_args(args)
         if options.spool:
