@@ -16,6 +16,7 @@ def run_status(settings: Settings, as_json: bool) -> int:
     """Print the spool's status; the exit code (0, or the spool error's when it is unreadable)."""
     from km.spool.status import read_status
 
+    api = _api_info(settings)  # reads the config file first: it may name the spool too
     path = settings.resolve_spool_path()
     try:
         status = read_status(path)
@@ -27,8 +28,25 @@ def run_status(settings: Settings, as_json: bool) -> int:
 
         sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
-    _print_tables(status, time.time_ns())
+    _print_tables(status, api, time.time_ns())
     return 0
+
+
+def _api_info(settings: Settings) -> dict[str, Any]:
+    """Where the uplink delivers to, with the key masked; `error` when the config is broken."""
+    from km.errors import KmError
+    from km.uplink.secret import display_url, mask
+
+    try:
+        settings.load_config_file()
+    except KmError as exc:
+        url = display_url(settings.api_url) if settings.api_url else None
+        return {"url": url, "key": None, "error": str(exc)}
+    return {
+        "url": display_url(settings.api_url) if settings.api_url else None,
+        "key": mask(settings.api_key) if settings.api_key else None,
+        "error": None,
+    }
 
 
 def describe_time(ns: int | None, now_ns: int) -> str:
@@ -60,7 +78,7 @@ def describe_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _print_tables(status: dict[str, Any], now_ns: int) -> None:
+def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -91,6 +109,7 @@ def _print_tables(status: dict[str, Any], now_ns: int) -> None:
     summary.add_row("evicted", f"{evicted['events']} events, {describe_bytes(evicted['bytes'])}")
     summary.add_row("live km processes", str(len(status["live"])))
     console.print(summary)
+    _print_delivery(console, status["delivery"], api, now_ns)
 
     servers = Table(title="events by server")
     servers.add_column("server")
@@ -122,3 +141,62 @@ def _print_tables(status: dict[str, Any], now_ns: int) -> None:
             state,
         )
     console.print(sessions)
+
+
+def _print_delivery(console: Any, d: dict[str, Any], api: dict[str, Any], now_ns: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="delivery", show_header=False)
+    if api.get("error"):
+        table.add_row("api", f"config file unreadable: {escape(api['error'])}")
+    elif api.get("url") and api.get("key"):
+        table.add_row("api", f"{escape(api['url'])} (key {escape(api['key'])})")
+    else:
+        table.add_row("api", "not configured: `km login --url URL` (events stay in the spool)")
+    pending = str(d["pending"])
+    if d["pending"]:
+        extra = [f"oldest captured {describe_time(d['oldest_pending_ts_ns'], now_ns)}"]
+        if d["pending_retried"]:
+            extra.append(f"{d['pending_retried']} retried")
+        pending += f" ({', '.join(extra)})"
+    table.add_row("pending", pending)
+    in_flight = str(d["in_flight"])
+    if d["in_flight_expired"]:
+        in_flight += f" ({d['in_flight_expired']} with expired leases: to be sent again)"
+    table.add_row("in flight", in_flight)
+    table.add_row("sent", str(d["sent"]))
+    table.add_row("quarantined", str(d["quarantined"]))
+    if d["breaker"]:
+        breaker = d["breaker"]
+        if breaker == "open" and d["breaker_until_ns"] is not None:
+            breaker += f" (next try {describe_time(d['breaker_until_ns'], now_ns)})"
+        breaker += f", since {describe_time(d['breaker_since_ns'], now_ns)}"
+        table.add_row("circuit breaker", breaker)
+    if d["paused_reason"]:
+        table.add_row(
+            "paused",
+            f"[bold red]{escape(d['paused_reason'])}[/] "
+            f"(since {describe_time(d['paused_since_ns'], now_ns)})",
+        )
+    if d["last_success_ns"] is not None:
+        table.add_row(
+            "last success",
+            f"{describe_time(d['last_success_ns'], now_ns)}: "
+            f"{d['last_success_events']} events to {escape(d['last_success_url'] or '?')}",
+        )
+    else:
+        table.add_row("last success", "-")
+    if d["last_error"]:
+        table.add_row(
+            "last error",
+            f"{escape(d['last_error'])} ({describe_time(d['last_error_ns'], now_ns)})",
+        )
+    console.print(table)
+    if d["quarantine_reasons"]:
+        reasons = Table(title="quarantined events, by the server's reason")
+        reasons.add_column("reason")
+        reasons.add_column("events", justify="right")
+        for item in d["quarantine_reasons"]:
+            reasons.add_row(escape(item["reason"]), str(item["events"]))
+        console.print(reasons)

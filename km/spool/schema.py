@@ -60,7 +60,23 @@ _V1 = (
     "CREATE TABLE spool_stats (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# The uplink's shared state, for `km status`: one row per key, written by whichever km process's
+# uplink last had news (they all talk to the same API). Keys: `breaker` (value: closed, open or
+# half_open; number: when an open circuit lets a probe through, wall ns), `paused` (value: why
+# delivery is paused, e.g. a rejected key; absent when not paused), `last_success` (value: the
+# API's URL; number: events delivered by that request), `last_error` (value: the error).
+_V2 = (
+    """
+    CREATE TABLE uplink_state (
+        key    TEXT    PRIMARY KEY,
+        value  TEXT,
+        number INTEGER,
+        at_ns  INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import time
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
-from km.events import STATE_NAMES
+from km.events import IN_FLIGHT, PENDING, QUARANTINED, STATE_NAMES
 from km.spool.errors import SpoolTooNew, classify_sqlite
 from km.spool.schema import SCHEMA_VERSION, schema_version
 
 READ_BUSY_TIMEOUT_MS = 2000  # a reader waits only for a WAL recovery, which is short
 MAX_SESSIONS = 50  # most recent sessions listed (all are counted)
+MAX_REASONS = 20  # distinct quarantine reasons listed (all are counted)
 
 Status = dict[str, Any]
 
@@ -111,9 +113,66 @@ def _read(conn: sqlite3.Connection, path: str, max_sessions: int) -> Status:
                 "bytes": stats.get("evicted_bytes", 0),
             },
             "last_capture_ns": last_capture,
+            "delivery": _delivery(conn, by_state),
         }
     )
     return status
+
+
+def _delivery(conn: sqlite3.Connection, by_state: dict[str, int]) -> Status:
+    """The uplink's side: what waits, what is out, what the server refused and why, and the
+    shared uplink state (breaker, pause, last success, last error)."""
+    now = time.time_ns()
+    (expired,) = conn.execute(
+        "SELECT count(*) FROM events WHERE state = ? AND lease_until_ns <= ?", (IN_FLIGHT, now)
+    ).fetchone()
+    retried, oldest = conn.execute(
+        "SELECT coalesce(sum(attempts > 0), 0), min(ts_ns) FROM events WHERE state = ?",
+        (PENDING,),
+    ).fetchone()
+    reasons = [
+        {"reason": reason or "(no reason given)", "events": count}
+        for reason, count in conn.execute(
+            "SELECT last_error, count(*) AS n FROM events WHERE state = ?"
+            " GROUP BY last_error ORDER BY n DESC, last_error LIMIT ?",
+            (QUARANTINED, MAX_REASONS),
+        )
+    ]
+    delivery = _empty_delivery()
+    delivery.update(
+        pending=by_state.get("pending", 0),
+        in_flight=by_state.get("in_flight", 0),
+        in_flight_expired=expired,  # leases of an uplink that died: delivered again soon
+        sent=by_state.get("sent", 0),
+        quarantined=by_state.get("quarantined", 0),
+        quarantine_reasons=reasons,
+        pending_retried=retried,  # pending events that failed at least once
+        oldest_pending_ts_ns=oldest,
+    )
+    has_state = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'uplink_state'"
+    ).fetchone()
+    if not has_state:  # a spool no uplink has touched since it was created by an older km
+        return delivery
+    state = {
+        key: (value, number, at)
+        for key, value, number, at in conn.execute(
+            "SELECT key, value, number, at_ns FROM uplink_state"
+        )
+    }
+    if "breaker" in state:
+        value, number, at = state["breaker"]
+        delivery.update(breaker=value, breaker_until_ns=number, breaker_since_ns=at)
+    if "paused" in state:
+        value, number, at = state["paused"]
+        delivery.update(paused_reason=value, paused_status=number, paused_since_ns=at)
+    if "last_success" in state:
+        value, number, at = state["last_success"]
+        delivery.update(last_success_ns=at, last_success_url=value, last_success_events=number)
+    if "last_error" in state:
+        value, _, at = state["last_error"]
+        delivery.update(last_error=value, last_error_ns=at)
+    return delivery
 
 
 def _live_session_ids(conn: sqlite3.Connection) -> set[str]:
@@ -190,4 +249,29 @@ def _empty() -> Status:
         "dropped": {"frames": 0, "bytes": 0},
         "evicted": {"events": 0, "bytes": 0},
         "last_capture_ns": None,
+        "delivery": _empty_delivery(),
+    }
+
+
+def _empty_delivery() -> Status:
+    return {
+        "pending": 0,
+        "in_flight": 0,
+        "in_flight_expired": 0,
+        "sent": 0,
+        "quarantined": 0,
+        "quarantine_reasons": [],
+        "pending_retried": 0,
+        "oldest_pending_ts_ns": None,
+        "breaker": None,
+        "breaker_until_ns": None,
+        "breaker_since_ns": None,
+        "paused_reason": None,
+        "paused_status": None,
+        "paused_since_ns": None,
+        "last_success_ns": None,
+        "last_success_url": None,
+        "last_success_events": None,
+        "last_error": None,
+        "last_error_ns": None,
     }
