@@ -9,8 +9,12 @@ Groups and their baselines, measured in the same run:
   unindexed table, the most PostgreSQL can take on this machine.
 - `ingest-store-sqlite`: `SqliteStore.ingest` against plain `executemany` into a bare table
   under the same pragmas (WAL, synchronous=FULL).
+- `ingest-plan`: what the HTTP handler does to a batch before the store (JSON parse, validation,
+  server-side redaction with km.redact when it is there), against parsing alone.
 - `ingest-http`: POST /api/v1/events to a real `python -m km.server` process on loopback, plain
-  JSON and gzip, into each backend: what an uplink sees, parsing and validation included.
+  JSON and gzip, into each backend: what an uplink sees, parsing, validation and redaction
+  included. `json-4-streams` posts 4 batches at once per round (4 uplinks): events/s is then
+  2,000 / mean round time.
 
 Every round sends 500 new events (fresh UUIDv7 ids as km makes them, built before the timed
 call); `extra_info` holds
@@ -43,6 +47,8 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from km.capture.ids import uuid7
+from km.server.batch import parse_batch, plan_batch
+from km.server.redaction import load_redactor
 from km.server.serve import loop_factory
 from km.server.stores.base import EventStore, IngestEvent
 from km.server.stores.postgres import PostgresStore
@@ -103,10 +109,11 @@ def batch_events() -> list[IngestEvent]:
     return [e for e in events if isinstance(e, IngestEvent)]
 
 
-def record_rate(benchmark: BenchmarkFixture) -> None:
+def record_rate(benchmark: BenchmarkFixture, batches: int = 1) -> None:
+    benchmark.extra_info["redactor"] = load_redactor() is not None
     stats = getattr(benchmark, "stats", None)
     if stats is not None:
-        benchmark.extra_info["events_per_s"] = round(BATCH / stats.stats.mean)
+        benchmark.extra_info["events_per_s"] = round(batches * BATCH / stats.stats.mean)
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +267,39 @@ def test_sqlite_baseline_executemany(benchmark: BenchmarkFixture, tmp_path: Path
         conn.close()
 
 
+# -- the handler's CPU work before the store
+
+
+@pytest.mark.benchmark(group="ingest-plan")
+@pytest.mark.parametrize("redact", [False, True], ids=["validate", "validate+redact"])
+def test_plan_batch(benchmark: BenchmarkFixture, redact: bool) -> None:
+    redactor = load_redactor() if redact else None
+    if redact and redactor is None:
+        pytest.skip("km.redact.redact_payload is not there")
+
+    def plan(body: bytes) -> None:
+        assert len(plan_batch(parse_batch(body, BATCH), redactor).events) == BATCH
+
+    benchmark.pedantic(  # type: ignore[no-untyped-call]
+        plan,
+        setup=lambda: ((orjson.dumps({"events": batch_json()}),), {}),
+        rounds=ROUNDS,
+        warmup_rounds=WARMUP_ROUNDS,
+    )
+    record_rate(benchmark)
+
+
+@pytest.mark.benchmark(group="ingest-plan")
+def test_plan_baseline_parse_only(benchmark: BenchmarkFixture) -> None:
+    benchmark.pedantic(  # type: ignore[no-untyped-call]
+        lambda body: parse_batch(body, BATCH),
+        setup=lambda: ((orjson.dumps({"events": batch_json()}),), {}),
+        rounds=ROUNDS,
+        warmup_rounds=WARMUP_ROUNDS,
+    )
+    record_rate(benchmark)
+
+
 # -- HTTP into a real `km serve` process
 
 
@@ -313,7 +353,11 @@ class ServeProcess:
 
 
 def bench_http(
-    benchmark: BenchmarkFixture, runner: asyncio.Runner, database_url: str, gzipped: bool
+    benchmark: BenchmarkFixture,
+    runner: asyncio.Runner,
+    database_url: str,
+    gzipped: bool,
+    streams: int,
 ) -> None:
     server = ServeProcess(database_url)
     key = server.create_key()
@@ -333,35 +377,51 @@ def bench_http(
                 assert r.status == 200, await r.text()
                 assert len((await r.json())["accepted"]) == BATCH
 
-        def body() -> tuple[tuple[bytes], dict[str, Any]]:
-            raw = orjson.dumps({"events": batch_json()})
-            return (gzip.compress(raw, compresslevel=1) if gzipped else raw,), {}
+        async def post_all(bodies: list[bytes]) -> None:
+            await asyncio.gather(*(post(b) for b in bodies))
+
+        def bodies() -> tuple[tuple[list[bytes]], dict[str, Any]]:
+            raw = [orjson.dumps({"events": batch_json()}) for _ in range(streams)]
+            return ([gzip.compress(r, compresslevel=1) if gzipped else r for r in raw],), {}
 
         benchmark.pedantic(  # type: ignore[no-untyped-call]
-            lambda b: runner.run(post(b)),
-            setup=body,
+            lambda b: runner.run(post_all(b)),
+            setup=bodies,
             rounds=ROUNDS,
             warmup_rounds=WARMUP_ROUNDS,
         )
-        record_rate(benchmark)
+        record_rate(benchmark, streams)
     finally:
         runner.run(http.close())
         server.stop()
 
 
+HTTP_CASES = pytest.mark.parametrize(
+    ("gzipped", "streams"),
+    [(False, 1), (True, 1), (False, 4)],
+    ids=["json", "gzip", "json-4-streams"],
+)
+
+
 @pytest.mark.benchmark(group="ingest-http")
-@pytest.mark.parametrize("gzipped", [False, True], ids=["json", "gzip"])
+@HTTP_CASES
 def test_http_postgres(
-    benchmark: BenchmarkFixture, runner: asyncio.Runner, pg_schema: str, gzipped: bool
+    benchmark: BenchmarkFixture,
+    runner: asyncio.Runner,
+    pg_schema: str,
+    gzipped: bool,
+    streams: int,
 ) -> None:
-    bench_http(benchmark, runner, pg_url(pg_schema), gzipped)
+    bench_http(benchmark, runner, pg_url(pg_schema), gzipped, streams)
 
 
 @pytest.mark.benchmark(group="ingest-http")
-@pytest.mark.parametrize("gzipped", [False, True], ids=["json", "gzip"])
-def test_http_sqlite(benchmark: BenchmarkFixture, runner: asyncio.Runner, gzipped: bool) -> None:
+@HTTP_CASES
+def test_http_sqlite(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, gzipped: bool, streams: int
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        bench_http(benchmark, runner, f"sqlite://{tmp}/server.db", gzipped)
+        bench_http(benchmark, runner, f"sqlite://{tmp}/server.db", gzipped, streams)
 
 
 def test_batches_are_what_the_api_accepts() -> None:
