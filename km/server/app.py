@@ -91,6 +91,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_response({"error": exc.reason}, status=exc.status, headers=headers)
+    except ConnectionResetError:
+        raise  # the client went away mid-request: nobody to answer, nothing to log
     except Exception:
         log.exception("%s %s: unexpected error", request.method, request.path)
         return json_response({"error": "internal server error: retry later"}, status=500)
