@@ -18,6 +18,7 @@ import copy
 import os
 import sys
 import threading
+import time
 
 TYPE_CHECKING = False  # not `from typing import ...`: keep this module's imports minimal
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class UplinkHandle:
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: Callable[[], None] | None = None
+        self._drain: Callable[[], None] | None = None
         self.active = False  # this process holds the uplink lock and delivers
         self.uplink: object | None = None  # the running `Uplink`, for tests and diagnostics
         self.error: str | None = None  # why the thread ended early, if it did
@@ -58,10 +60,23 @@ class UplinkHandle:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def stop(self, timeout: float = STOP_JOIN_S) -> bool:
-        """Stop the uplink (the rows it holds go back to pending) and wait at most `timeout`
-        seconds for its thread. True when it has ended. Never raises."""
+    def stop(self, timeout: float = STOP_JOIN_S, *, drain_s: float = 0.0) -> bool:
+        """Stop the uplink and wait at most `timeout` seconds for its thread; True when it has
+        ended. With `drain_s`, it first gets up to that long (within `timeout`) to deliver what
+        is deliverable, without waiting on a backoff or an open circuit. Rows it still holds go
+        back to pending. Never raises."""
         try:
+            deadline = time.monotonic() + max(0.0, timeout)
+            with self._lock:
+                loop, drain = self._loop, self._drain
+            if drain_s > 0 and loop is not None and drain is not None:
+                try:
+                    loop.call_soon_threadsafe(drain)
+                except RuntimeError:
+                    pass  # the loop already closed
+                thread = self._thread
+                if thread is not None:
+                    thread.join(max(0.0, min(drain_s, deadline - time.monotonic())))
             with self._lock:
                 self._stopping.set()
                 loop, wake = self._loop, self._wake
@@ -73,17 +88,19 @@ class UplinkHandle:
             thread = self._thread
             if thread is None:
                 return True
-            thread.join(max(0.0, timeout))
+            thread.join(max(0.0, deadline - time.monotonic()))
             return not thread.is_alive()
         except BaseException:
             return False
 
-    def _attach(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> bool:
+    def _attach(
+        self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None], drain: Callable[[], None]
+    ) -> bool:
         """Called on the uplink's thread once its loop runs; False when stop() came first."""
         with self._lock:
             if self._stopping.is_set():
                 return False
-            self._loop, self._wake = loop, wake
+            self._loop, self._wake, self._drain = loop, wake, drain
             return True
 
 

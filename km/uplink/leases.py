@@ -233,6 +233,20 @@ class LeaseStore:
         never sent (shutting down, paused)."""
         return self.settle(released=seqs, error=error, attempted=attempted).released
 
+    def renew(self, seqs: Sequence[int], now_ns: int | None = None) -> int:
+        """Extend our leases on `seqs` to now + `lease_s`; how many are still ours."""
+        now = time.time_ns() if now_ns is None else now_ns
+        until = now + int(self.lease_s * 1e9)
+        renewed = 0
+        with self._transaction() as conn:
+            for chunk in _chunks(seqs):
+                renewed += conn.execute(
+                    f"UPDATE events SET lease_until_ns = ? WHERE seq IN ({_marks(chunk)})"
+                    f" AND state = ? AND lease_owner = ?",
+                    (until, *chunk, IN_FLIGHT, self.owner),
+                ).rowcount
+        return renewed
+
     def release_all(self) -> int:
         """Give back every row this owner still holds (shutting down), attempts unchanged."""
         with self._transaction() as conn:

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from km.errors import KmError, SpoolError
@@ -88,6 +88,7 @@ class Prepared:
     batch: Batch
     wire: bytes
     gzipped: bool
+    leased_at: float  # the uplink's clock when its rows were leased (or the lease renewed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,6 @@ class Uplink:
     ) -> None:
         self.spool_path = spool_path
         self.config = config or UplinkConfig()
-        self._settings = settings
         self._creds = credentials_of(settings)
         self._reload = reload or (lambda: credentials_of(reread_config(settings)))
         self._clock = clock
@@ -173,12 +173,14 @@ class Uplink:
         self._paused: _Paused | None = None
         self._paused_at = 0.0
         self._rate_limited = 0  # 429 answers in a row
-        self._last_pause_check = 0.0
+        self._last_error: str | None = None
         # counters
         self.sent = self.accepted = self.duplicates = self.quarantined = self.requests = 0
         self._total = 0
         self._progress: Callable[[Progress], None] | None = None
         self._prefetch: asyncio.Future[list[Prepared]] | None = None
+        self._draining = False  # background: deliver what is there, then stop
+        self._nudge: asyncio.Event | None = None  # wakes the background loop's sleeps
 
     @property
     def configured(self) -> bool:
@@ -241,6 +243,7 @@ class Uplink:
         if not self.configured:
             await stop_event.wait()
             return
+        self._nudge = asyncio.Event()
         work = asyncio.ensure_future(self._forever(stop_event))
         stopper = asyncio.ensure_future(stop_event.wait())
         try:
@@ -253,6 +256,13 @@ class Uplink:
                     await task
             await self._shutdown()
 
+    def request_drain(self) -> None:
+        """Background: deliver what is deliverable now without waiting for anything (backoff,
+        an open circuit, a new key), then end `run_forever`. Call on the loop's thread."""
+        self._draining = True
+        if self._nudge is not None:
+            self._nudge.set()
+
     # -- the background loop -----------------------------------------------------------------
 
     async def _forever(self, stop: asyncio.Event) -> None:
@@ -260,6 +270,8 @@ class Uplink:
         while not stop.is_set():
             try:
                 if self._paused is not None:
+                    if self._draining:
+                        return
                     await self._while_paused(stop)
                     continue
                 if self._store is None:
@@ -267,24 +279,32 @@ class Uplink:
                 await self._gate(stop, sync=False)
                 claim = await self._next_claim()
                 if not claim:
+                    if self._draining:
+                        return
                     await self._sleep(self.config.idle_s, stop)
                     continue
                 try:
                     await self._deliver(claim, stop)
                 except _Paused as paused:
                     self._paused = paused
-                    self._paused_at = self._last_pause_check = self._clock()
+                    self._paused_at = self._clock()
             except _Stopped:
                 return
             except SpoolMissing:
+                if self._draining:
+                    return
                 await self._sleep(self.config.idle_s, stop)
             except (SpoolError, KmError, OSError) as exc:
                 await self._note_error(str(exc))
+                if self._draining:
+                    return
                 await self._sleep(self._fail_delay(), stop)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never die: note it, back off, go on
                 await self._note_error(f"unexpected uplink error: {exc!r}")
+                if self._draining:
+                    return
                 await self._sleep(self._fail_delay(), stop)
 
     async def _while_paused(self, stop: asyncio.Event) -> None:
@@ -347,9 +367,9 @@ class Uplink:
         queue: deque[Prepared] = deque(claim)
         try:
             while queue:
-                prepared = queue[0]
-                batch = prepared.batch
                 await self._gate(stop, sync=stop is None)
+                prepared = queue[0] = await self._renewed(queue[0])
+                batch = prepared.batch
                 verdict = await self._send(prepared)
                 if isinstance(verdict, Delivered):
                     queue.popleft()
@@ -390,6 +410,16 @@ class Uplink:
             with contextlib.suppress(Exception):
                 await self._drop_prefetch()
             raise
+
+    async def _renewed(self, prepared: Prepared) -> Prepared:
+        """`prepared`, its lease renewed first when a third of it has gone (a slow API, a
+        claim that waited behind another): a lease must outlive the request."""
+        now = self._clock()
+        if now - prepared.leased_at < self.config.lease_s / 3 or self._store is None:
+            return prepared
+        store = self._store
+        await self._db(store.renew, [r.seq for r in prepared.batch.rows])
+        return replace(prepared, leased_at=now)
 
     async def _send(self, prepared: Prepared) -> Delivered | Split | QuarantineAll | Retry | Pause:
         from km.uplink.client import TransportError
@@ -516,6 +546,8 @@ class Uplink:
                 return
             if wait == float("inf"):
                 wait = self.config.idle_s  # a probe is out (not with one request at a time)
+            if self._draining:
+                raise _Stopped  # a last drain does not wait
             if sync and wait > self.config.sync_max_wait_s:
                 raise ApiUnavailable(
                     self._shown_url(),
@@ -527,22 +559,24 @@ class Uplink:
                 raise _Stopped
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> bool:
-        """Sleep, or less if `stop` is set; True when still running."""
+        """Sleep, less when stopped (`run_forever` cancels us) or nudged (a last drain); True
+        when still running."""
         if stop.is_set():
             return False
+        nudge = self._nudge
+        if nudge is None or self._draining:
+            return not self._draining
         try:
-            await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+            await asyncio.wait_for(nudge.wait(), max(0.0, seconds))
         except TimeoutError:
-            return True
-        return False
+            pass
+        return not stop.is_set()
 
     def _fail_delay(self) -> float:
         self._backoff.failure(self._clock())
         return self._backoff.wait_s(self._clock())
 
     # -- bookkeeping -------------------------------------------------------------------------
-
-    _last_error: str | None = None
 
     def _on_retry(self, verdict: Retry) -> None:
         now = self._clock()
@@ -621,12 +655,13 @@ class Uplink:
 
     def _prepare(self, batch: Batch) -> Prepared:
         body = batch.body
+        now = self._clock()
         if len(body) >= self.config.gzip_min_bytes:
-            return Prepared(batch, gzip_body(body), True)
-        return Prepared(batch, body, False)
+            return Prepared(batch, gzip_body(body), True, now)
+        return Prepared(batch, body, False, now)
 
     def _prepare_halves(self, batch: Batch) -> tuple[Prepared, Prepared]:
-        first, second = batch.split()
+        first, second = batch.split()  # the halves keep the whole's lease time
         return self._prepare(first), self._prepare(second)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -682,7 +717,7 @@ def run_in_thread(handle: UplinkHandle, uplink: Uplink) -> None:
 
     async def main() -> None:
         stop = asyncio.Event()
-        if not handle._attach(asyncio.get_running_loop(), stop.set):
+        if not handle._attach(asyncio.get_running_loop(), stop.set, uplink.request_drain):
             return
         await uplink.run_forever(stop)
 

@@ -83,6 +83,7 @@ class FakeApi:
     reject_ids: dict[str, str] = field(default_factory=dict)  # id -> reason (200, per event)
     poison_ids: set[str] = field(default_factory=set)  # whole batch 400 while one is in it
     forget_ids: Counter[str] = field(default_factory=Counter)  # id -> times to not acknowledge
+    delay_s: float = 0.0  # a slow API: every ingest answer takes this long
     echo_auth: int | None = None  # answer this status with the Authorization header echoed
     hold: threading.Event | None = None  # after storing, answer only once this is set
     stored_batch: threading.Event = field(default_factory=threading.Event)  # set per store
@@ -198,6 +199,8 @@ class FakeApi:
                     continue
                 listed.append(event_id)
         self.stored_batch.set()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         hold = self.hold
         if hold is not None:
             await asyncio.to_thread(hold.wait, SERVE_TIMEOUT_S * 3)

@@ -17,15 +17,19 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from km.events import IN_FLIGHT, SENT
 from km.spool.status import read_status
+from km.uplink.backoff import BackoffPolicy
+from km.uplink.batches import SpoolRow
 from km.uplink.cli import run_login
 from km.uplink.config_file import update_config
 from km.uplink.errors import ApiUnavailable, KeyRejected
+from km.uplink.leases import LeaseStore
 from km.uplink.run import Uplink, start_background_uplink
 from tests.spool.helpers import REPO_ROOT
 from tests.uplink.fake_api import (
@@ -385,3 +389,83 @@ def test_one_background_uplink_per_spool_delivers(
             for h in handles:
                 h.stop(5.0)
     check(spool, api.store_counts(), payloads(api)).assert_clean()
+
+
+def test_slow_api_leases_are_renewed_before_sending(tmp_path: Path, spool: Path) -> None:
+    """A claim taken ahead waits behind a slow request; its lease is renewed before it goes,
+    so a second uplink never takes it over while it is in flight: nothing is sent twice."""
+    ids = fill_spool(spool, make_events(40))
+    api = FakeApi(delay_s=0.9)
+    config = replace(FAST, max_events=10, lease_s=1.5, request_timeout_s=1.4)
+    with serving(api) as server:
+        settings = make_settings(tmp_path, server.url, GOOD_KEY)
+        drains = [Drain(Uplink(settings, str(spool), config)) for _ in range(2)]
+        results = [d.join(WAIT_S) for d in drains]
+    check(spool, api.store_counts(), payloads(api)).assert_clean()
+    assert sum(r.sent for r in results) == 40
+    assert all(api.received[i] == 1 for i in ids), "an event was sent twice"
+
+
+def test_stop_with_a_last_drain(tmp_path: Path, spool: Path) -> None:
+    """At the end of a km session: what the session captured goes out before the stop."""
+    fill_spool(spool, make_events(10))
+    api = FakeApi()
+    config = replace(FAST, idle_s=60.0)  # only the drain request can wake it
+    with serving(api) as server:
+        handle = start_background_uplink(
+            make_settings(tmp_path, server.url, GOOD_KEY), str(spool), config
+        )
+        try:
+            wait_for(lambda: states(spool)["sent"] == 10, WAIT_S, "the first events")
+            fill_spool(spool, make_events(250, start=10))  # the session's last events
+            started = time.monotonic()
+            assert handle.stop(10.0, drain_s=10.0)
+            assert time.monotonic() - started < 5.0
+        finally:
+            handle.stop(5.0)
+    check(spool, api.store_counts(), payloads(api)).assert_clean()
+
+
+def test_last_drain_does_not_wait_for_a_dead_api(tmp_path: Path, spool: Path) -> None:
+    fill_spool(spool, make_events(50))
+    config = replace(FAST, backoff=BackoffPolicy(base_s=30.0, cap_s=60.0))
+    settings = make_settings(tmp_path, f"http://127.0.0.1:{free_port()}", GOOD_KEY)
+    handle = start_background_uplink(settings, str(spool), config)
+    try:
+        wait_for(lambda: delivery(spool)["last_error"] is not None, WAIT_S, "a failure")
+        started = time.monotonic()
+        assert handle.stop(10.0, drain_s=10.0)
+        assert time.monotonic() - started < 2.0  # no 30 s backoff, no breaker wait
+    finally:
+        handle.stop(5.0)
+    assert states(spool) == {"pending": 50, "in_flight": 0, "sent": 0, "quarantined": 0}
+
+
+def test_idle_uplink_does_not_spin(
+    tmp_path: Path, spool: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill_spool(spool, make_events(5))
+    claims: list[float] = []
+    original = LeaseStore.claim
+
+    def counted(self: LeaseStore, *args: Any, **kwargs: Any) -> list[SpoolRow]:
+        claims.append(time.monotonic())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeaseStore, "claim", counted)
+    api = FakeApi()
+    with serving(api) as server:
+        handle = start_background_uplink(
+            make_settings(tmp_path, server.url, GOOD_KEY), str(spool), replace(FAST, idle_s=0.1)
+        )
+        try:
+            wait_for(lambda: states(spool)["sent"] == 5, WAIT_S, "delivery")
+            first = len(claims)
+            wait_for(lambda: len(claims) >= first + 3, WAIT_S, "three idle looks")
+            assert handle.stop(5.0)
+        finally:
+            handle.stop(5.0)
+    idle = claims[first:]
+    gaps = [b - a for a, b in itertools.pairwise(idle)]
+    assert min(gaps) >= 0.09, gaps  # one look per idle period, never a spin
+    assert len(api.ingest_requests()) == 1

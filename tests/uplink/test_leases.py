@@ -199,3 +199,21 @@ def test_opening_migrates_a_version_1_spool(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     finally:
         conn.close()
+
+
+def test_renew_extends_only_our_live_leases(spool: Path) -> None:
+    mine = LeaseStore.open(str(spool), owner="mine", lease_s=10.0)
+    other = LeaseStore.open(str(spool), owner="other", lease_s=10.0)
+    try:
+        now = time.time_ns()
+        ours = [r.seq for r in mine.claim(3, 1 << 20, now_ns=now)]
+        theirs = [r.seq for r in other.claim(2, 1 << 20, now_ns=now)]
+        assert mine.renew(ours + theirs, now_ns=now + 5 * S) == 3
+        leases = lease_columns(spool)
+        assert {leases[s][2] for s in ours} == {now + 15 * S}
+        assert {leases[s][2] for s in theirs} == {now + 10 * S}
+        mine.mark_sent(ours)
+        assert mine.renew(ours) == 0  # settled rows are no lease of anyone's
+    finally:
+        mine.close()
+        other.close()
