@@ -37,9 +37,8 @@ from km.server.config import (
 )
 from km.server.errors import NotFound
 from km.server.ratelimit import RateLimit
-from km.server.stores import open_store, sqlite_path
+from km.server.stores import describe_dsn, open_store, sqlite_path
 from km.server.stores.base import EventStore
-from km.server.stores.postgres import describe_dsn
 from km.settings import Settings
 
 ADMIN_WORDS = ("keys", "accounts")
@@ -191,10 +190,12 @@ def parse_size(name: str, text: str) -> int:
 
 
 def _log_to_stderr() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("km serve: %(message)s"))
     log = logging.getLogger("km.server")
-    log.addHandler(handler)
+    if not any(getattr(h, "km_serve", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("km serve: %(message)s"))
+        handler.km_serve = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
     log.setLevel(logging.INFO)
 
 

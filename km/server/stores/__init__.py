@@ -3,6 +3,8 @@ through asyncpg, `sqlite:///path/to/file.db` or a plain file path for the embedd
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from km.errors import UsageError
 from km.server.stores.base import EventStore
 
@@ -24,6 +26,14 @@ def sqlite_path(url: str) -> str | None:
             "sqlite:///path or a file path"
         )
     return url
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a PostgreSQL URL, for messages (never the password)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://{host}{port}{parts.path}"
 
 
 async def open_store(url: str) -> EventStore:

@@ -15,12 +15,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from km.server import cursor as cursors
 from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
+from km.server.stores import describe_dsn
 from km.server.stores.aggregate import aggregate
 from km.server.stores.base import (
     Account,
@@ -126,14 +126,6 @@ _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
 """
-
-
-def describe_dsn(dsn: str) -> str:
-    """host:port/database of a DSN, for messages (never the password)."""
-    parts = urlsplit(dsn)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"postgresql://{host}{port}{parts.path}"
 
 
 class PostgresStore(EventStore):
