@@ -85,11 +85,15 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     console = Console()
     path = status["path"]
     if not status["exists"]:
-        console.print(f"No spool yet at {path}. Run an MCP server through km, e.g. `{EXAMPLE}`.")
+        console.print(
+            f"No spool yet at {path}. Run an MCP server through km, e.g. `{EXAMPLE}`.",
+            soft_wrap=True,  # one line whatever the path's length (and copyable)
+        )
         return
     if not status["events_total"] and not status["sessions_total"]:
         console.print(
-            f"The spool at {path} is empty. Run an MCP server through km, e.g. `{EXAMPLE}`."
+            f"The spool at {path} is empty. Run an MCP server through km, e.g. `{EXAMPLE}`.",
+            soft_wrap=True,
         )
         return
 
