@@ -309,6 +309,6 @@ def _config(args: list[str], settings: Settings, out: IO[str]) -> int:
 
 
 def _shown(key: str, value: object) -> str:
-    if key == "api_url" and isinstance(value, str):
-        return display_url(value)
+    if key.endswith("_url") and isinstance(value, str):
+        return display_url(value)  # no user or password (a database URL may hold one)
     return str(value)

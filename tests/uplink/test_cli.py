@@ -34,13 +34,21 @@ def config_of(tmp_path: Path) -> dict[str, object]:
 def test_config_show_masks_the_key(tmp_path: Path, capsys: Capture) -> None:
     settings = make_settings(tmp_path)
     path = settings.resolve_config_path()
-    update_config(path, {"api_url": "https://u:pw@api.example.com", "api_key": GOOD_KEY})
+    update_config(
+        path,
+        {
+            "api_url": "https://u:pw@api.example.com",
+            "api_key": GOOD_KEY,
+            "database_url": "postgresql://km:dbsecret@db/km",
+        },
+    )
     assert run_config(["show"], settings) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"# {path}"
     assert "api_url = https://api.example.com  # config file" in out
     assert "api_key = km_live_GGGG…  # config file" in out
-    assert GOOD_KEY not in out and "pw" not in out
+    assert "database_url = postgresql://db/km  # config file" in out
+    assert GOOD_KEY not in out and "pw" not in out and "dbsecret" not in out
 
 
 def test_config_show_without_a_file(tmp_path: Path, capsys: Capture) -> None:
