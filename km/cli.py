@@ -32,11 +32,16 @@ km options (each also settable by environment variable):
   --max-payload SIZE   store at most SIZE bytes of each message (KM_MAX_PAYLOAD; default 64k)
   --spool-max SIZE     evict the oldest events past SIZE (KM_SPOOL_MAX_BYTES; default 1G)
   --grace SECONDS      wait after closing the server's stdin before SIGTERM (KM_GRACE; 2)
+  KM_REDACT=metadata   store no payloads at all (default `on`: secrets and PII redacted)
+  KM_REDACT_KEYS=a,b   more key names whose values are always redacted
   -V, --version        print km's version
   -h, --help           print this help
 
 commands:
   status               what has been captured: events by state, server, session; live km runs
+  sync                 deliver every spooled event to the Kilometers API now (progress bar)
+  login [--url URL]    store the API URL and key (read from stdin or a hidden prompt)
+  config [show|set K V|unset K|path]   km's config file (the key is always masked)
   serve                run the Kilometers API locally (embedded SQLite, or PostgreSQL); keys
 """
 
@@ -48,7 +53,7 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status", "serve")
+COMMANDS = ("status", "serve", "sync", "login", "config")
 
 
 def _err(message: str) -> None:

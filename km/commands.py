@@ -22,7 +22,17 @@ def _status_parser() -> _Parser:
 
 
 def run_command(name: str, args: list[str], settings: Settings) -> int:
-    settings.load_config_file()
+    if name not in ("login", "config"):  # those two are how a broken config file gets fixed
+        settings.load_config_file()
+    if name in ("sync", "login", "config"):
+        from km.uplink import cli as uplink_cli
+
+        run = {
+            "sync": uplink_cli.run_sync,
+            "login": uplink_cli.run_login,
+            "config": uplink_cli.run_config,
+        }[name]
+        return run(args, settings)
     if name == "serve":
         from km.server.cli import run_serve
 

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 
 from km.errors import UsageError
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: typing costs start-up time
+if TYPE_CHECKING:
+    from km.redact import RedactionRules
+
 MIB = 1024 * 1024
 
 # Defaults, each with its reason.
@@ -86,6 +90,8 @@ class Settings:
         "payload_cap",
         "queue_max_bytes",
         "queue_max_frames",
+        "redact",
+        "redact_keys",
         "server_name",
         "spool_max_bytes",
         "spool_path",
@@ -98,6 +104,8 @@ class Settings:
         self.api_url: str | None = None
         self.api_key: str | None = None  # never logged, never in argv (use KM_API_KEY or km login)
         self.database_url: str | None = None  # km serve: postgresql://...; default embedded SQLite
+        self.redact = "on"  # on | metadata (store no payloads at all) ; never off
+        self.redact_keys: tuple[str, ...] = ()  # extra sensitive key names, comma-separated
         self.server_name: str | None = None
         self.spool_path: str | None = None
         self.capture = True
@@ -121,6 +129,13 @@ class Settings:
             "config_path",
         ):
             setattr(self, field, text or None)
+        elif field == "redact":
+            mode = text.strip().lower()
+            if mode not in ("on", "metadata"):
+                raise UsageError(f"{source}: expected `on` or `metadata`, got {text!r}")
+            self.redact = mode
+        elif field == "redact_keys":
+            self.redact_keys = tuple(k.strip() for k in text.split(",") if k.strip())
         elif field == "capture":
             self.capture = _parse_bool(source, text)
         elif field in ("payload_cap", "queue_max_bytes", "queue_max_frames", "spool_max_bytes"):
@@ -139,6 +154,17 @@ class Settings:
             if value is not None:
                 settings.set(field, value, var)
         return settings
+
+    def redaction_rules(self) -> RedactionRules:
+        """The redactor's rules for these settings (km.redact is imported here, off the
+        proxy's start-up path)."""
+        from km.redact import DEFAULT_RULES, RedactionRules
+
+        if self.redact == "on" and not self.redact_keys:
+            return DEFAULT_RULES
+        return RedactionRules(
+            extra_keys=frozenset(self.redact_keys), metadata_only=self.redact == "metadata"
+        )
 
     def resolve_config_path(self) -> str:
         if self.config_path:
@@ -192,6 +218,8 @@ ENV_VARS = {
     "database_url": "KM_DATABASE_URL",
     "server_name": "KM_NAME",
     "spool_path": "KM_SPOOL",
+    "redact": "KM_REDACT",
+    "redact_keys": "KM_REDACT_KEYS",
     "capture": "KM_CAPTURE",
     "payload_cap": "KM_MAX_PAYLOAD",
     "queue_max_bytes": "KM_QUEUE_MAX_BYTES",

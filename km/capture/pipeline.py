@@ -20,7 +20,7 @@ from km.events import DROPPED, KM, Event
 class CapturePipeline:
     """Turns frames into `Event`s for one session. `new_id` makes event ids (for tests)."""
 
-    __slots__ = ("_correlator", "_new_id", "server", "session_id")
+    __slots__ = ("_correlator", "_new_id", "_redact", "server", "session_id")
 
     def __init__(
         self,
@@ -28,11 +28,15 @@ class CapturePipeline:
         server: str,
         max_pending: int = DEFAULT_MAX_PENDING,
         new_id: Callable[[], str] = uuid7,
+        redact: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        """`redact` rewrites a payload before it is stored (classification and correlation
+        read the frame as it crossed the wire; only what is kept is redacted)."""
         self.session_id = session_id
         self.server = server
         self._correlator = Correlator(max_pending)
         self._new_id = new_id
+        self._redact = redact
 
     @property
     def evicted(self) -> int:
@@ -58,7 +62,7 @@ class CapturePipeline:
             method,
             env.rpc_id,
             frame.size,
-            frame.data,
+            frame.data if self._redact is None else self._redact(frame.data),
             frame.truncated,
             link.link_id,
             link.latency_us,

@@ -265,7 +265,8 @@ def test_leases_against_a_model(ops: list[Op]) -> None:
                     assert got == free[:n]
                     for s in got:
                         model[s] = (IN_FLIGHT, owner, now + 2 * S)
-                    held[owner] += got
+                    # An owner may re-claim its own expired lease: hold each seq once.
+                    held[owner] += [s for s in got if s not in held[owner]]
                     continue
                 seqs, held[owner] = held[owner][:n], held[owner][n:]
                 ours = [s for s in seqs if model[s][0] == IN_FLIGHT and model[s][1] == owner]
