@@ -8,6 +8,7 @@ Usage: .venv/bin/python scripts/demo_session.py
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,12 @@ KM = str(Path(sys.executable).parent / "km")
 EVERYTHING = ROOT / "tests" / "peers" / "node_modules" / ".bin" / "mcp-server-everything"
 
 
+# The MCP SDK passes only a few variables to servers; km's own settings must reach km.
+KM_ENV = {k: v for k, v in os.environ.items() if k.startswith("KM_")}
+
+
 async def session(args: list[str], calls: list[tuple[str, dict[str, Any]]]) -> None:
-    params = StdioServerParameters(command=KM, args=args)
+    params = StdioServerParameters(command=KM, args=args, env=KM_ENV)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
         init = await client.initialize()
         tools = await client.list_tools()
@@ -47,7 +52,10 @@ async def main() -> None:
     if EVERYTHING.exists():
         await session(
             [str(EVERYTHING), "stdio"],
-            [("echo", {"message": "hello through km"}), ("get-sum", {"a": 2, "b": 40})],
+            [
+                ("echo", {"message": "hello through km, from alice@example.com"}),
+                ("get-sum", {"a": 2, "b": 40}),
+            ],
         )
 
 
