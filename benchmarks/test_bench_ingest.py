@@ -28,12 +28,7 @@ import asyncio
 import gzip
 import itertools
 import os
-import re
-import selectors
-import signal
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -46,6 +41,7 @@ import orjson
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from benchmarks.serve_process import ServeProcess
 from km.capture.ids import uuid7
 from km.server.batch import parse_batch, plan_batch
 from km.server.redaction import load_redactor
@@ -60,8 +56,6 @@ ROUNDS = 60
 WARMUP_ROUNDS = 3
 PG_URL = os.environ.get("KM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BASE_TS = 1_763_780_000_000_000_000
-SERVER_START_TIMEOUT_S = 30.0
-SERVER_STOP_TIMEOUT_S = 15.0
 # A tools/call request and its response: ~300 bytes of JSON each, like a typical MCP call.
 REQUEST = (
     '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"search_issues",'
@@ -301,55 +295,6 @@ def test_plan_baseline_parse_only(benchmark: BenchmarkFixture) -> None:
 
 
 # -- HTTP into a real `km serve` process
-
-
-class ServeProcess:
-    """`python -m km.server` on a free loopback port, stopped with SIGTERM (then killed)."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def create_key(self) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "km.server", "keys", "create", "--account", "bench",
-             "--database-url", self.database_url],
-            check=True, capture_output=True, timeout=SERVER_START_TIMEOUT_S,
-        ).stdout  # fmt: skip
-        return out.decode().strip()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "km.server", "--port", "0", "--rate", "1000000",
-             "--burst", "1000000", "--database-url", self.database_url],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert self.proc.stderr is not None
-        seen = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stderr, selectors.EVENT_READ)
-            while not (found := re.search(rb"listening on (http://\S+)", seen)):
-                if not sel.select(SERVER_START_TIMEOUT_S):
-                    raise TimeoutError(f"km serve did not start: {seen.decode()}")
-                chunk = os.read(self.proc.stderr.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"km serve exited: {seen.decode()}")
-                seen += chunk
-        self.url = found.group(1).decode()
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(SERVER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
 
 
 def bench_http(

@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import resource
-import selectors
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +30,7 @@ import aiohttp
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from benchmarks.serve_process import ServeProcess
 from km.capture.ids import uuid7
 from km.events import C2S, REQUEST, RESPONSE, S2C, Event, SessionInfo
 from km.settings import Settings
@@ -44,8 +41,6 @@ EVENTS = 100_000
 ROUNDS = 3
 BATCH = 500  # the uplink's default batch
 SESSION = "0190aaaa-0000-7000-8000-00000000beef"
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 15.0
 
 
 def events(n: int) -> list[Event]:
@@ -91,59 +86,10 @@ def fill_spool(path: str, n: int) -> None:
         store.close()
 
 
-class ServeProcess:
-    """`python -m km.server` on a free loopback port (no rate limit), stopped with SIGTERM."""
-
-    def __init__(self, directory: str) -> None:
-        self.database_url = f"sqlite://{directory}/server.db"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def create_key(self) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "km.server", "keys", "create", "--account", "bench",
-             "--database-url", self.database_url],
-            check=True, capture_output=True, timeout=START_TIMEOUT_S,
-        ).stdout  # fmt: skip
-        return out.decode().strip()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "km.server", "--port", "0", "--rate", "1000000",
-             "--burst", "1000000", "--database-url", self.database_url],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert self.proc.stderr is not None
-        seen = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stderr, selectors.EVENT_READ)
-            while not (found := re.search(rb"listening on (http://\S+)", seen)):
-                if not sel.select(START_TIMEOUT_S):
-                    raise TimeoutError(f"km serve did not start: {seen.decode()}")
-                chunk = os.read(self.proc.stderr.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"km serve exited: {seen.decode()}")
-                seen += chunk
-        self.url = found.group(1).decode()
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-
-
 class Bench:
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self.server = ServeProcess(directory)
+        self.server = ServeProcess(f"sqlite://{directory}/server.db")
         self.key = self.server.create_key()
         self.server.start()
         self.round = 0

@@ -3,19 +3,13 @@ start-up path, so the convenience costs nothing there."""
 
 from __future__ import annotations
 
-import argparse
-
+from km.arguments import CommandParser, ParserExit
 from km.errors import UsageError
 from km.settings import Settings
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _status_parser() -> _Parser:
-    parser = _Parser(prog="km status", description="Show what km has captured.")
+def _status_parser() -> CommandParser:
+    parser = CommandParser(prog="km status", description="Show what km has captured.")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--spool", metavar="PATH", help="spool database to read (KM_SPOOL)")
     return parser
@@ -38,7 +32,10 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
 
         return run_serve(args, settings)
     if name == "status":
-        options = _status_parser().parse_args(args)
+        try:
+            options = _status_parser().parse_args(args)
+        except ParserExit as done:
+            return done.status
         if options.spool:
             settings.set("spool_path", options.spool, "--spool")
         from km.status_cmd import run_status

@@ -20,10 +20,10 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import NoReturn
 
 import orjson
 
+from km.arguments import CommandParser, ParserExit
 from km.errors import UsageError
 from km.server import keys as keygen
 from km.server.config import (
@@ -44,21 +44,6 @@ from km.settings import Settings
 ADMIN_WORDS = ("keys", "accounts")
 
 
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
-
-
 def _add_database(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
@@ -68,8 +53,8 @@ def _add_database(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _serve_parser() -> _Parser:
-    p = _Parser(prog="km serve", description="Run the Kilometers API.")
+def _serve_parser() -> CommandParser:
+    p = CommandParser(prog="km serve", description="Run the Kilometers API.")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT}; 0: any)")
     _add_database(p)
@@ -94,8 +79,8 @@ def _serve_parser() -> _Parser:
     return p
 
 
-def _admin_parser() -> _Parser:
-    p = _Parser(prog="km serve", description="Manage the Kilometers API's accounts and keys.")
+def _admin_parser() -> CommandParser:
+    p = CommandParser(prog="km serve", description="Manage the Kilometers API's accounts and keys.")
     words = p.add_subparsers(dest="noun", required=True)
     keys = words.add_parser("keys", help="API keys").add_subparsers(dest="verb", required=True)
     create = keys.add_parser("create", help="create a key (printed once, on stdout)")
@@ -143,7 +128,7 @@ def run_serve(args: list[str], settings: Settings) -> int:
         options = _serve_parser().parse_args(args)
         config = _server_config(options)
         url = resolve_database_url(options.database_url, settings)
-    except _Exit as done:
+    except ParserExit as done:
         return done.status
     _log_to_stderr()
     from km.server.serve import run, serve

@@ -14,14 +14,14 @@ to print (`km config show`, `km config path`).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, Any, TypeVar
 
+from km.arguments import CommandParser, ParserExit
 from km.errors import KmError, UsageError
 from km.settings import ENV_PREFIX, ENV_VARS, Settings
 from km.uplink.errors import KeyRejected, NotConfigured
@@ -31,21 +31,6 @@ T = TypeVar("T")
 
 LOGIN_TIMEOUT_S = 15.0  # checking a key against the API
 EXIT_REMAINING = 1  # km sync ended with deliverable events left
-
-
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
 
 
 def _err(message: str) -> None:
@@ -68,7 +53,7 @@ def _run(main: Coroutine[Any, Any, T]) -> T:
 def _entry(fn: Callable[[], int]) -> int:
     try:
         return fn()
-    except _Exit as done:
+    except ParserExit as done:
         return done.status
     except KmError as exc:
         _err(str(exc))
@@ -84,7 +69,7 @@ def run_sync(args: list[str], settings: Settings) -> int:
 
 
 def _sync(args: list[str], settings: Settings) -> int:
-    parser = _Parser(prog="km sync", description="Deliver captured events to the API now.")
+    parser = CommandParser(prog="km sync", description="Deliver captured events to the API now.")
     parser.add_argument("--spool", metavar="PATH", help="spool database (KM_SPOOL)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     options = parser.parse_args(args)
@@ -158,7 +143,7 @@ def run_login(args: list[str], settings: Settings, *, stdin: IO[str] | None = No
 
 
 def _login(args: list[str], settings: Settings, stdin: IO[str]) -> int:
-    parser = _Parser(
+    parser = CommandParser(
         prog="km login",
         description="Save the API URL and key in the config file. The key is read from stdin "
         "or asked for without echo; it is never taken from the command line.",
@@ -254,7 +239,7 @@ def run_config(args: list[str], settings: Settings, *, stdout: IO[str] | None = 
 
 
 def _config(args: list[str], settings: Settings, out: IO[str]) -> int:
-    parser = _Parser(prog="km config", description="Show or change km's config file.")
+    parser = CommandParser(prog="km config", description="Show or change km's config file.")
     words = parser.add_subparsers(dest="verb")
     words.add_parser("show", help="settings in effect, the key masked")
     setter = words.add_parser("set", help="write a key to the config file")
