@@ -17,7 +17,7 @@ import select
 import stat
 import time
 
-from km.capture.framing import LineFramer
+from km.capture.framing import Frame, LineFramer
 from km.proxy.records import encode_drops, encode_header
 
 READ_SIZE = 1 << 20  # as much as an enlarged pipe holds, read into one reused buffer
@@ -87,9 +87,9 @@ class Capture:
         self.dropped_bytes = 0
         self.total_dropped = 0
 
-    def add(self, direction: int, data_frames: list, mono: int, wall: int) -> None:  # type: ignore[type-arg]
+    def add(self, direction: int, frames: list[Frame], mono: int, wall: int) -> None:
         buf = self.buf
-        for frame in data_frames:
+        for frame in frames:
             if len(buf) + len(frame.data) + len(frame.tail) > self.max_bytes or self.fd < 0:
                 self.dropped_frames += 1
                 self.dropped_bytes += frame.size

@@ -14,7 +14,7 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 
 import orjson
 
@@ -261,20 +261,8 @@ class SpoolStore:
         page_size = pragma("PRAGMA page_size").fetchone()[0]
         return int((pages - free) * page_size)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error, SQLite errors classified."""
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback_quietly(conn)
-                raise
-        except sqlite3.Error as exc:
-            raise classify_sqlite(self.path, exc) from exc
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._conn, self.path)
 
 
 def recover_corrupt(path: str, identity: FileIdentity | None = None) -> str | None:
@@ -337,6 +325,22 @@ def _configure(conn: sqlite3.Connection, path: str, busy_timeout_s: float) -> No
         raise SpoolError(path, f"cannot use write-ahead logging (journal_mode is {mode})")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT:d}")
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection, path: str) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE` ... `COMMIT` on a spool connection, rolled back on any error, SQLite
+    errors raised as typed spool errors. Shared by the writer and the uplink's leases."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback_quietly(conn)
+            raise
+    except sqlite3.Error as exc:
+        raise classify_sqlite(path, exc) from exc
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:

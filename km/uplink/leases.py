@@ -24,7 +24,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from km.errors import SpoolError
 from km.events import IN_FLIGHT, PENDING, QUARANTINED, SENT
 from km.spool.errors import classify_sqlite
 from km.spool.schema import migrate
+from km.spool.store import immediate_transaction
 from km.uplink.batches import SpoolRow, claim_count, estimate_encoded
 
 T = TypeVar("T")
@@ -357,21 +358,8 @@ class LeaseStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise classify_sqlite(self.path, exc) from exc
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._conn, self.path)
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
