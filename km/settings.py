@@ -23,7 +23,7 @@ DEFAULT_PAYLOAD_CAP = 64 * 1024  # a stored payload past this is truncated (forw
 DEFAULT_QUEUE_MAX_BYTES = (
     4 * MIB
 )  # captures waiting for the capture process (and in it), before drops
-DEFAULT_QUEUE_MAX_FRAMES = 10_000  # same, by count: many tiny frames cost memory per object
+DEFAULT_QUEUE_MAX_FRAMES = 4096  # same, by count: many tiny frames cost memory per object
 DEFAULT_SPOOL_MAX_BYTES = 1024 * MIB  # the spool evicts its oldest events past this size
 DEFAULT_GRACE_S = 2.0  # after closing the server's stdin, before SIGTERM (then SIGKILL)
 DEFAULT_DRAIN_S = 2.0  # after the server exits, longest wait for its stdout to reach EOF

@@ -22,6 +22,7 @@ UPLINK_STOP_S = 5.0  # at session end, longest wait for the uplink thread to sto
 UPLINK_LAST_DRAIN_S = 3.0  # of which the session's last events may spend sending (never backoff)
 ROOM_WAIT_S = 0.002  # with the writer's queue full, how long to wait before looking again
 PIPE_SIZE = 1 << 20  # bytes; a bigger record pipe absorbs bursts before anything is dropped
+READ_SIZE = 256 * 1024  # bytes per read: each read's records are decoded into objects at once
 F_SETPIPE_SZ = 1031  # Linux fcntl
 
 
@@ -97,7 +98,7 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
     exit_code: int | None = None
     while True:
         try:
-            data = os.read(read_fd, PIPE_SIZE)
+            data = os.read(read_fd, READ_SIZE)
         except OSError:
             data = b""
         if not data:

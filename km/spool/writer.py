@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 IDLE_WAIT_S = 1.0  # longest sleep with nothing queued (eviction checks run at this pace)
 SLICE_FRAMES = 256  # frames processed per slice before handing the GIL back
-BATCH_MAX_EVENTS = 5000  # events per commit at most
+BATCH_MAX_EVENTS = 2000  # events per commit at most
 BATCH_MAX_BYTES = 8 * 1024 * 1024  # bytes per commit at most (also capped by queue_max_bytes)
 COMMIT_INTERVAL_S = 0.010  # a commit starts at least this long after the previous one started
 EVICT_EVERY_S = 1.0  # eviction check (and is-my-file-still-there check) at most this often...
