@@ -43,6 +43,10 @@ commands:
   login [--url URL]    store the API URL and key (read from stdin or a hidden prompt)
   config [show|set K V|unset K|path]   km's config file (the key is always masked)
   serve                run the Kilometers API locally (embedded SQLite, or PostgreSQL); keys
+  setup [CLIENT|all] [--undo] [--dry-run] [--config PATH]
+                       put km in front of every stdio server of Claude Desktop, Claude Code,
+                       Cursor, VS Code or Windsurf (--undo takes it out again, exactly)
+  doctor [--json]      check km's PATH, spool, API and key, and which clients are wrapped
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -53,7 +57,7 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status", "serve", "sync", "login", "config")
+COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor")
 
 
 def _err(message: str) -> None:

@@ -16,7 +16,7 @@ def _status_parser() -> CommandParser:
 
 
 def run_command(name: str, args: list[str], settings: Settings) -> int:
-    if name not in ("login", "config"):  # those two are how a broken config file gets fixed
+    if name not in ("login", "config", "setup", "doctor"):  # these work with a broken config
         settings.load_config_file()
     if name in ("sync", "login", "config"):
         from km.uplink import cli as uplink_cli
@@ -27,6 +27,18 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
             "config": uplink_cli.run_config,
         }[name]
         return run(args, settings)
+    if name == "setup":
+        import os
+
+        from km.setup.cli import run_setup
+
+        return run_setup(args, settings, os.environ)
+    if name == "doctor":
+        import os
+
+        from km.doctor import run_doctor
+
+        return run_doctor(args, settings, os.environ)
     if name == "serve":
         from km.server.cli import run_serve
 
