@@ -55,10 +55,14 @@ POOL_MAX = 10  # per API process; PostgreSQL's max_connections is shared by all 
 
 # Errors after which a retry can succeed: the connection went away, the server is shutting
 # down or refusing connections, a deadlock or serialization failure chose this transaction.
+# InternalClientError ("cannot switch to state N; another operation is in progress") is what a
+# query gets when it races the server's FATAL on a terminated connection (`pg_ctl stop -m fast`,
+# pg_terminate_backend): the connection is gone, the pool replaces it.
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.exceptions.OperatorInterventionError,
