@@ -17,6 +17,8 @@ from km.settings import Settings
 from km.uplink.backoff import BackoffPolicy
 from km.uplink.run import Uplink, UplinkConfig
 
+TUNABLE = ("breaker_failures", "breaker_open_s", "breaker_max_open_s", "sync_max_wait_s")
+
 
 def main() -> None:
     job = orjson.loads(sys.stdin.readline())
@@ -32,6 +34,8 @@ def main() -> None:
         idle_s=0.05,
         backoff=BackoffPolicy(base_s=0.02, cap_s=0.2),
         sync_max_failures=200,
+        # Fault tests (an API killed or a database restarted) want a quick breaker.
+        **{k: job[k] for k in TUNABLE if k in job},
     )
     uplink = Uplink(settings, job["spool"], config)
     sys.stdout.write("ready\n")

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 import km
 from km.capture.ids import uuid7
 from km.events import C2S, QUARANTINED, REQUEST, S2C, SENT, STATE_NAMES, Event, SessionInfo
@@ -164,10 +166,28 @@ def states(path: Path | str) -> dict[str, int]:
     return counts
 
 
+def same_payload(spooled: bytes, stored: bytes | None, json_equal: bool) -> bool:
+    """Byte for byte; with `json_equal`, JSON payloads may come back re-serialized (PostgreSQL
+    JSONB: whitespace and key order differ) and need only be equal as JSON."""
+    if stored == spooled:
+        return True
+    if not json_equal or stored is None:
+        return False
+    try:
+        return bool(orjson.loads(stored) == orjson.loads(spooled))
+    except orjson.JSONDecodeError:
+        return False
+
+
 def check(
-    path: Path | str, stored: Mapping[str, int], payloads: Mapping[str, bytes] | None = None
+    path: Path | str,
+    stored: Mapping[str, int],
+    payloads: Mapping[str, bytes] | None = None,
+    *,
+    json_equal: bool = False,
 ) -> Ledger:
-    """Classify every spooled event against the server's `stored` counts (id -> copies)."""
+    """Classify every spooled event against the server's `stored` counts (id -> copies);
+    `json_equal` for a store that re-serializes JSON payloads (see `same_payload`)."""
     ledger = Ledger()
     for event_id, state, last_error, payload, _ in spool_rows(path):
         copies = stored.get(event_id, 0)
@@ -175,7 +195,9 @@ def check(
             ledger.delivered += 1
             if state != SENT:
                 ledger.unsettled[event_id] = STATE_NAMES[state]
-            if payloads is not None and payloads.get(event_id) != payload:
+            if payloads is not None and not same_payload(
+                payload, payloads.get(event_id), json_equal
+            ):
                 ledger.mismatched.append(event_id)
         elif copies > 1:
             ledger.duplicated.append(event_id)
