@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from km.redact.keys import KeyMatcher, ascii_lower
+from km.redact.needles import needle_finder
 from km.redact.pairs import redact_pairs
 from km.redact.patterns import MARKER_PREFIX, ValuePattern, marker, redact_cards
 
@@ -74,7 +75,15 @@ _PLANS_MAX = 1024  # distinct scopes remembered with the patterns they need
 class TextRedactor:
     """Applies a rule set's value patterns and `name = value` redaction to text."""
 
-    __slots__ = ("_always", "_everything", "_kv_needles", "_matcher", "_patterns", "_plans")
+    __slots__ = (
+        "_always",
+        "_everything",
+        "_find_needles",
+        "_kv_needles",
+        "_matcher",
+        "_patterns",
+        "_plans",
+    )
 
     def __init__(
         self, patterns: tuple[ValuePattern, ...], matcher: KeyMatcher, kv_needles: Iterable[str]
@@ -85,6 +94,7 @@ class TextRedactor:
         needles = frozenset(n for p in patterns for n in p.needles) | self._kv_needles
         self._always = tuple(p for p in patterns if p.always)
         self._everything = Scope(needles, True, bool(self._always))
+        self._find_needles = needle_finder(needles)
         self._plans: dict[Scope, tuple[tuple[ValuePattern, ...], tuple[str, ...]]] = {}
 
     @property
@@ -94,10 +104,10 @@ class TextRedactor:
 
     def scan_payload(self, payload: bytes) -> Scope | None:
         """The scope of a raw payload; None when nothing in it can be redacted."""
-        low = payload.decode("latin-1").lower()  # every byte is one character: cheap and total
-        if ("\\u00" in low and _ESCAPED_ASCII.search(payload)) or "\\/" in low:
+        low = payload.lower()  # ASCII letters only: the needles' own alphabet
+        if (b"\\u00" in low and _ESCAPED_ASCII.search(payload)) or b"\\/" in low:
             return self._everything
-        hits = [n for n in self._everything.needles if n in low]
+        hits = self._find_needles(low)
         digits = len(payload.translate(None, _NOT_DIGITS)) >= _CARD_DIGITS
         if digits and len(payload) <= _CONFIRM_DIGITS_MAX:
             digits = any(
