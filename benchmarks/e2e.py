@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     workdir = tempfile.mkdtemp(prefix="km-bench-")
     interrupted = False
+    ctx: Context | None = None
     try:
         ctx = Context(Launcher(workdir, km_error), modes, _servers(), args.quick)
         for name in args.only:
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted ({exc or 'Ctrl-C'}); partial results follow", file=sys.stderr)
     finally:
         driver.kill_all()
+        if ctx is not None:
+            ctx.launcher.busy.close()
         shutil.rmtree(workdir, ignore_errors=True)
     render(tables)
     out = args.json or str(RESULTS / f"e2e-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")

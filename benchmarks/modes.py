@@ -5,6 +5,9 @@
 - `asyncio-relay`: `benchmarks/relays/asyncio_relay.py`, the pass-through people write by hand.
 - `km`: `.venv/bin/km <server>` with capture on and its own temporary spool (`KM_SPOOL`).
 - `km-nocapture` (only when asked for): km with `KM_CAPTURE=0`, to tell forwarding from capture.
+- `km-uplink-busy` (only when asked for): km with capture on, `KM_API_URL`/`KM_API_KEY` set to
+  a local `km serve` and a spool pre-filled with pending events, so its background uplink
+  drains throughout (benchmarks/uplink_busy.py); `km` itself runs with the uplink off.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.driver import Child
+from benchmarks.uplink_busy import BusyUplink
 
 VENV_BIN = Path(sys.executable).parent
 KM = str(VENV_BIN / "km")
@@ -27,8 +31,9 @@ RELAY = str(Path(__file__).parent / "relays" / "asyncio_relay.py")
 SOCAT_BUFFER = 262144
 KM_VERSION_TIMEOUT_S = 20.0  # `km --version` on a cold cache (imports, .pyc writes)
 DEFAULT_MODES = ("direct", "socat", "asyncio-relay", "km")
-ALL_MODES = (*DEFAULT_MODES, "km-nocapture")
-RELAY_MODES = frozenset({"socat", "asyncio-relay", "km", "km-nocapture"})
+ALL_MODES = (*DEFAULT_MODES, "km-nocapture", "km-uplink-busy")
+KM_MODES = ("km", "km-nocapture", "km-uplink-busy")
+RELAY_MODES = frozenset({"socat", "asyncio-relay", *KM_MODES})
 # socat 1.7 splits EXEC's command line at spaces and treats these as address syntax.
 _SOCAT_UNSAFE = frozenset(" :,!'\"\\()[]{}")
 
@@ -51,6 +56,7 @@ class Running:
     mode: str
     child: Child
     spool: str | None
+    prefilled: int = 0  # events already in the spool before the run (km-uplink-busy)
 
 
 def km_status() -> str | None:
@@ -80,7 +86,7 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
         return ["socat", "-b", str(SOCAT_BUFFER), "-", "EXEC:" + " ".join(server)]
     if mode == "asyncio-relay":
         return [sys.executable, RELAY, *server]
-    if mode in ("km", "km-nocapture"):
+    if mode in KM_MODES:
         return [KM, *server]
     raise ValueError(f"unknown mode {mode!r}")
 
@@ -92,6 +98,7 @@ class Launcher:
         self.workdir = workdir
         self.km_error = km_error
         self._seq = itertools.count(1)
+        self.busy = BusyUplink(workdir)
 
     def new_spool(self) -> str:
         return os.path.join(self.workdir, f"spool-{next(self._seq)}.db")
@@ -101,9 +108,16 @@ class Launcher:
             raise ModeUnavailable(self.km_error)
         argv = wrap(mode, server)
         env = {k: v for k, v in os.environ.items() if not k.startswith("KM_")}
+        env["KM_CONFIG"] = os.path.join(self.workdir, "no-config.toml")  # no user API config
+        prefilled = 0
         if mode == "km":
             spool = spool or self.new_spool()
             env["KM_SPOOL"] = spool
+        elif mode == "km-uplink-busy":
+            spool = self.new_spool()
+            prefilled = self.busy.spool(spool)
+            env["KM_SPOOL"] = spool
+            env.update(self.busy.env())
         elif mode == "km-nocapture":
             env["KM_SPOOL"] = self.new_spool()  # keeps the user's spool out of it either way
             env["KM_CAPTURE"] = "0"
@@ -111,7 +125,7 @@ class Launcher:
         else:
             spool = None
         stderr = os.path.join(self.workdir, f"{mode}-{next(self._seq)}.stderr")
-        return Running(mode, Child(argv, stderr, env), spool)
+        return Running(mode, Child(argv, stderr, env), spool, prefilled)
 
 
 def stderr_tail(child: Child, lines: int = 3) -> str:

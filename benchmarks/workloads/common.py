@@ -89,7 +89,7 @@ def finish(run: Running, capture: Capture | None = None) -> RunEnd:
         except Exception as exc:  # sqlite3.Error and friends: report, do not stop the run
             capture.errors.append(f"reading spool: {type(exc).__name__}: {exc}")
         else:
-            capture.captured += count.captured
+            capture.captured += count.captured - run.prefilled
             capture.dropped += count.dropped_frames
     return RunEnd(closed, rss)
 

@@ -3,6 +3,11 @@
 Every mode gets its own long-lived server process; the modes take turns in blocks of `BLOCK`
 round trips (the order rotating every block) so that machine noise lands on all of them alike.
 A round trip is timed from just before the request's `os.write` to the end of its response line.
+
+`km-uplink-busy` starts timing only once its background uplink has delivered a first batch, and
+its local API server is frozen outside that mode's turns (benchmarks/uplink_busy.py): `uplink
+sent` is what it delivered during the timed part, `uplink left` what was still pending at the end
+(above 0: it was draining throughout).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from benchmarks.driver import deadline_in
 from benchmarks.modes import Running
 from benchmarks.report import Table
+from benchmarks.uplink_busy import sent, wait_draining
 from benchmarks.workloads.common import (
     Capture,
     Context,
@@ -72,8 +78,12 @@ COLUMNS = [
     ("captured", "km captured"),
     ("dropped", "km dropped"),
     ("lost", "km lost"),
+    ("uplink_sent", "uplink sent"),
+    ("uplink_left", "uplink left"),
     ("target", "target"),
 ]
+BUSY = "km-uplink-busy"
+CAPTURED = ("km", BUSY)  # modes whose spool is checked against what crossed the wire
 
 
 def run(ctx: Context) -> list[Table]:
@@ -109,6 +119,8 @@ def _probe(ctx: Context, probe: Probe) -> Table:
             if probe.mcp:
                 started.child.initialize(deadline_in(START_TIMEOUT_S))
             _round_trips(started, probe.template, WARMUP, ids, [])
+            if mode == BUSY and started.spool is not None:
+                wait_draining(started.spool)
         except Exception as exc:
             table.row(mode).error = describe(exc, started)
             if started is not None:
@@ -118,6 +130,9 @@ def _probe(ctx: Context, probe: Probe) -> Table:
         samples[mode] = []
 
     order = list(runs)
+    busy = ctx.launcher.busy
+    sent_before = {m: sent(r.spool) for m, r in runs.items() if m == BUSY and r.spool}
+    sent_after: dict[str, int] = {}
     try:
         for block in range(math.ceil(n / BLOCK)):
             count = min(BLOCK, n - block * BLOCK)
@@ -126,6 +141,7 @@ def _probe(ctx: Context, probe: Probe) -> Table:
                 live = runs.get(mode)
                 if live is None:
                     continue
+                busy.turn(mode == BUSY)
                 try:
                     _round_trips(live, probe.template, count, ids, samples[mode])
                 except Exception as exc:
@@ -133,10 +149,13 @@ def _probe(ctx: Context, probe: Probe) -> Table:
                     live.child.kill()
                     del runs[mode]
     finally:
-        capture = Capture()
+        busy.turn(True)  # km's last drain at exit needs the server
+        captures = {mode: Capture() for mode in CAPTURED}
         for mode, live in runs.items():
             try:
-                finish(live, capture if mode == "km" else None)
+                if mode in sent_before and live.spool is not None:
+                    sent_after[mode] = sent(live.spool)
+                finish(live, captures.get(mode))
             except Exception as exc:
                 table.row(mode).error = describe(exc, live)
 
@@ -151,7 +170,11 @@ def _probe(ctx: Context, probe: Probe) -> Table:
             added_p50_us=diff(p50, base[0]) if mode != "direct" else None,
             added_p99_us=diff(p99, base[1]) if mode != "direct" else None,
         )
-        if mode == "km":
+        if mode in sent_after:
+            row.figures["uplink_sent"] = sent_after[mode] - sent_before[mode]
+            row.figures["uplink_left"] = runs[mode].prefilled - sent_after[mode]
+        if mode in captures:
+            capture = captures[mode]
             capture.put_on(row, table)
             a50, a99 = row.figures["added_p50_us"], row.figures["added_p99_us"]
             if isinstance(a50, float) and isinstance(a99, float):
