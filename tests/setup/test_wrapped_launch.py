@@ -15,6 +15,7 @@ from tests.setup.conftest import Home
 
 TIME_SERVER = str(Path(sys.executable).parent / "mcp-server-time")
 RESPONSE_TIMEOUT_S = 30  # the time server imports the MCP SDK before it answers
+SERVER_GRACE_S = "10"  # the server exits on EOF by itself; on a busy machine that takes a while
 INITIALIZE = {
     "jsonrpc": "2.0", "id": 1, "method": "initialize",
     "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -38,9 +39,10 @@ def test_the_wrapped_server_runs_through_km_and_is_captured(
     }))  # fmt: skip
     assert home.km("setup", "claude-desktop").returncode == 0
     entry = json.loads(config.read_text())["mcpServers"]["clock"]
+    env = {**home.env, "KM_GRACE": SERVER_GRACE_S}
     proc = reaper.popen(
         [entry["command"], *entry["args"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, env=home.env, cwd=home.project,
+        stderr=subprocess.DEVNULL, env=env, cwd=home.project,
     )  # fmt: skip
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
