@@ -1,9 +1,11 @@
-"""The real `km serve` application (km/server/app.py) over an SQLite event store, served from a
-thread for uplink tests, with a tally of what its ingest answers said and a way to hold
-answers (to kill an uplink after the server stored its batch but before it heard back)."""
+"""The real `km serve` application (km/server/app.py) over an SQLite or a PostgreSQL event store
+(a fresh schema per test, dropped afterwards), served from a thread for uplink tests, with a
+tally of what its ingest answers said and a way to hold answers (to kill an uplink after the
+server stored its batch but before it heard back). The `backend` fixture runs a test over both."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -21,16 +23,24 @@ from aiohttp.typedefs import Handler
 
 from tests.uplink.fake_api import SERVE_TIMEOUT_S, ServerThread
 
+BACKENDS = ("sqlite", "postgres")
 HAVE_SERVER = os.path.exists(os.path.join(os.path.dirname(__file__), "../../km/server/app.py"))
 needs_server = pytest.mark.skipif(not HAVE_SERVER, reason="km/server/app.py has not landed yet")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
 
 
 @dataclass
 class RealApi:
     server: ServerThread
-    store: Any  # km.server.stores.sqlite.SqliteStore
+    store: Any  # km.server.stores.base.EventStore
     key: str
     key_id: int
+    backend: str
     accepted: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
@@ -41,6 +51,11 @@ class RealApi:
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def json_equal(self) -> bool:
+        """The store re-serializes JSON payloads (PostgreSQL JSONB): compare them as JSON."""
+        return self.backend == "postgres"
 
     def new_key(self, account: str = "test") -> str:
         from km.server import keys as keygen
@@ -83,18 +98,45 @@ class RealApi:
 
 
 @contextmanager
-def real_api(tmp_path: Path, rate: float = 1e9, burst: float = 1e9) -> Iterator[RealApi]:
+def real_api(
+    tmp_path: Path, backend: str = "sqlite", rate: float = 1e9, burst: float = 1e9
+) -> Iterator[RealApi]:
+    if backend == "postgres":
+        from tests.server.conftest import create_pg_schema, drop_pg_schema
+
+        schema = asyncio.run(create_pg_schema())  # skips the test when PostgreSQL is down
+        try:
+            with _real_api(tmp_path, backend, rate, burst, schema) as api:
+                yield api
+        finally:
+            asyncio.run(drop_pg_schema(schema))
+        return
+    with _real_api(tmp_path, backend, rate, burst, None) as api:
+        yield api
+
+
+@contextmanager
+def _real_api(
+    tmp_path: Path, backend: str, rate: float, burst: float, schema: str | None
+) -> Iterator[RealApi]:
     from km.server import keys as keygen
     from km.server.app import RUNNER_OPTIONS, make_app
     from km.server.config import ServerConfig
     from km.server.ratelimit import RateLimit
+    from km.server.stores.base import EventStore
+    from km.server.stores.postgres import PostgresStore
     from km.server.stores.sqlite import SqliteStore
+    from tests.server.conftest import PG_URL
 
     server = ServerThread()
     holder: dict[str, RealApi] = {}
 
     async def open_store() -> tuple[Any, str, int]:
-        store = await SqliteStore.open(str(tmp_path / "server.db"))
+        store: EventStore
+        if schema is None:
+            store = await SqliteStore.open(str(tmp_path / "server.db"))
+        else:
+            store = await PostgresStore.open(PG_URL, schema=schema)
         await store.migrate()
         acct = await store.create_account("test")
         key = keygen.generate_key()
@@ -104,7 +146,7 @@ def real_api(tmp_path: Path, rate: float = 1e9, burst: float = 1e9) -> Iterator[
         return store, key, record.id
 
     store, key, key_id = server.call(open_store, SERVE_TIMEOUT_S)
-    api = RealApi(server, store, key, key_id)
+    api = RealApi(server, store, key, key_id, backend)
     holder["api"] = api
 
     @web.middleware
@@ -118,8 +160,6 @@ def real_api(tmp_path: Path, rate: float = 1e9, burst: float = 1e9) -> Iterator[
                 api.duplicates.update(doc["duplicates"])
                 api.stored_batch.set()
                 if api.hold is not None:
-                    import asyncio
-
                     await asyncio.to_thread(api.hold.wait, SERVE_TIMEOUT_S * 3)
         return response
 
