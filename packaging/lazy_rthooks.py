@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-import PyInstaller
+import PyInstaller  # type: ignore[import-untyped]
 
 DEFERRED = {
     "inspect": "pyi_rth_inspect.py",
