@@ -92,6 +92,7 @@ class Settings:
         "queue_max_frames",
         "redact",
         "redact_keys",
+        "relay",
         "server_name",
         "spool_max_bytes",
         "spool_path",
@@ -109,6 +110,7 @@ class Settings:
         self.server_name: str | None = None
         self.spool_path: str | None = None
         self.capture = True
+        self.relay = "auto"  # auto | threads (the portable relay, as on Windows)
         self.payload_cap = DEFAULT_PAYLOAD_CAP
         self.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES
         self.queue_max_frames = DEFAULT_QUEUE_MAX_FRAMES
@@ -134,6 +136,11 @@ class Settings:
             if mode not in ("on", "metadata"):
                 raise UsageError(f"{source}: expected `on` or `metadata`, got {text!r}")
             self.redact = mode
+        elif field == "relay":
+            relay = text.strip().lower()
+            if relay not in ("auto", "threads"):
+                raise UsageError(f"{source}: expected `auto` or `threads`, got {text!r}")
+            self.relay = relay
         elif field == "redact_keys":
             self.redact_keys = tuple(k.strip() for k in text.split(",") if k.strip())
         elif field == "capture":
@@ -221,6 +228,7 @@ ENV_VARS = {
     "redact": "KM_REDACT",
     "redact_keys": "KM_REDACT_KEYS",
     "capture": "KM_CAPTURE",
+    "relay": "KM_RELAY",
     "payload_cap": "KM_MAX_PAYLOAD",
     "queue_max_bytes": "KM_QUEUE_MAX_BYTES",
     "queue_max_frames": "KM_QUEUE_MAX_FRAMES",

@@ -86,9 +86,13 @@ def wait_for_events(base: str, key: str, count: int, timeout: float = 60) -> lis
     raise TimeoutError(f"{len(events)} of {count} events reached the API")
 
 
-@pytest.fixture
-def server_env(km_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(params=["auto", "threads"])
+def server_env(
+    km_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """km's environment, with the fork-based relay and with the portable one (Windows')."""
     km_env["KM_CONFIG"] = str(tmp_path / "config.toml")  # never the developer's own config
+    km_env["KM_RELAY"] = request.param
     return km_env
 
 

@@ -214,4 +214,8 @@ class Session:
 
 
 def run_proxy(settings: Settings, argv: list[str]) -> int:
+    if settings.relay == "threads" or not hasattr(os, "fork"):
+        from km.proxy.threaded import run_threaded
+
+        return run_threaded(settings, argv)
     return Session(settings, argv).run()

@@ -184,9 +184,16 @@ class SpoolWriter:
                 self._status = STOPPED
 
     def _capture(self) -> None:
-        from km.capture.pipeline import CapturePipeline
+        from functools import partial
 
-        self._pipeline = CapturePipeline(self._session.session_id, self._session.server)
+        from km.capture.pipeline import CapturePipeline
+        from km.redact import redact_payload
+
+        # Frames queued raw (by the portable relay) are redacted here, before the disk.
+        redact = partial(redact_payload, rules=self._settings.redaction_rules())
+        self._pipeline = CapturePipeline(
+            self._session.session_id, self._session.server, redact=redact
+        )
         self._spool_path = self._settings.resolve_spool_path()
         while self._status != DISABLED:
             if self._store is None and time.monotonic() >= self._retry_at:

@@ -49,6 +49,9 @@ class UplinkHandle:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # Set once `stop(drain_s=...)` has no reason to wait for the loop: it is attached, the
+        # thread has ended, or another km process holds the uplink lock (its uplink delivers).
+        self._settled = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: Callable[[], None] | None = None
         self._drain: Callable[[], None] | None = None
@@ -67,6 +70,11 @@ class UplinkHandle:
         back to pending. Never raises."""
         try:
             deadline = time.monotonic() + max(0.0, timeout)
+            drain_until = time.monotonic() + max(0.0, min(drain_s, timeout))
+            if drain_s > 0 and self.running:
+                # A short session can end while the uplink still imports (aiohttp: a second
+                # on a busy machine): its events are delivered all the same.
+                self._settled.wait(max(0.0, drain_until - time.monotonic()))
             with self._lock:
                 loop, drain = self._loop, self._drain
             if drain_s > 0 and loop is not None and drain is not None:
@@ -76,7 +84,7 @@ class UplinkHandle:
                     pass  # the loop already closed
                 thread = self._thread
                 if thread is not None:
-                    thread.join(max(0.0, min(drain_s, deadline - time.monotonic())))
+                    thread.join(max(0.0, drain_until - time.monotonic()))
             with self._lock:
                 self._stopping.set()
                 loop, wake = self._loop, self._wake
@@ -101,6 +109,7 @@ class UplinkHandle:
             if self._stopping.is_set():
                 return False
             self._loop, self._wake, self._drain = loop, wake, drain
+            self._settled.set()
             return True
 
 
@@ -126,6 +135,15 @@ def start_background_uplink(
 
 
 def _main(
+    handle: UplinkHandle, settings: Settings, spool_path: str, config: UplinkConfig | None
+) -> None:
+    try:
+        _deliver(handle, settings, spool_path, config)
+    finally:
+        handle._settled.set()
+
+
+def _deliver(
     handle: UplinkHandle, settings: Settings, spool_path: str, config: UplinkConfig | None
 ) -> None:
     try:
@@ -157,19 +175,37 @@ def _main(
 
 def _become_leader(handle: UplinkHandle, spool_path: str) -> int | None:
     """Wait for the spool's uplink lock; its fd, or None when stopped first."""
-    import fcntl
-
     path = spool_path + LOCK_SUFFIX
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     while not handle._stopping.is_set():
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, flags, 0o600)
         except OSError:
             fd = -1  # no spool directory yet: the spool writer is about to create it
         if fd >= 0:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _try_lock(fd):
                 return fd
-            except OSError:
-                os.close(fd)
+            os.close(fd)
+            handle._settled.set()  # another km process delivers; nothing to wait for here
         handle._stopping.wait(LEADER_POLL_S)
     return None
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on the open file, without waiting; it goes when the fd is closed
+    (or the process dies)."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False

@@ -426,6 +426,22 @@ def test_stop_with_a_last_drain(tmp_path: Path, spool: Path) -> None:
     check(spool, api.store_counts(), payloads(api)).assert_clean()
 
 
+def test_stop_right_after_start_still_drains(tmp_path: Path, spool: Path) -> None:
+    """A session shorter than the uplink's start-up (its imports take a second on a busy
+    machine): the stop's last drain waits for the uplink to be up, then delivers."""
+    fill_spool(spool, make_events(30))
+    api = FakeApi()
+    with serving(api) as server:
+        settings = make_settings(tmp_path, server.url, GOOD_KEY)
+        handle = start_background_uplink(settings, str(spool), replace(FAST, idle_s=60.0))
+        try:
+            assert handle.stop(10.0, drain_s=8.0)  # at once: nothing delivered yet
+        finally:
+            handle.stop(5.0)
+    check(spool, api.store_counts(), payloads(api)).assert_clean()
+    assert states(spool)["sent"] == 30
+
+
 def test_last_drain_does_not_wait_for_a_dead_api(tmp_path: Path, spool: Path) -> None:
     fill_spool(spool, make_events(50))
     config = replace(FAST, backoff=BackoffPolicy(base_s=30.0, cap_s=60.0))
