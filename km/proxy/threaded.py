@@ -157,15 +157,18 @@ class ThreadedSession:
 
     @staticmethod
     def _forward_signals(server: subprocess.Popen[bytes]) -> None:
-        """SIGTERM and SIGHUP to km reach the server (SIGINT arrives as KeyboardInterrupt)."""
+        """SIGINT, SIGTERM and SIGHUP to km reach the server. On Windows, Ctrl-C reaches every
+        process of the console by itself: km only keeps it from killing km."""
 
         def forward(signum: int, _frame: object) -> None:
+            if sys.platform == "win32":
+                return
             try:
                 server.send_signal(signum)
             except OSError:
                 pass
 
-        for name in ("SIGTERM", "SIGHUP"):
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
             signum = getattr(signal, name, None)
             if signum is not None:
                 signal.signal(signum, forward)
@@ -212,7 +215,7 @@ class ThreadedSession:
 
     def _supervise(self, server: subprocess.Popen[bytes]) -> int:
         """Wait for the server; once the client is gone, give it the grace period, then
-        terminate, then kill. Ctrl-C (SIGINT) and SIGTERM reach it too."""
+        terminate, then kill."""
         grace = self.settings.grace_s
         escalation = (server.terminate, server.kill)
         step = 0
@@ -227,12 +230,6 @@ class ThreadedSession:
                     status = server.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 status = None
-            except KeyboardInterrupt:
-                try:
-                    server.send_signal(signal.SIGINT)
-                except OSError:
-                    pass
-                continue
             if status is not None:
                 return status if status >= 0 else 128 - status
             if deadline is not None and time.monotonic() >= deadline:
