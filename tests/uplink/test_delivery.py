@@ -485,3 +485,27 @@ def test_idle_uplink_does_not_spin(
     gaps = [b - a for a, b in itertools.pairwise(idle)]
     assert min(gaps) >= 0.09, gaps  # one look per idle period, never a spin
     assert len(api.ingest_requests()) == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_background_uplink_runs_at_the_lowest_priority_alone(tmp_path: Path, spool: Path) -> None:
+    """Delivery yields the CPU to the session: the uplink's thread is niced, the rest of the
+    process (capture) is not."""
+
+    def nice_of(tid: int) -> int:
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2 :].split()[16])  # field 19: nice
+
+    fill_spool(spool, make_events(5))
+    api = FakeApi()
+    before = nice_of(threading.get_native_id())
+    with serving(api) as server:
+        handle = start_background_uplink(make_settings(tmp_path, server.url, GOOD_KEY), str(spool))
+        try:
+            wait_for(lambda: states(spool)["sent"] == 5, WAIT_S, "delivery")
+            thread = handle._thread
+            assert thread is not None and thread.native_id is not None
+            assert nice_of(thread.native_id) == 19
+            assert nice_of(threading.get_native_id()) == before
+        finally:
+            handle.stop(5.0)
