@@ -1,19 +1,26 @@
-"""Start the spool writer for one km session. Imported on the capture-start thread only:
-everything heavy (dataclasses, orjson, sqlite3, platformdirs, socket) loads here, off the
-forwarding path."""
+"""Start and finish one km session's capture: the spool writer and the background uplink.
+Shared by the capture process (fork-based relay) and the portable relay. Imported off the
+forwarding path only: everything heavy (dataclasses, orjson, sqlite3, platformdirs, socket)
+loads here."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
 from km import __version__
 from km.capture.ids import new_session_id
+from km.errors import KmError
 from km.events import SessionInfo
 from km.proxy.capture_queue import CaptureQueue
 from km.server_name import derive_server_name
 from km.settings import Settings
 from km.spool.writer import SpoolWriter
+from km.uplink.background import UplinkHandle, start_background_uplink
+
+UPLINK_STOP_S = 5.0  # at session end, longest wait for the uplink thread to stop
+UPLINK_LAST_DRAIN_S = 3.0  # of which the session's last events may spend sending (never backoff)
 
 
 def start_writer(
@@ -32,3 +39,22 @@ def start_writer(
     writer = SpoolWriter(settings, session, queue)
     writer.start()
     return writer
+
+
+class CaptureSession:
+    """The spool writer and the background uplink of one km session."""
+
+    def __init__(self, settings: Settings, argv: list[str], km_pid: int) -> None:
+        try:
+            settings.load_config_file()
+        except KmError as exc:  # a broken config file must not cost the session its capture
+            os.write(2, f"km: {exc}; going on with environment and defaults\n".encode())
+        self.settings = settings
+        self.queue = CaptureQueue(settings.queue_max_bytes, settings.queue_max_frames)
+        self.writer = start_writer(settings, argv, km_pid, self.queue)
+        self.uplink: UplinkHandle = start_background_uplink(settings, settings.resolve_spool_path())
+
+    def finish(self, exit_code: int | None) -> None:
+        """Record the server's exit, flush the spool, give the uplink its last drain."""
+        self.writer.finish(exit_code, self.settings.flush_s)
+        self.uplink.stop(UPLINK_STOP_S, drain_s=UPLINK_LAST_DRAIN_S)

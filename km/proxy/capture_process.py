@@ -14,12 +14,9 @@ import _signal
 import os
 import time
 
-from km.proxy.capture_queue import CaptureQueue
 from km.proxy.records import DROPS, END, FRAME, RecordDecoder
 from km.settings import Settings
 
-UPLINK_STOP_S = 5.0  # at session end, longest wait for the uplink thread to stop
-UPLINK_LAST_DRAIN_S = 3.0  # of which the session's last events may spend sending (never backoff)
 ROOM_WAIT_S = 0.002  # with the writer's queue full, how long to wait before looking again
 PIPE_SIZE = 1 << 20  # bytes; a bigger record pipe absorbs bursts before anything is dropped
 READ_SIZE = 256 * 1024  # bytes per read: each read's records are decoded into objects at once
@@ -77,22 +74,15 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
     from functools import partial
 
     from km.capture.pipeline import CapturePipeline
-    from km.errors import KmError
-    from km.proxy.capture import start_writer
+    from km.proxy.capture import CaptureSession
     from km.redact import redact_payload
-    from km.uplink.background import start_background_uplink
 
-    try:
-        settings.load_config_file()
-    except KmError as exc:  # a broken config file must not cost the session its capture
-        os.write(2, f"km: {exc}; going on with environment and defaults\n".encode())
-    queue = CaptureQueue(settings.queue_max_bytes, settings.queue_max_frames)
+    capture = CaptureSession(settings, argv, km_pid)
+    queue, writer = capture.queue, capture.writer
     lane = queue.lane("capture")
-    writer = start_writer(settings, argv, km_pid, queue)
     # Secrets are redacted here, before anything reaches the disk.
     redact = partial(redact_payload, rules=settings.redaction_rules())
     pipeline = CapturePipeline(writer.session.session_id, writer.session.server, redact=redact)
-    uplink = start_background_uplink(settings, settings.resolve_spool_path())
     process = pipeline.process
     decoder = RecordDecoder()
     exit_code: int | None = None
@@ -116,6 +106,5 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
                 queue.wake.set()
             elif record.type == END:
                 exit_code = record.count
-    writer.finish(exit_code, settings.flush_s)
-    uplink.stop(UPLINK_STOP_S, drain_s=UPLINK_LAST_DRAIN_S)
+    capture.finish(exit_code)
     return 0

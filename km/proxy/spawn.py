@@ -6,7 +6,8 @@ whole tree, e.g. `npx` and the `node` it starts), asks Linux to SIGTERM it if km
 (PR_SET_PDEATHSIG, so even `kill -9 km` leaves no orphan), restores the signal dispositions
 Python changed (SIGPIPE, SIGXFSZ), and execs the command found on PATH as a shell would.
 An exec failure travels back on a close-on-exec pipe, so the parent can exit 127 or 126.
-The child's stderr is km's stderr, inherited untouched.
+The child's stderr is km's stderr, inherited untouched. POSIX only: without `fork`, km runs
+the portable relay (`km/proxy/threaded.py`), which starts the server with `subprocess`.
 """
 
 from __future__ import annotations
@@ -77,8 +78,6 @@ def spawn(argv: list[str]) -> Child:
     """Start `argv`. Raises CommandNotFound (exit 127) or CommandNotExecutable (exit 126)."""
     if not argv:
         raise CommandNotFound("")
-    if not hasattr(os, "fork"):
-        return _spawn_portable(argv)
     stdin_r, stdin_w = os.pipe()  # os.pipe fds are close-on-exec (PEP 446)
     stdout_r, stdout_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -113,16 +112,3 @@ def _exec_error(command: str, report: str) -> Exception:
     if number in (errno.ENOENT, errno.ENOTDIR) or (number == 0 and not reason):
         return CommandNotFound(command)
     return CommandNotExecutable(command, reason or os.strerror(number))
-
-
-def _spawn_portable(argv: list[str]) -> Child:  # pragma: no cover - Windows only
-    import subprocess
-
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-    except FileNotFoundError:
-        raise CommandNotFound(argv[0]) from None
-    except PermissionError as exc:
-        raise CommandNotExecutable(argv[0], exc.strerror or "permission denied") from None
-    assert proc.stdin is not None and proc.stdout is not None
-    return Child(proc.pid, os.dup(proc.stdin.fileno()), os.dup(proc.stdout.fileno()))

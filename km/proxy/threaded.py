@@ -27,8 +27,6 @@ from km.settings import Settings
 READ_SIZE = 256 * 1024
 KILL_WAIT_S = 2.0  # after the last resort (kill), longest wait for the server to go
 JOIN_S = 2.0  # after the server exited, longest wait for its output to reach the client
-UPLINK_STOP_S = 5.0  # as in the capture process: the uplink's last drain at session end
-UPLINK_LAST_DRAIN_S = 3.0
 
 
 def start_server(argv: list[str]) -> subprocess.Popen[bytes]:
@@ -115,18 +113,12 @@ class ThreadedSession:
         wire_out = protect_stdout()
         server = start_server(self.argv)
         assert server.stdin is not None and server.stdout is not None
-        queue = writer = None
+        capture = None
         if settings.capture:
-            from km.errors import KmError
-            from km.proxy.capture import start_writer
+            from km.proxy.capture import CaptureSession
 
-            try:
-                settings.load_config_file()
-            except KmError as exc:  # a broken config file must not cost the session anything
-                sys.stderr.write(f"km: {exc}; going on with environment and defaults\n")
-
-            queue = CaptureQueue(settings.queue_max_bytes, settings.queue_max_frames)
-            writer = start_writer(settings, self.argv, os.getpid(), queue)
+            capture = CaptureSession(settings, self.argv, os.getpid())
+        queue = capture.queue if capture is not None else None
         c2s = threading.Thread(
             target=self._pump,
             args=(0, server.stdin.fileno(), "c2s", queue, True),
@@ -139,20 +131,13 @@ class ThreadedSession:
             name="km-s2c",
             daemon=True,
         )
-        uplink = None
-        if writer is not None:
-            from km.uplink.background import start_background_uplink
-
-            uplink = start_background_uplink(settings, settings.resolve_spool_path())
         self._forward_signals(server)
         c2s.start()
         s2c.start()
         code = self._supervise(server)
         s2c.join(JOIN_S)
-        if writer is not None:
-            writer.finish(code, settings.flush_s)
-        if uplink is not None:
-            uplink.stop(UPLINK_STOP_S, drain_s=UPLINK_LAST_DRAIN_S)
+        if capture is not None:
+            capture.finish(code)
         return code
 
     @staticmethod
