@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 
 from km.errors import KmError
+from km.files import replace_atomically
 
 PRIVATE_FILE_MODE = 0o600  # backups may hold tokens from the servers' `env`
 PRIVATE_DIR_MODE = 0o700
@@ -68,41 +68,10 @@ def replace_file(path: str, expected: bytes, new: bytes) -> None:
 
 
 def write_atomically(path: str, data: bytes, mode: int, shown_path: str | None = None) -> None:
-    directory = os.path.dirname(path) or "."
-    shown = shown_path or path
     try:
-        fd, temp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".km-")
+        replace_atomically(path, data, mode)
     except OSError as exc:
-        raise SetupError(shown, f"cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except OSError as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise SetupError(shown, f"cannot write: {exc.strerror or exc}") from None
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        raise SetupError(shown_path or path, f"cannot write: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Mapping
 
 from km.errors import KmError
+from km.files import replace_atomically
 from km.uplink.errors import ConfigWriteError
 
 TomlValue = str | int | float | bool
@@ -138,36 +138,9 @@ def write_private(path: str, text: str) -> None:
         if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700, exist_ok=True)
             os.chmod(directory, 0o700)  # whatever the umask
-        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=directory)
+        replace_atomically(path, text.encode("utf-8"), 0o600)
     except OSError as exc:
         raise ConfigWriteError(path, exc.strerror or str(exc)) from None
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            data = text.encode("utf-8")
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ConfigWriteError(path, exc.strerror or str(exc)) from None
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a crash
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def update_config(path: str, changes: Mapping[str, TomlValue | None]) -> None:
