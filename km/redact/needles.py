@@ -31,8 +31,9 @@ def needle_finder(needles: Iterable[str]) -> NeedleFinder:
 
 def loop_finder(needles: Iterable[str]) -> NeedleFinder:
     """One `in` test per needle (the reference, and the fallback)."""
-    encoded = [(n, n.encode("latin-1", "surrogateescape")) for n in needles if n.isascii()]
-    wide = [n for n in needles if not n.isascii()]
+    listed = list(needles)
+    encoded = [(n, n.encode()) for n in listed if n.isascii()]
+    wide = [n for n in listed if not n.isascii()]
 
     def find(low: bytes) -> list[str]:
         hits = [n for n, b in encoded if b in low]
