@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from km.redact.keys import KeyMatcher, ascii_lower
-from km.redact.needles import needle_finder
+from km.redact.needles import payload_scanner
 from km.redact.pairs import redact_pairs
 from km.redact.patterns import MARKER_PREFIX, ValuePattern, marker, redact_cards
 
@@ -28,8 +28,6 @@ _CARD_DIGITS = 13
 _CONFIRM_DIGITS_MAX = 8192
 _DIGIT_RUNS = re.compile(r"[0-9](?:[ \-]?[0-9]){12,}")
 _DIGIT_RUNS_B = re.compile(rb"[0-9](?:[ \-]?[0-9]){12,}")
-_NOT_DIGITS = bytes(c for c in range(256) if not 0x30 <= c <= 0x39)
-_ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 _ESCAPES = ("\\n", "\\r", "\\t", "\\b", "\\f")
 
 
@@ -78,11 +76,11 @@ class TextRedactor:
     __slots__ = (
         "_always",
         "_everything",
-        "_find_needles",
         "_kv_needles",
         "_matcher",
         "_patterns",
         "_plans",
+        "_scan",
     )
 
     def __init__(
@@ -94,7 +92,7 @@ class TextRedactor:
         needles = frozenset(n for p in patterns for n in p.needles) | self._kv_needles
         self._always = tuple(p for p in patterns if p.always)
         self._everything = Scope(needles, True, bool(self._always))
-        self._find_needles = needle_finder(needles)
+        self._scan = payload_scanner(needles, _CARD_DIGITS)
         self._plans: dict[Scope, tuple[tuple[ValuePattern, ...], tuple[str, ...]]] = {}
 
     @property
@@ -104,11 +102,9 @@ class TextRedactor:
 
     def scan_payload(self, payload: bytes) -> Scope | None:
         """The scope of a raw payload; None when nothing in it can be redacted."""
-        low = payload.lower()  # ASCII letters only: the needles' own alphabet
-        if (b"\\u00" in low and _ESCAPED_ASCII.search(payload)) or b"\\/" in low:
+        hits, escaped, digits = self._scan(payload)
+        if escaped:
             return self._everything
-        hits = self._find_needles(low)
-        digits = len(payload.translate(None, _NOT_DIGITS)) >= _CARD_DIGITS
         if digits and len(payload) <= _CONFIRM_DIGITS_MAX:
             digits = any(
                 redact_cards(run.decode()) is not None for run in _DIGIT_RUNS_B.findall(payload)

@@ -1,5 +1,6 @@
-"""The one-pass needle finder (RE2 `Set`) against the reference `in` loop: the same needles,
-overlapping and nested ones included, for any bytes."""
+"""The one-pass payload scanner (RE2 `Set`) against the reference loop (`lower()`, `in`, a digit
+count): the same needles, overlapping and nested ones included, the same escape and digit
+answers, for any bytes."""
 
 from __future__ import annotations
 
@@ -7,47 +8,75 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from km.redact.needles import loop_finder, needle_finder
+from km.redact.needles import loop_finder, loop_scanner, payload_scanner
 from km.redact.rules import DEFAULT_RULES
 
 NEEDLES = sorted(DEFAULT_RULES.compiled.text.everything.needles)
-# Bytes made of the needles' own characters, so that random text holds needles often.
-ALPHABET = sorted({c for n in NEEDLES for c in n.encode()} | {ord(" "), 0xC3, 0xA9, 0xFF})
+DIGITS = 13
+# Bytes made of the needles' own characters in both cases, digits, escapes and non-UTF-8.
+ALPHABET = sorted(
+    {c for n in NEEDLES for c in n.encode() + n.upper().encode()}
+    | set(b" 0123456789\\/u")
+    | {0xC3, 0xA9, 0xFF, 0x0A}
+)
 
 
-def test_re2_is_the_finder_here() -> None:
+def both(payload: bytes) -> tuple[tuple[list[str], bool, bool], tuple[list[str], bool, bool]]:
+    fast = payload_scanner(NEEDLES, DIGITS)(payload)
+    slow = loop_scanner(NEEDLES, DIGITS)(payload)
+    return (sorted(fast[0]), fast[1], fast[2]), (sorted(slow[0]), slow[1], slow[2])
+
+
+def test_re2_is_the_scanner_here() -> None:
     pytest.importorskip("re2")
-    finder = needle_finder(NEEDLES)
-    assert finder.__qualname__.startswith("_re2_finder")
+    assert payload_scanner(NEEDLES, DIGITS).__qualname__.startswith("_re2_scanner")
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("payload", "expected"),
     [
-        (b"nothing here", []),
-        (b"akiapi private key", ["akia", "api", "private", "private key"]),  # overlapping, nested
-        (b"ghp_ghs_xoxb", ["ghp_", "ghs_", "xox"]),
-        (b"x" * 70_000 + b"@", ["@"]),  # at the far end of a large payload
-        (b"", []),
+        (b"nothing here", ([], False, False)),
+        (b"akiapi private key", (["akia", "api", "private", "private key"], False, False)),
+        (b"AKIAPI Private KEY", (["akia", "api", "private", "private key"], False, False)),
+        (b"ghp_ghs_xoxb", (["ghp_", "ghs_", "xox"], False, False)),
+        (b"x" * 70_000 + b"@", (["@"], False, False)),  # at the far end of a large payload
+        (b'{"a":"\\u0041"}', ([], True, False)),
+        (b'{"a":"\\U0041"}', ([], False, False)),  # not a JSON escape
+        (b'{"a":"caf\\u00e9"}', ([], False, False)),  # not ASCII: hides no needle
+        (b'"https:\\/\\/x"', ([":\\/\\/"], True, False)),
+        (b"1 2 3 4 5 6 7 8 9 0 1 2", ([], False, False)),  # 12 digits
+        (b"1 2 3 4 5 6 7 8 9 0 1 2\xff3", ([], False, True)),  # 13, across a non-UTF-8 byte
+        (b"", ([], False, False)),
     ],
 )
-def test_examples(text: bytes, expected: list[str]) -> None:
-    assert sorted(needle_finder(NEEDLES)(text)) == expected
-    assert sorted(loop_finder(NEEDLES)(text)) == expected
+def test_examples(payload: bytes, expected: tuple[list[str], bool, bool]) -> None:
+    fast, slow = both(payload)
+    assert fast == expected
+    assert slow == expected
 
 
 @given(st.lists(st.sampled_from(ALPHABET), max_size=400).map(bytes))
-def test_same_needles_as_the_loop(text: bytes) -> None:
-    assert sorted(needle_finder(NEEDLES)(text)) == sorted(loop_finder(NEEDLES)(text))
+def test_same_answers_as_the_loop(payload: bytes) -> None:
+    fast, slow = both(payload)
+    assert fast == slow
 
 
-@given(st.lists(st.sampled_from([*NEEDLES, "zz", " "]), max_size=30).map("".join))
-def test_same_needles_in_needle_soup(text: str) -> None:
-    data = text.encode()
-    assert sorted(needle_finder(NEEDLES)(data)) == sorted(loop_finder(NEEDLES)(data))
+@given(st.lists(st.sampled_from([*NEEDLES, *map(str.upper, NEEDLES), "zz", " ", "7"]), max_size=30))
+def test_same_answers_in_needle_soup(parts: list[str]) -> None:
+    fast, slow = both("".join(parts).encode())
+    assert fast == slow
+
+
+def test_no_unicode_case_folding() -> None:
+    # U+212A KELVIN SIGN folds to "k" in Unicode; `bytes.lower()` (ASCII) does not fold it.
+    payload = "\u212a_live_".encode()
+    fast, slow = both(payload)
+    assert fast == slow
+    assert "k_live_" not in fast[0]
 
 
 def test_non_ascii_needles_use_the_loop() -> None:
-    finder = needle_finder(["contraseña", "token"])
-    assert sorted(finder("la contraseña y el token".encode())) == ["contraseña", "token"]
-    assert finder(b"nada") == []
+    scan = payload_scanner(["contraseña", "token"], DIGITS)
+    assert sorted(scan("la contraseña y el token".encode())[0]) == ["contraseña", "token"]
+    assert scan(b"nada") == ([], False, False)
+    assert sorted(loop_finder(["contraseña"])("CONTRASEÑA".lower().encode())) == ["contraseña"]
