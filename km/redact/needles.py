@@ -10,17 +10,19 @@ capturing big messages. A scan answers three questions about the payload bytes:
 
 Testing each needle with `in` costs one scan of the payload per needle (~0.9 ms for a 64 KiB
 payload and 32 needles); so does lowering the payload, each escape test and the digit count
-(~20-45 us each). RE2's `Set` answers all three questions in a single DFA pass over the bytes
-as they are (~80 us for 64 KiB), reporting every pattern present, overlapping ones included,
-so the answer is exactly the reference loop's (`loop_scanner`).
-
-When the `re2` module (google-re2) is missing, or a needle is not ASCII (ASCII-only case
-folding cannot find it), the loop is used.
+(~20-45 us each). One pass of a multi-pattern matcher over the bytes as they are answers all
+three and reports every pattern present, overlapping ones included, so the answer is exactly
+the reference loop's (`loop_scanner`):
+- Hyperscan (SIMD literal matching, where its wheels exist: x86-64 Linux and Windows, macOS):
+  ~6-14 us for 64 KiB;
+- else RE2's `Set` (google-re2, a lazily built DFA): ~80 us for 64 KiB;
+- else, or when a needle is not ASCII (ASCII-only case folding cannot find it), the loop.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 
 NeedleFinder = Callable[[bytes], list[str]]
@@ -40,9 +42,10 @@ def payload_scanner(needles: Iterable[str], min_digits: int) -> PayloadScanner:
     """The fastest exact scanner available for `needles` (lowercase strings)."""
     ordered = sorted(set(needles))
     if all(n.isascii() for n in ordered):
-        scanner = _re2_scanner(ordered, min_digits)
-        if scanner is not None:
-            return scanner
+        for build in (_hyperscan_scanner, _re2_scanner):
+            scanner = build(ordered, min_digits)
+            if scanner is not None:
+                return scanner
     return loop_scanner(ordered, min_digits)
 
 
@@ -87,6 +90,61 @@ def _either_case(needle: str) -> bytes:
     return "".join(parts).encode()
 
 
+def _patterns(needles: list[str], min_digits: int) -> list[bytes]:
+    """The needles (indexes 0..n-1), then the two escapes (n, n+1), then the digit count (n+2),
+    as regexes that both Hyperscan and RE2 read the same way over bytes."""
+    return [
+        *map(_either_case, needles),
+        rb"\\u00[2-7][0-9a-fA-F]",
+        rb"\\/",
+        rb"[0-9](?:[^0-9]*[0-9]){%d}" % max(0, min_digits - 1),
+    ]
+
+
+def _hyperscan_scanner(needles: list[str], min_digits: int) -> PayloadScanner | None:
+    try:
+        import hyperscan
+    except ImportError:
+        return None
+    patterns = _patterns(needles, min_digits)
+    try:
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        database.compile(
+            expressions=patterns,
+            ids=list(range(len(patterns))),
+            elements=len(patterns),
+            flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns),  # each id reported once
+        )
+    except Exception:  # a build that rejects a pattern: RE2 or the loop is always right
+        return None
+    count = len(needles)
+    escapes = {count, count + 1}
+    digits = count + 2
+    local = threading.local()  # a scratch space serves one scan at a time: one per thread
+    fallback = _re2_scanner(needles, min_digits) or loop_scanner(needles, min_digits)
+
+    def scan(payload: bytes) -> PayloadScan:
+        found: set[int] = set()
+
+        def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> None:
+            found.add(pattern)
+
+        try:
+            scratch = local.scratch
+        except AttributeError:
+            scratch = local.scratch = hyperscan.Scratch(database)
+        try:
+            database.scan(payload, match_event_handler=on_match, scratch=scratch)
+        except Exception:  # never let a matcher failure skip redaction
+            return fallback(payload)
+        if not found:
+            return [], False, False
+        hits = [needles[i] for i in sorted(found) if i < count]
+        return hits, not escapes.isdisjoint(found), digits in found
+
+    return scan
+
+
 def _re2_scanner(needles: list[str], min_digits: int) -> PayloadScanner | None:
     try:
         import re2
@@ -97,16 +155,14 @@ def _re2_scanner(needles: list[str], min_digits: int) -> PayloadScanner | None:
         options.encoding = re2.Options.Encoding.LATIN1  # one byte, one character: any bytes
         options.max_mem = _RE2_MAX_MEM
         matcher = re2.Set.SearchSet(options)
-        for needle in needles:
-            matcher.Add(_either_case(needle))
-        escape_a = matcher.Add(rb"\\u00[2-7][0-9a-fA-F]")
-        escape_b = matcher.Add(rb"\\/")
-        digits = matcher.Add(rb"[0-9](?:[^0-9]*[0-9]){%d}" % (min_digits - 1))
+        for pattern in _patterns(needles, min_digits):
+            matcher.Add(pattern)
         matcher.Compile()
     except Exception:  # an RE2 build that rejects a pattern: the loop is always right
         return None
     match = matcher.Match
     count = len(needles)
+    escape_a, escape_b, digits = count, count + 1, count + 2
 
     def scan(payload: bytes) -> PayloadScan:
         found = match(payload)

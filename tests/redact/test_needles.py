@@ -1,6 +1,6 @@
-"""The one-pass payload scanner (RE2 `Set`) against the reference loop (`lower()`, `in`, a digit
-count): the same needles, overlapping and nested ones included, the same escape and digit
-answers, for any bytes."""
+"""The one-pass payload scanners (Hyperscan, RE2 `Set`) against the reference loop (`lower()`,
+`in`, a digit count): the same needles, overlapping and nested ones included, the same escape
+and digit answers, for any bytes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from km.redact.needles import loop_finder, loop_scanner, payload_scanner
+from km.redact import needles
+from km.redact.needles import (
+    PayloadScan,
+    PayloadScanner,
+    loop_finder,
+    loop_scanner,
+    payload_scanner,
+)
 from km.redact.rules import DEFAULT_RULES
 
 NEEDLES = sorted(DEFAULT_RULES.compiled.text.everything.needles)
@@ -21,15 +28,30 @@ ALPHABET = sorted(
 )
 
 
-def both(payload: bytes) -> tuple[tuple[list[str], bool, bool], tuple[list[str], bool, bool]]:
-    fast = payload_scanner(NEEDLES, DIGITS)(payload)
-    slow = loop_scanner(NEEDLES, DIGITS)(payload)
+def _built(name: str) -> PayloadScanner:
+    scanner: PayloadScanner | None = getattr(needles, name)(NEEDLES, DIGITS)
+    if scanner is None:
+        pytest.skip(f"{name}: its library is not installed here")
+    return scanner
+
+
+@pytest.fixture(params=["_hyperscan_scanner", "_re2_scanner"])
+def fast_scanner(request: pytest.FixtureRequest) -> PayloadScanner:
+    return _built(request.param)
+
+
+REFERENCE = loop_scanner(NEEDLES, DIGITS)
+
+
+def both(scan: PayloadScanner, payload: bytes) -> tuple[PayloadScan, PayloadScan]:
+    fast = scan(payload)
+    slow = REFERENCE(payload)
     return (sorted(fast[0]), fast[1], fast[2]), (sorted(slow[0]), slow[1], slow[2])
 
 
-def test_re2_is_the_scanner_here() -> None:
-    pytest.importorskip("re2")
-    assert payload_scanner(NEEDLES, DIGITS).__qualname__.startswith("_re2_scanner")
+def test_the_fastest_scanner_is_chosen() -> None:
+    pytest.importorskip("hyperscan")
+    assert payload_scanner(NEEDLES, DIGITS).__qualname__.startswith("_hyperscan_scanner")
 
 
 @pytest.mark.parametrize(
@@ -46,31 +68,41 @@ def test_re2_is_the_scanner_here() -> None:
         (b'"https:\\/\\/x"', ([":\\/\\/"], True, False)),
         (b"1 2 3 4 5 6 7 8 9 0 1 2", ([], False, False)),  # 12 digits
         (b"1 2 3 4 5 6 7 8 9 0 1 2\xff3", ([], False, True)),  # 13, across a non-UTF-8 byte
+        (b"1234567\n890123", ([], False, True)),  # and across a newline
         (b"", ([], False, False)),
     ],
 )
-def test_examples(payload: bytes, expected: tuple[list[str], bool, bool]) -> None:
-    fast, slow = both(payload)
+def test_examples(
+    fast_scanner: PayloadScanner, payload: bytes, expected: tuple[list[str], bool, bool]
+) -> None:
+    fast, slow = both(fast_scanner, payload)
     assert fast == expected
     assert slow == expected
 
 
 @given(st.lists(st.sampled_from(ALPHABET), max_size=400).map(bytes))
 def test_same_answers_as_the_loop(payload: bytes) -> None:
-    fast, slow = both(payload)
+    for name in ("_hyperscan_scanner", "_re2_scanner"):
+        scanner = getattr(needles, name)(NEEDLES, DIGITS)
+        if scanner is not None:
+            fast, slow = both(scanner, payload)
+            assert fast == slow, name
     assert fast == slow
 
 
 @given(st.lists(st.sampled_from([*NEEDLES, *map(str.upper, NEEDLES), "zz", " ", "7"]), max_size=30))
 def test_same_answers_in_needle_soup(parts: list[str]) -> None:
-    fast, slow = both("".join(parts).encode())
-    assert fast == slow
+    for name in ("_hyperscan_scanner", "_re2_scanner"):
+        scanner = getattr(needles, name)(NEEDLES, DIGITS)
+        if scanner is not None:
+            fast, slow = both(scanner, "".join(parts).encode())
+            assert fast == slow, name
 
 
-def test_no_unicode_case_folding() -> None:
+def test_no_unicode_case_folding(fast_scanner: PayloadScanner) -> None:
     # U+212A KELVIN SIGN folds to "k" in Unicode; `bytes.lower()` (ASCII) does not fold it.
     payload = "\u212a_live_".encode()
-    fast, slow = both(payload)
+    fast, slow = both(fast_scanner, payload)
     assert fast == slow
     assert "k_live_" not in fast[0]
 
@@ -80,3 +112,23 @@ def test_non_ascii_needles_use_the_loop() -> None:
     assert sorted(scan("la contraseña y el token".encode())[0]) == ["contraseña", "token"]
     assert scan(b"nada") == ([], False, False)
     assert sorted(loop_finder(["contraseña"])("CONTRASEÑA".lower().encode())) == ["contraseña"]
+
+
+def test_one_scratch_per_thread() -> None:
+    import threading
+
+    scan = _built("_hyperscan_scanner")
+    payload = b"x" * 50_000 + b"Bearer ghp_abc"
+    results: list[PayloadScan] = []
+
+    def work() -> None:
+        for _ in range(50):
+            results.append(scan(payload))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 200
+    assert all(sorted(r[0]) == ["bearer", "ghp_"] for r in results)
