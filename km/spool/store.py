@@ -80,24 +80,29 @@ class SpoolStore:
         *,
         recover: bool = False,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
+        autocheckpoint_pages: int | None = None,
     ) -> SpoolStore:
         """Open (creating it private to this user) and migrate the spool at `path`.
 
         With `recover`, a corrupt file is moved aside (see `recover_corrupt`) and a fresh spool
-        created in its place; `moved_aside` then names the old file.
+        created in its place; `moved_aside` then names the old file. `autocheckpoint_pages`
+        replaces SQLite's 1000-page automatic checkpoint for this connection (the spool writer
+        leaves checkpoints to `km.spool.checkpoint`).
         """
         try:
-            return cls._open(path, max_bytes, busy_timeout_s)
+            return cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
         except SpoolCorrupt as exc:
             if not recover:
                 raise
             moved = recover_corrupt(path, exc.identity)
-            store = cls._open(path, max_bytes, busy_timeout_s)
+            store = cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
             store.moved_aside = moved
             return store
 
     @classmethod
-    def _open(cls, path: str, max_bytes: int, busy_timeout_s: float) -> SpoolStore:
+    def _open(
+        cls, path: str, max_bytes: int, busy_timeout_s: float, autocheckpoint_pages: int | None
+    ) -> SpoolStore:
         try:
             identity = _create_private(path)
         except OSError as exc:
@@ -108,6 +113,8 @@ class SpoolStore:
             raise classify_sqlite(path, exc) from exc
         try:
             _configure(conn, path, busy_timeout_s)
+            if autocheckpoint_pages is not None:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint_pages):d}")
             migrate(conn, path)
         except BaseException as exc:
             conn.close()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from km.events import Event, SessionInfo
     from km.proxy.capture_queue import CaptureQueue
     from km.settings import Settings
+    from km.spool.checkpoint import Checkpointer
     from km.spool.store import SpoolStore
 
 IDLE_WAIT_S = 1.0  # longest sleep with nothing queued (eviction checks run at this pace)
@@ -45,6 +46,7 @@ EVICT_EVERY_S = 1.0  # eviction check (and is-my-file-still-there check) at most
 EVICT_EVERY_BYTES = 8 * 1024 * 1024  # ...or after this many payload bytes written
 BACKOFF_FIRST_S = 0.1  # first retry after a failed write or open
 BACKOFF_MAX_S = 5.0  # retries slow down to this
+CHECKPOINTER_STOP_S = 0.5  # longest wait for the checkpoint thread when the store closes
 CLOSE_MARGIN_S = 0.2  # the writer gives up this long before close()'s timeout (at most 20%)
 MAX_RECOVERIES = 3  # corrupt spools moved aside in one run before capture gives up
 EVENT_OVERHEAD = 200  # bytes an in-memory Event costs besides its payload
@@ -86,6 +88,7 @@ class SpoolWriter:
         self._session_ended = False  # the session's end is recorded in the spool
         # Owned by the writer thread from here on.
         self._store: SpoolStore | None = None
+        self._checkpointer: Checkpointer | None = None
         self._pipeline: CapturePipeline | None = None
         self._pending: list[Event] = []
         self._pending_bytes = 0
@@ -176,10 +179,7 @@ class SpoolWriter:
             if self._status == DISABLED:
                 self._discard_until_stopped()
         finally:
-            if self._store is not None:
-                with suppress(Exception):
-                    self._store.close()
-                self._store = None
+            self._drop_store()
             if self._status != DISABLED:
                 self._status = STOPPED
 
@@ -209,12 +209,16 @@ class SpoolWriter:
             self._end_session()
 
     def _open_store(self) -> None:
+        from km.spool import checkpoint
         from km.spool.store import SpoolStore
 
         assert self._spool_path is not None
         try:
             self._store = SpoolStore.open(
-                self._spool_path, self._settings.spool_max_bytes, recover=True
+                self._spool_path,
+                self._settings.spool_max_bytes,
+                recover=True,
+                autocheckpoint_pages=checkpoint.BACKSTOP_PAGES,
             )
             if self._store.moved_aside is not None:
                 self._report_recovery(self._store.moved_aside)
@@ -226,6 +230,8 @@ class SpoolWriter:
             return
         self._status = CAPTURING
         self._last_maintenance = time.monotonic()
+        self._checkpointer = checkpoint.Checkpointer(self._spool_path)
+        self._checkpointer.start()
 
     def _fill_batch(self) -> None:
         """Move queued frames into the pending batch, processed a slice at a time (items
@@ -269,6 +275,8 @@ class SpoolWriter:
         self._recorded_drops = (frames, nbytes)
         self._saved_events += len(self._pending)
         self._bytes_since_maintenance += self._pending_bytes
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         self._pending = []
         self._pending_bytes = 0
         self._backoff = 0.0
@@ -391,6 +399,9 @@ class SpoolWriter:
         )
 
     def _drop_store(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop(CHECKPOINTER_STOP_S)
+            self._checkpointer = None
         if self._store is not None:
             with suppress(Exception):
                 self._store.close()
