@@ -14,6 +14,7 @@ from km.capture.ids import new_session_id
 from km.errors import KmError
 from km.events import SessionInfo
 from km.proxy.capture_queue import CaptureQueue
+from km.redact.needles import cache_compiled_scanners_in
 from km.server_name import derive_server_name
 from km.settings import Settings
 from km.spool.writer import SpoolWriter
@@ -50,9 +51,12 @@ class CaptureSession:
         except KmError as exc:  # a broken config file must not cost the session its capture
             os.write(2, f"km: {exc}; going on with environment and defaults\n".encode())
         self.settings = settings
+        spool_path = settings.resolve_spool_path()
+        # The redactor's compiled scanner is kept beside the spool: later sessions load it.
+        cache_compiled_scanners_in(os.path.dirname(os.path.abspath(spool_path)))
         self.queue = CaptureQueue(settings.queue_max_bytes, settings.queue_max_frames)
         self.writer = start_writer(settings, argv, km_pid, self.queue)
-        self.uplink: UplinkHandle = start_background_uplink(settings, settings.resolve_spool_path())
+        self.uplink: UplinkHandle = start_background_uplink(settings, spool_path)
 
     def finish(self, exit_code: int | None) -> None:
         """Record the server's exit, flush the spool, give the uplink its last drain."""

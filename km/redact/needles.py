@@ -18,13 +18,22 @@ the reference loop's (`loop_scanner`):
   counting pattern would cost Hyperscan 30 ms to compile, at every km start);
 - else RE2's `Set` (google-re2, a lazily built DFA): ~80 us for 64 KiB;
 - else, or when a needle is not ASCII (ASCII-only case folding cannot find it), the loop.
+
+Compiling the Hyperscan database takes ~4 ms and brings ~4 MB of Hyperscan's compiler into
+memory; a process that names a cache directory (`cache_compiled_scanners_in`, the capture
+process does) loads the serialized database from there instead, after the first time.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs ~8 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 NeedleFinder = Callable[[bytes], list[str]]
 """Lowercased payload bytes -> the needles it contains."""
@@ -37,6 +46,15 @@ PayloadScanner = Callable[[bytes], PayloadScan]
 _ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 _NOT_DIGITS = bytes(c for c in range(256) if not 0x30 <= c <= 0x39)
 _RE2_MAX_MEM = 32 << 20  # bytes; the lazily built DFA of ~40 patterns needs a few MB
+_CACHE_FILE = "km-scanner-{key}.hsdb"  # a serialized Hyperscan database, per pattern set
+_CACHE_MAGIC = b"km-scanner 1\n"
+
+_cache_dir: list[str] = []  # where compiled scanners are kept, if this process said so
+
+
+def cache_compiled_scanners_in(directory: str | None) -> None:
+    """Keep compiled Hyperscan databases in `directory` (None: compile every time)."""
+    _cache_dir[:] = [directory] if directory else []
 
 
 def payload_scanner(needles: Iterable[str], min_digits: int) -> PayloadScanner:
@@ -108,20 +126,28 @@ def _hyperscan_scanner(needles: list[str], min_digits: int) -> PayloadScanner | 
     except ImportError:
         return None
     patterns = _patterns(needles, min_digits)[:-1]  # the digit count is not compiled
-    try:
-        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        database.compile(
-            expressions=patterns,
-            ids=list(range(len(patterns))),
-            elements=len(patterns),
-            flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns),  # each id reported once
-        )
-    except Exception:  # a build that rejects a pattern: RE2 or the loop is always right
-        return None
+    database = _cached_database(hyperscan, patterns)
+    if database is None:
+        try:
+            database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            database.compile(
+                expressions=patterns,
+                ids=list(range(len(patterns))),
+                elements=len(patterns),
+                flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns),  # each id reported once
+            )
+        except Exception:  # a build that rejects a pattern: RE2 or the loop is always right
+            return None
+        _save_database(hyperscan, patterns, database)
     count = len(needles)
     escapes = {count, count + 1}
     local = threading.local()  # a scratch space serves one scan at a time: one per thread
-    fallback = _re2_scanner(needles, min_digits) or loop_scanner(needles, min_digits)
+    fallbacks: list[PayloadScanner] = []  # built on the first failure only (RE2 costs ~1 MB)
+
+    def fallback(payload: bytes) -> PayloadScan:
+        if not fallbacks:
+            fallbacks.append(_re2_scanner(needles, min_digits) or loop_scanner(needles, min_digits))
+        return fallbacks[0](payload)
 
     def scan(payload: bytes) -> PayloadScan:
         found: set[int] = set()
@@ -144,6 +170,53 @@ def _hyperscan_scanner(needles: list[str], min_digits: int) -> PayloadScanner | 
         return hits, not escapes.isdisjoint(found), digits
 
     return scan
+
+
+def _identity(hyperscan: Any, patterns: list[bytes]) -> bytes:
+    """What a cached database must have been compiled from; stored in the file and compared
+    whole, so a file name clash can never load another pattern set. (A database built for
+    another CPU does not load: Hyperscan checks that itself.)"""
+    return repr((getattr(hyperscan, "__version__", ""), patterns)).encode()
+
+
+def _cache_path(identity: bytes) -> str | None:
+    if not _cache_dir:
+        return None
+    import zlib  # built in: hashlib would cost ~5 ms of start-up
+
+    key = f"{zlib.crc32(identity):08x}{len(identity):x}"
+    return os.path.join(_cache_dir[0], _CACHE_FILE.format(key=key))
+
+
+def _cached_database(hyperscan: Any, patterns: list[bytes]) -> Any:
+    """The database compiled for `patterns` earlier, or None (no cache, missing, unusable)."""
+    identity = _identity(hyperscan, patterns)
+    path = _cache_path(identity)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        head = _CACHE_MAGIC + identity + b"\n"
+        if not data.startswith(head):
+            return None
+        return hyperscan.loadb(data[len(head) :], hyperscan.HS_MODE_BLOCK)
+    except Exception:
+        return None
+
+
+def _save_database(hyperscan: Any, patterns: list[bytes], database: Any) -> None:
+    identity = _identity(hyperscan, patterns)
+    path = _cache_path(identity)
+    if path is None:
+        return
+    try:
+        from km.files import replace_atomically
+
+        data = _CACHE_MAGIC + identity + b"\n" + hyperscan.dumpb(database)
+        replace_atomically(path, data, 0o600)
+    except Exception:
+        pass  # a cache that cannot be written only costs the next start its 4 ms
 
 
 def _re2_scanner(needles: list[str], min_digits: int) -> PayloadScanner | None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from km.redact.keys import KeyMatcher, ascii_lower
-from km.redact.needles import payload_scanner
+from km.redact.needles import PayloadScanner, payload_scanner
 from km.redact.pairs import redact_pairs
 from km.redact.patterns import MARKER_PREFIX, ValuePattern, marker, redact_cards
 
@@ -92,7 +92,7 @@ class TextRedactor:
         needles = frozenset(n for p in patterns for n in p.needles) | self._kv_needles
         self._always = tuple(p for p in patterns if p.always)
         self._everything = Scope(needles, True, bool(self._always))
-        self._scan = payload_scanner(needles, _CARD_DIGITS)
+        self._scan: PayloadScanner | None = None  # built on first use: importing stays cheap
         self._plans: dict[Scope, tuple[tuple[ValuePattern, ...], tuple[str, ...]]] = {}
 
     @property
@@ -102,7 +102,10 @@ class TextRedactor:
 
     def scan_payload(self, payload: bytes) -> Scope | None:
         """The scope of a raw payload; None when nothing in it can be redacted."""
-        hits, escaped, digits = self._scan(payload)
+        scan = self._scan
+        if scan is None:
+            scan = self._scan = payload_scanner(self._everything.needles, _CARD_DIGITS)
+        hits, escaped, digits = scan(payload)
         if escaped:
             return self._everything
         if digits and len(payload) <= _CONFIRM_DIGITS_MAX:

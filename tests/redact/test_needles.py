@@ -4,6 +4,9 @@ and digit answers, for any bytes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -132,3 +135,44 @@ def test_one_scratch_per_thread() -> None:
         t.join(30)
     assert len(results) == 200
     assert all(sorted(r[0]) == ["bearer", "ghp_"] for r in results)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Iterator[Path]:
+    pytest.importorskip("hyperscan")
+    needles.cache_compiled_scanners_in(str(tmp_path))
+    try:
+        yield tmp_path
+    finally:
+        needles.cache_compiled_scanners_in(None)
+
+
+def test_the_compiled_scanner_is_kept_and_loaded_again(cache_dir: Path) -> None:
+    first = _built("_hyperscan_scanner")
+    (cached,) = cache_dir.glob("km-scanner-*.hsdb")
+    assert cached.stat().st_mode & 0o777 == 0o600
+    written = cached.read_bytes()
+    second = _built("_hyperscan_scanner")
+    assert cached.read_bytes() == written  # loaded, not compiled and written again
+    payload = b"x" * 1000 + b"AKIA... Bearer \\u0041 4111111111111111"
+    assert both(second, payload)[0] == both(first, payload)[0] == both(first, payload)[1]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # cut short
+        lambda data: data.replace(b"token", b"tokex", 1),  # another pattern set's file
+        lambda data: b"not a scanner",
+    ],
+)
+def test_a_damaged_or_foreign_cache_file_is_compiled_again(
+    cache_dir: Path, damage: Callable[[bytes], bytes]
+) -> None:
+    _built("_hyperscan_scanner")
+    (cached,) = cache_dir.glob("km-scanner-*.hsdb")
+    cached.write_bytes(damage(cached.read_bytes()))
+    scan = _built("_hyperscan_scanner")
+    fast, slow = both(scan, b'{"token": "ghp_abc", "mail": "a@b.c"}')
+    assert fast == slow and fast[0]
+    assert cached.read_bytes().startswith(b"km-scanner 1\n")  # rewritten whole
