@@ -32,7 +32,8 @@ from benchmarks.workloads.common import (
     verdict,
 )
 
-BLOCK = 500  # round trips per mode before the next mode's turn
+BLOCK = 100  # round trips per mode before the next mode's turn (short: noise spreads evenly)
+ROUND_TRIPS = 20_000  # timed per mode: p99 is then the 200th slowest, not one noisy block
 WARMUP = 200  # untimed round trips per mode after initialize (JIT, caches, allocator)
 START_TIMEOUT_S = 30.0  # spawn + initialize, cold node or python start included
 ROUND_TRIP_TIMEOUT_S = 10.0  # one request/response
@@ -105,7 +106,7 @@ def _round_trips(
 
 
 def _probe(ctx: Context, probe: Probe) -> Table:
-    n = 1000 if ctx.quick else 5000
+    n = 1000 if ctx.quick else ROUND_TRIPS
     table = Table(probe.title, list(COLUMNS))
     server = getattr(ctx.servers, probe.server)
     ids = itertools.count(1)
