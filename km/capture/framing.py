@@ -55,30 +55,74 @@ class LineFramer:
         """Bytes of the unfinished frame seen so far."""
         return self._size
 
-    def feed(self, chunk: bytes | bytearray, end: int | None = None) -> list[Frame]:
-        """Frame `chunk[:end]` (a reused read buffer may be longer than what was read)."""
+    def feed(self, chunk: bytes | bytearray, end: int | None = None, start: int = 0) -> list[Frame]:
+        """Frame `chunk[start:end]` (a reused read buffer may be longer than what was read)."""
+        return self.feed_within(chunk, end, start)[0]
+
+    def feed_within(
+        self,
+        chunk: bytes | bytearray,
+        end: int | None = None,
+        start: int = 0,
+        budget: int | None = None,
+        per_frame: int = 0,
+    ) -> tuple[list[Frame], int]:
+        """`feed`, stopping after the frame that takes the frames' cost past `budget` (a frame
+        costs `per_frame` plus the bytes it keeps). Returns the frames and where framing stopped
+        (`end` when it went through): the rest is for `skip` or another `feed`."""
         frames: list[Frame] = []
-        start = 0
         if end is None:
             end = len(chunk)
         find = chunk.find
+        spent = 0
         while start < end:
             nl = find(b"\n", start, end)
             if nl < 0:
                 self._extend(chunk, start, end)
                 break
+            frame: Frame | None = None
             if self._size == 0:
                 # Fast path: the whole line is inside this chunk.
                 stop = nl - 1 if nl > start and chunk[nl - 1] == _CR else nl
                 if stop > start:
-                    frames.append(self._whole(chunk, start, stop))
+                    frame = self._whole(chunk, start, stop)
             else:
                 self._extend(chunk, start, nl)
                 frame = self._finish()
-                if frame is not None:
-                    frames.append(frame)
             start = nl + 1
-        return frames
+            if frame is not None:
+                frames.append(frame)
+                if budget is not None:
+                    spent += per_frame + len(frame.data) + len(frame.tail)
+                    if spent > budget:
+                        return frames, start
+        return frames, end
+
+    def skip(
+        self, chunk: bytes | bytearray, end: int | None = None, start: int = 0
+    ) -> tuple[int, int]:
+        """Advance over `chunk[start:end]` exactly as `feed` would, but only count the frames it
+        completes: (frames, their total size). For frames that would be dropped anyway (the
+        capture buffer is full), so that counting them costs a few C-level passes over the
+        chunk instead of an object per line, and forwarding keeps its pace under overload."""
+        if end is None:
+            end = len(chunk)
+        first = chunk.find(b"\n", start, end)
+        if first < 0:
+            self._extend(chunk, start, end)
+            return 0, 0
+        edge = self.feed(chunk, first + 1, start)  # the line ending at the first LF
+        frames = len(edge)
+        nbytes = edge[0].size if edge else 0
+        last = chunk.rfind(b"\n", first, end)
+        if last > first:
+            body = bytes(memoryview(chunk)[first + 1 : last])  # whole lines, but the last LF
+            lines = body.split(b"\n")
+            frames += len(lines) - lines.count(b"") - lines.count(b"\r")
+            terminating_crs = body.count(b"\r\n") + (1 if body.endswith(b"\r") else 0)
+            nbytes += len(body) - (len(lines) - 1) - terminating_crs
+        self._extend(chunk, last + 1, end)
+        return frames, nbytes
 
     def close(self) -> Frame | None:
         """At EOF: the unterminated last line, if there is one."""

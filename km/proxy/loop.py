@@ -18,7 +18,7 @@ import stat
 import time
 
 from km.capture.framing import Frame, LineFramer
-from km.proxy.records import encode_drops, encode_header
+from km.proxy.records import HEADER_SIZE, encode_drops, encode_header
 
 READ_SIZE = 1 << 20  # as much as an enlarged pipe holds, read into one reused buffer
 POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -101,6 +101,16 @@ class Capture:
             buf += frame.data
             if frame.tail:
                 buf += frame.tail
+
+    @property
+    def room(self) -> int:
+        """Bytes of records the buffer can still take (0: every frame now is dropped)."""
+        return 0 if self.fd < 0 else max(0, self.max_bytes - len(self.buf))
+
+    def count_dropped(self, frames: int, nbytes: int) -> None:
+        self.dropped_frames += frames
+        self.dropped_bytes += nbytes
+        self.total_dropped += frames
 
     def flush_drops(self, mono: int, wall: int) -> None:
         """Queue a DROPS record for the frames dropped since the last one."""
@@ -212,10 +222,19 @@ class Relay:
                 self._by_fd[d.dst] = (d, False)
                 self._register_out(d.dst)
         framer = d.framer
-        if framer is not None and self.capture is not None:
-            frames = framer.feed(buf, size)
-            if frames:
-                self.capture.add(d.index, frames, time.monotonic_ns(), time.time_ns())
+        capture = self.capture
+        if framer is not None and capture is not None:
+            # Frame what the capture buffer may still take. Past that every frame is dropped,
+            # so the rest of the chunk is only counted (no object per line): under overload
+            # forwarding keeps its pace.
+            room = capture.room
+            stop = 0
+            if room:
+                frames, stop = framer.feed_within(buf, size, 0, room, HEADER_SIZE)
+                if frames:
+                    capture.add(d.index, frames, time.monotonic_ns(), time.time_ns())
+            if stop < size:
+                capture.count_dropped(*framer.skip(buf, size, stop))
 
     def _register_out(self, fd: int) -> None:
         self.poll.register(fd, POLLOUT)  # registering again only modifies

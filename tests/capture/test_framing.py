@@ -186,3 +186,68 @@ def test_hundred_megabyte_frame_in_64k_chunks() -> None:
     assert big.size == count * len(block)
     assert big.data == (block * (cap // len(block) + 1))[:cap]
     assert big.tail == block[-framing.TAIL_BYTES :]
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"\n", b"\r\n", b"\r", b"x", b"abc", b"\n\n", b"y" * 40]), max_size=80
+    ),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+    st.lists(st.booleans(), min_size=13, max_size=13),
+    st.sampled_from([1, 3, 16, 1000]),
+)
+def test_skip_counts_exactly_what_feed_would_complete(
+    parts: list[bytes], cuts: list[int], skipping: list[bool], cap: int
+) -> None:
+    """A framer that skips some chunks stays in step with one that feeds them all: a skipped
+    chunk reports the frames and bytes the other completed there, a fed one the same frames."""
+    data = b"".join(parts)
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    chunks = [data[a:b] for a, b in itertools.pairwise(points)]
+    with small_tail(4):
+        oracle, framer = LineFramer(cap), LineFramer(cap)
+        for chunk, skip in zip(chunks, skipping, strict=False):
+            want = oracle.feed(chunk)
+            if skip:
+                assert framer.skip(bytearray(chunk) + b"junk", len(chunk)) == (
+                    len(want),
+                    sum(f.size for f in want),
+                )
+            else:
+                assert as_tuples(framer.feed(chunk)) == as_tuples(want)
+            assert framer.pending_bytes == oracle.pending_bytes
+        last, want_last = framer.close(), oracle.close()
+        assert (last and as_tuples([last])) == (want_last and as_tuples([want_last]))
+
+
+def test_skip_examples() -> None:
+    framer = LineFramer(100)
+    assert framer.skip(b"ab\ncd\r\n\n\r\nef") == (2, 4)
+    assert framer.pending_bytes == 2
+    assert framer.skip(b"g\r") == (0, 0)
+    assert framer.skip(b"\nh\n") == (2, 4)  # "efg" (its CR a terminator) and "h"
+    assert framer.close() is None
+
+
+@given(
+    st.lists(st.sampled_from([b"\n", b"\r\n", b"x", b"abc", b"y" * 40]), max_size=60),
+    st.integers(min_value=0, max_value=300),
+    st.sampled_from([1, 3, 1000]),
+)
+def test_feed_within_a_budget_then_skip_adds_up_to_one_feed(
+    parts: list[bytes], budget: int, cap: int
+) -> None:
+    """The forwarding loop's overload path: frames up to a budget, the rest only counted."""
+    data = b"".join(parts)
+    with small_tail(4):
+        want = LineFramer(cap).feed(data)
+        framer = LineFramer(cap)
+        frames, stop = framer.feed_within(data, len(data), 0, budget, 36)
+        assert as_tuples(frames) == as_tuples(want[: len(frames)])
+        spent = sum(36 + len(f.data) + len(f.tail) for f in frames)
+        if stop < len(data):
+            assert spent > budget >= spent - 36 - len(frames[-1].data) - len(frames[-1].tail)
+        else:
+            assert len(frames) == len(want)
+        rest = want[len(frames) :]
+        assert framer.skip(data, len(data), stop) == (len(rest), sum(f.size for f in rest))
