@@ -109,15 +109,10 @@ def _either_case(needle: str) -> bytes:
     return "".join(parts).encode()
 
 
-def _patterns(needles: list[str], min_digits: int) -> list[bytes]:
-    """The needles (indexes 0..n-1), then the two escapes (n, n+1), then the digit count (n+2),
-    as regexes that both Hyperscan and RE2 read the same way over bytes."""
-    return [
-        *map(_either_case, needles),
-        rb"\\u00[2-7][0-9a-fA-F]",
-        rb"\\/",
-        rb"[0-9](?:[^0-9]*[0-9]){%d}" % max(0, min_digits - 1),
-    ]
+def _patterns(needles: list[str]) -> list[bytes]:
+    """The needles (indexes 0..n-1), then the two escapes (n, n+1), as regexes that Hyperscan
+    and RE2 read the same way over bytes."""
+    return [*map(_either_case, needles), rb"\\u00[2-7][0-9a-fA-F]", rb"\\/"]
 
 
 def _hyperscan_scanner(needles: list[str], min_digits: int) -> PayloadScanner | None:
@@ -125,7 +120,7 @@ def _hyperscan_scanner(needles: list[str], min_digits: int) -> PayloadScanner | 
         import hyperscan
     except ImportError:
         return None
-    patterns = _patterns(needles, min_digits)[:-1]  # the digit count is not compiled
+    patterns = _patterns(needles)
     database = _cached_database(hyperscan, patterns)
     if database is None:
         try:
@@ -229,8 +224,9 @@ def _re2_scanner(needles: list[str], min_digits: int) -> PayloadScanner | None:
         options.encoding = re2.Options.Encoding.LATIN1  # one byte, one character: any bytes
         options.max_mem = _RE2_MAX_MEM
         matcher = re2.Set.SearchSet(options)
-        for pattern in _patterns(needles, min_digits):
+        for pattern in _patterns(needles):
             matcher.Add(pattern)
+        matcher.Add(rb"[0-9](?:[^0-9]*[0-9]){%d}" % max(0, min_digits - 1))  # index n+2
         matcher.Compile()
     except Exception:  # an RE2 build that rejects a pattern: the loop is always right
         return None

@@ -17,17 +17,16 @@ reader, a full disk) leaves the WAL as it was, and the next one, or the writer's
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import threading
 import time
 from contextlib import suppress
 
+from km.priority import lower_this_thread
+
 BACKSTOP_PAGES = 8192  # the writer checkpoints itself past this many WAL pages (32 MiB at 4 KiB)
 QUIET_S = 0.25  # no commit for this long: the burst is over, checkpoint now
 MAX_DEFER_S = 30.0  # checkpoint at least this often while commits keep coming
-NICE = 19  # the lowest CPU priority (Linux, this thread only)
 BUSY_TIMEOUT_MS = 100  # a PASSIVE checkpoint only waits on SQLite's own locks briefly
 
 
@@ -64,7 +63,7 @@ class Checkpointer:
 
     def _run(self) -> None:
         self.native_id = threading.get_native_id()
-        _lowest_priority()
+        lower_this_thread()
         conn: sqlite3.Connection | None = None
         last_checkpoint = time.monotonic()
         try:
@@ -101,8 +100,6 @@ def _connect(path: str) -> sqlite3.Connection | None:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     except sqlite3.Error:
         return None
-    with suppress(sqlite3.Error):
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
     return conn
 
 
@@ -112,12 +109,3 @@ def _checkpoint(conn: sqlite3.Connection) -> bool:
     except sqlite3.Error:
         return False
     return True
-
-
-def _lowest_priority() -> None:
-    """Linux gives each thread a nice value of its own; elsewhere `setpriority` would reach the
-    whole process (capture included), so the thread keeps the process's priority there."""
-    if sys.platform != "linux":
-        return
-    with suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)

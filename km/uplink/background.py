@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from km.priority import lower_this_thread
+
 TYPE_CHECKING = False  # not `from typing import ...`: keep this module's imports minimal
 if TYPE_CHECKING:
     import asyncio
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 LEADER_POLL_S = 2.0  # a waiting km process tries the uplink lock this often (one syscall)
 STOP_JOIN_S = 2.0  # default wait for the thread in `UplinkHandle.stop`
 LOCK_SUFFIX = ".uplink.lock"
-BACKGROUND_NICE = 19  # the background uplink's thread priority (Linux): the lowest
 
 
 def reread_config(settings: Settings) -> Settings:
@@ -156,7 +157,7 @@ def _deliver(
             return  # stopped while waiting
         try:
             handle.active = True
-            _yield_the_cpu()
+            lower_this_thread()  # delivery can wait a few ms; the session's messages cannot
             from km.uplink.run import Uplink, run_in_thread
 
             uplink = Uplink(own, spool_path, config)
@@ -191,19 +192,6 @@ def _become_leader(handle: UplinkHandle, spool_path: str) -> int | None:
             handle._settled.set()  # another km process delivers; nothing to wait for here
         handle._stopping.wait(LEADER_POLL_S)
     return None
-
-
-def _yield_the_cpu() -> None:
-    """Give this thread (and the threads it starts) the lowest CPU priority: delivery can wait
-    a few milliseconds, the MCP session's messages cannot. Linux only, where a thread has a
-    nice value of its own (elsewhere `setpriority` would reach the whole process, capture
-    included)."""
-    if sys.platform != "linux":
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-    except OSError:
-        pass
 
 
 def _try_lock(fd: int) -> bool:

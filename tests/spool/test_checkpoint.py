@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from km.priority import LOWEST_NICE
 from km.spool import checkpoint
 from km.spool.checkpoint import MAX_DEFER_S, QUIET_S, Checkpointer, checkpoint_due
 from km.spool.store import SpoolStore
@@ -83,9 +84,9 @@ def test_the_checkpointer_thread_runs_at_the_lowest_priority(tmp_path: Path) -> 
             time.sleep(0.01)
         assert checkpointer.native_id is not None
         tid = checkpointer.native_id
-        while nice_of(tid) != checkpoint.NICE and time.monotonic() < deadline:
+        while nice_of(tid) != LOWEST_NICE and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert nice_of(tid) == checkpoint.NICE
-        assert nice_of(os.getpid()) != checkpoint.NICE  # the rest of the process keeps its own
+        assert nice_of(tid) == LOWEST_NICE
+        assert nice_of(os.getpid()) != LOWEST_NICE  # the rest of the process keeps its own
     finally:
         checkpointer.stop(WAIT_S)
