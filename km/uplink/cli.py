@@ -14,6 +14,7 @@ to print (`km config show`, `km config path`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -149,7 +150,13 @@ def _login(args: list[str], settings: Settings, stdin: IO[str]) -> int:
         "or asked for without echo; it is never taken from the command line.",
     )
     parser.add_argument("--url", metavar="URL", help="the Kilometers API, e.g. https://...")
+    parser.add_argument("--key", "--api-key", dest="key", help=argparse.SUPPRESS)
     options = parser.parse_args(args)
+    if options.key is not None:
+        raise UsageError(
+            "km login takes no --key: the key is read from stdin or a hidden prompt, so it "
+            'never shows in process listings or shell history (e.g. `echo "$KEY" | km login`)'
+        )
     settings.load_config_file()
     url = options.url or settings.api_url
     if not url:
