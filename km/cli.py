@@ -121,13 +121,17 @@ def main(argv: list[str]) -> int:
         try:
             return run_proxy(settings, command)
         except CommandNotFound:
-            if command == argv:  # the first word: perhaps a mistyped km command
+            if command == argv or command[0] in COMMANDS:  # a mistyped or misplaced km command
                 from km.suggest import not_a_command
 
-                raise CommandNotFound(command[0], not_a_command(command[0], COMMANDS)) from None
+                hint = not_a_command(command[0], COMMANDS, first=command == argv)
+                raise CommandNotFound(command[0], hint) from None
             raise
     except KmError as exc:
         _err(str(exc))
         return exc.exit_code
+    except OSError as exc:  # the environment failed where no typed error says how: one line
+        _err(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -14,8 +14,13 @@ def closest(word: str, commands: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
-def not_a_command(word: str, commands: Sequence[str]) -> str:
-    """The hint appended to "command not found" for the first word of `km WORD ...`."""
+def not_a_command(word: str, commands: Sequence[str], *, first: bool = True) -> str:
+    """The hint appended to "command not found" for the server command `word`: the first word
+    of `km WORD ...`, or (not `first`) one that came after km options."""
+    if not first:
+        if word in commands:
+            return f"; `{word}` is a km command: put it first (`km {word} ...`)"
+        return ""
     match = closest(word, commands)
     if match is None:
         return ""

@@ -76,3 +76,9 @@ def test_login_with_a_key_flag_says_where_the_key_comes_from(tmp_path: Path) -> 
         assert err.count("\n") == 1, err
         assert "read from stdin or a hidden prompt" in err and "| km login" in err
     assert not (tmp_path / "config.toml").exists()
+
+
+def test_a_km_command_after_km_options_says_to_put_it_first(tmp_path: Path) -> None:
+    code, _, err = km(tmp_path, "--spool", str(tmp_path / "s.db"), "status")
+    assert code == 127 and err.count("\n") == 1, err
+    assert "`status` is a km command: put it first" in err
