@@ -95,7 +95,10 @@ def _sync(args: list[str], settings: Settings) -> int:
     else:
         result = _with_progress_bar(uplink, url)
     elapsed = time.monotonic() - started
-    parts = [f"sent {result.sent} events to {url} in {elapsed:.1f} s"]
+    if result.sent or result.quarantined:
+        parts = [f"sent {result.sent} events to {url} in {elapsed:.1f} s"]
+    else:
+        parts = [_nothing_left(path)]
     if result.duplicates:
         parts.append(f"{result.duplicates} of them already there")
     if result.quarantined:
@@ -108,6 +111,23 @@ def _sync(args: list[str], settings: Settings) -> int:
         _err(f"{remaining.deliverable} events still wait: run km sync again")
         return EXIT_REMAINING
     return 0
+
+
+def _nothing_left(path: str) -> str:
+    """What `km sync` says when it had nothing to send: the background uplink (or an earlier
+    sync) already delivered everything, which `km status` counts as sent."""
+    from km.spool.status import read_status
+
+    try:
+        delivered = int(read_status(path)["delivery"]["sent"])
+    except (KmError, KeyError, TypeError, ValueError):
+        delivered = 0
+    if delivered:
+        return (
+            f"nothing left to send: {delivered} events were already delivered by the "
+            "background uplink (km status shows them as sent)"
+        )
+    return "nothing to send: no captured events are waiting"
 
 
 def _with_progress_bar(uplink: Any, url: str) -> Any:
