@@ -113,7 +113,8 @@ def launcher_candidates(method: Method, executable: str, prefix: str | None) -> 
         base = found.group("prefix")
         return [posixpath.join(base, "bin", "km"), posixpath.join(base, "opt", "km", "bin", "km")]
     if method == "scoop" and (found := _SCOOP.match(path)) is not None:
-        return [join(found.group("root"), "apps", "km", "current", "km.exe")]
+        root = executable[: found.end("root")]  # the original separators (same length)
+        return [join(root, "apps", "km", "current", "km.exe")]
     return []
 
 
