@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.packaging.conftest import Release
-from tests.packaging.test_install_sh import run_install, run_session
-from tests.packaging.test_upgrade import km
+from tests.packaging.test_install_sh import MCP_SERVER_TIME, run_install
+from tests.packaging.test_upgrade import km, launch_from_config, write_config
 
 
 def installed(release: Release, serve_dir: Callable[[Path], str], tmp_path: Path) -> Path:
@@ -40,7 +40,9 @@ def assert_still_works(home: Path, tmp_path: Path, version: str) -> None:
     link = home / ".local" / "bin" / "km"
     spool = tmp_path / "spool.db"
     assert km(link, home, spool, "--version").stdout == f"km {version}\n"
-    assert run_session(link, spool, home)["id"] == 1
+    args = ["--name", "time", "--", str(MCP_SERVER_TIME)]
+    config = write_config(home, {"command": str(link), "args": args})
+    assert launch_from_config(config, home, spool)["id"] == 1
     assert versions(home) == [".created-by-installer", version]
 
 

@@ -20,6 +20,13 @@ from tests.packaging.test_install_sh import (
 )
 
 CURSOR = Path(".cursor") / "mcp.json"
+# How long km lets the server exit by itself after its stdin closes: an upper bound, so a busy
+# machine (mcp-server-time takes a while to exit under load) never turns a clean exit into 143.
+GRACE_S = "15"
+
+
+def env_of(home: Path, spool: Path, **extra: str) -> dict[str, str]:
+    return {**km_env(spool, home), "KM_GRACE": GRACE_S, **extra}
 
 
 def write_config(home: Path, server: dict[str, object]) -> Path:
@@ -38,7 +45,7 @@ def launch_from_config(config: Path, home: Path, spool: Path) -> dict[str, objec
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=km_env(spool, home),
+        env=env_of(home, spool),
     )
     with proc:
         assert proc.stdin is not None and proc.stdout is not None
@@ -55,7 +62,7 @@ def km(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(link), *args],
-        env={**km_env(spool, home), **env},
+        env=env_of(home, spool, **env),
         cwd=home,
         capture_output=True,
         text=True,
