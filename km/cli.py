@@ -20,6 +20,7 @@ USAGE = """\
 usage: km [km options] [--] <mcp server command> [args...]
        km status [--json] [--spool PATH]
        km serve [--host H] [--port P] [--database-url URL] | km serve keys create|list|revoke
+       km tail [FILTER] | km sessions [FILTER] | km show SESSION [FILTER]
 
 Runs the MCP server command with every JSON-RPC message in both directions captured into a
 local spool, unchanged and unslowed. Put `km` in front of the command in your MCP client's
@@ -47,6 +48,11 @@ commands:
                        put km in front of every stdio server of Claude Desktop, Claude Code,
                        Cursor, VS Code or Windsurf (--undo takes it out again, exactly)
   doctor [--json]      check km's PATH, spool, API and key, and which clients are wrapped
+  tail [FILTER] [-n N] [--since T] [--session ID] [--json]
+                       follow captured traffic live, one line per exchange
+  sessions [FILTER] [--api] [--json]   sessions with calls, errors, p50/p95, tokens, findings
+  show SESSION [FILTER] [--full] [--api] [--json]   one session's timeline (payloads: --full)
+                       FILTER: tool:git_* -status:ok latency>500ms "text" ... (docs/filters.md)
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -57,7 +63,18 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor")
+COMMANDS = (
+    "status",
+    "serve",
+    "sync",
+    "login",
+    "config",
+    "setup",
+    "doctor",
+    "tail",
+    "sessions",
+    "show",
+)
 
 
 def _err(message: str) -> None:

@@ -39,6 +39,15 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
         from km.doctor import run_doctor
 
         return run_doctor(args, settings, os.environ)
+    if name in ("tail", "sessions", "show"):
+        from km.views import cli as views_cli
+
+        view = {
+            "tail": views_cli.run_tail,
+            "sessions": views_cli.run_sessions,
+            "show": views_cli.run_show,
+        }[name]
+        return view(args, settings)
     if name == "serve":
         from km.server.cli import run_serve
 
