@@ -34,6 +34,8 @@ def cursor_param(query: Mapping[str, str]) -> str | None:
 
 def text_param(query: Mapping[str, str], name: str) -> str | None:
     value = query.get(name)
+    if value and "\x00" in value:
+        raise BadRequest(f"{name}: contains a NUL character")
     return value if value else None
 
 
@@ -49,6 +51,7 @@ def event_filter(query: Mapping[str, str]) -> EventFilter:
         direction=direction,
         since_ns=since_ns,
         until_ns=until_ns,
+        tool=text_param(query, "tool"),
     )
 
 

@@ -34,6 +34,10 @@ def event_json(e: IngestEvent) -> dict[str, object]:
         "latency_us": e.latency_us,
         "host": e.host,
         "km_version": e.km_version,
+        "tool": e.tool,
+        "status": e.status,
+        "tokens": e.tokens,
+        "risk": e.risk,
     }
 
 
@@ -58,9 +62,12 @@ def stat_json(s: HourStat) -> dict[str, object]:
     return {
         "server": s.server,
         "method": s.method,
+        "tool": s.tool,
         "hour": hour_iso(s.hour_ns),
         "count": s.count,
         "errors": s.errors,
+        "tool_errors": s.tool_errors,
+        "tokens": s.tokens,
         "latency_p50_us": s.latency_p50_us,
         "latency_p95_us": s.latency_p95_us,
         "bytes": s.bytes,

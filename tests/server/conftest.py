@@ -141,6 +141,12 @@ def event_json(n: int = 0, **overrides: Any) -> dict[str, Any]:
         "latency_us": None,
         "host": "laptop",
         "km_version": "0.1.0",
+        # What a km with the insight core sends (tests/server/test_insight_ingest.py covers an
+        # older km that omits them).
+        "tool": None,
+        "status": None,
+        "tokens": None,
+        "risk": None,
     }
     event.update(overrides)
     if "size" not in overrides:
