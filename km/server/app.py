@@ -24,11 +24,13 @@ from km.server.errors import (
     RateLimited,
     StoreUnavailable,
     Unauthorized,
+    UnknownTool,
     UnsupportedEncoding,
 )
 from km.server.handlers import json_response
 from km.server.handlers.health import get_health, get_ready
 from km.server.handlers.ingest import post_events
+from km.server.handlers.insight import get_findings, get_tools, post_approve
 from km.server.handlers.openapi import get_openapi
 from km.server.handlers.read import get_events, get_sessions, get_stats
 from km.server.ratelimit import RateLimiter, retry_after_header
@@ -47,6 +49,9 @@ ROUTES = (
     ("GET", "/api/v1/events", get_events),
     ("GET", "/api/v1/sessions", get_sessions),
     ("GET", "/api/v1/stats", get_stats),
+    ("GET", "/api/v1/findings", get_findings),
+    ("GET", "/api/v1/tools", get_tools),
+    ("POST", "/api/v1/tools/approve", post_approve),
     ("GET", "/health", get_health),
     ("GET", "/ready", get_ready),
     ("GET", "/api/v1/openapi.json", get_openapi),
@@ -57,6 +62,7 @@ _STATUS: tuple[tuple[type[KmError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (UnknownTool, 404),
     (BodyTooLarge, 413),
     (UnsupportedEncoding, 415),
     (RateLimited, 429),
