@@ -158,9 +158,12 @@ async def test_tools_inventory_and_approve(api: Api) -> None:
     check_response("POST", "/api/v1/tools/approve", 200, body)
     assert [(p["tool"], p["hash"]) for p in body["pinned"]] == [("echo", "h2")]
     _, body, _ = await api.get("/api/v1/tools", key, server="github")
-    states = {d["name"]: (d["drift"], d["pinned_hash"]) for d in body["servers"][0]["definitions"]
-              if d["current"]}  # fmt: skip
-    assert states == {"echo": ("approved", "h2"), "add": ("unchanged", None)}
+    pinned = {
+        d["name"]: (d["drift"], d["pinned_hash"])
+        for d in body["servers"][0]["definitions"]
+        if d["current"]
+    }
+    assert pinned == {"echo": ("approved", "h2"), "add": ("unchanged", None)}
     status, body, _ = await post(api, key, {"server": "github"})
     assert [(p["tool"], p["hash"]) for p in body["pinned"]] == [("add", "h3"), ("echo", "h2")]
     _, none, _ = await api.get("/api/v1/tools", key, server="other")
