@@ -33,9 +33,10 @@ from km.server.handlers.ingest import post_events
 from km.server.handlers.insight import get_findings, get_tools, post_approve
 from km.server.handlers.openapi import get_openapi
 from km.server.handlers.read import get_events, get_sessions, get_stats
+from km.server.insight import Ingest
 from km.server.ratelimit import RateLimiter, retry_after_header
 from km.server.redaction import load_redactor
-from km.server.state import CONFIG, LIMITER, REDACTOR, STORE
+from km.server.state import CONFIG, INSIGHT, LIMITER, REDACTOR, STORE
 from km.server.stores.base import EventStore
 
 log = logging.getLogger("km.server")
@@ -111,6 +112,7 @@ def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[LIMITER] = RateLimiter(config.rate_limit)
     app[REDACTOR] = load_redactor()
+    app[INSIGHT] = Ingest()
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from km.server.stores.insight import (
+        Analyser,
         FindingFilter,
         InsightWrites,
         Inventory,
@@ -187,10 +188,12 @@ class EventStore(abc.ABC):
         self,
         account_id: int,
         events: Sequence[IngestEvent],
-        insight: InsightWrites | None = None,
+        insight: InsightWrites | Analyser | None = None,
     ) -> IngestResult:
         """Store the events this account does not have yet, in one transaction together with
-        their session and hourly rollup counts, and the `insight` rows of exactly those events.
+        their session and hourly rollup counts and their insight: an `Analyser` is called
+        with exactly the new events (their fields filled in where it says so, its rows
+        written); `InsightWrites` are written for the rows whose event is new.
         Events must have distinct ids."""
 
     @abc.abstractmethod

@@ -9,7 +9,7 @@ applies in the ingest transaction for exactly the events it newly stored.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import orjson
 
 from km.insight.findings import SEVERITIES, Finding, severity_rank
 from km.server import cursor as cursors
+from km.server.stores.base import IngestEvent
 from km.server.stores.rows import Params
 
 FINDINGS_CURSOR = "f"
@@ -103,6 +104,36 @@ class InsightWrites:
 
 
 NO_WRITES = InsightWrites()
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What the analyzers made of the newly stored events: the events with their insight fields
+    (same order), those whose fields the server filled in (an older km sent none), and what
+    they add."""
+
+    events: list[IngestEvent]
+    filled: list[IngestEvent]
+    findings: list[StoredFinding]
+    definitions: list[DefinitionSeen]
+    changes: list[DefinitionChange]
+
+
+Analyser = Callable[[Sequence[IngestEvent]], Analysis]
+"""Called by the store inside its ingest transaction with exactly the newly stored events."""
+
+
+def resolve(
+    insight: InsightWrites | Analyser | None, new: Sequence[IngestEvent]
+) -> tuple[list[IngestEvent], list[IngestEvent], InsightWrites]:
+    """(events to aggregate, events whose fields were filled in, rows to write) for `new`."""
+    if insight is None:
+        return list(new), [], NO_WRITES
+    if isinstance(insight, InsightWrites):
+        return list(new), [], kept(insight, {e.id for e in new})
+    a = insight(new)
+    writes = InsightWrites(tuple(a.findings), tuple(a.definitions), tuple(a.changes))
+    return a.events, a.filled, writes
 
 
 @dataclass(frozen=True, slots=True)

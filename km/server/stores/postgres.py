@@ -35,6 +35,7 @@ from km.server.stores.base import (
 )
 from km.server.stores.insight import (
     TOOLS_LIST,
+    Analyser,
     FindingFilter,
     InsightWrites,
     Inventory,
@@ -46,8 +47,8 @@ from km.server.stores.insight import (
     definition_from_row,
     finding_where,
     findings_page,
-    kept,
     pins_to_set,
+    resolve,
 )
 from km.server.stores.payload import to_columns
 from km.server.stores.postgres_schema import MIGRATIONS
@@ -280,7 +281,7 @@ class PostgresStore(EventStore):
         self,
         account_id: int,
         events: Sequence[IngestEvent],
-        insight: InsightWrites | None = None,
+        insight: InsightWrites | Analyser | None = None,
     ) -> IngestResult:
         if not events:
             return IngestResult((), ())
@@ -301,7 +302,9 @@ class PostgresStore(EventStore):
             await conn.copy_records_to_table(_STAGING, records=records, columns=EVENT_COLUMNS)
             rows = await conn.fetch(_INSERT_EVENTS, account_id, time.time_ns())
             inserted = {r[0] for r in rows}
-            new = [e for e in ordered if e.id in inserted]
+            new, filled, writes = resolve(insight, [e for e in ordered if e.id in inserted])
+            if filled:
+                await postgres_insight.fill(conn, account_id, filled)
             sessions, rollups = aggregate(new)
             if sessions:
                 await conn.execute(
@@ -334,8 +337,7 @@ class PostgresStore(EventStore):
                     [r.lat_max for r in rollups],
                     ["{" + ",".join(map(str, r.hist)) + "}" for r in rollups],
                 )
-            if insight is not None:
-                await postgres_insight.write(conn, account_id, kept(insight, inserted))
+            await postgres_insight.write(conn, account_id, writes)
         return IngestResult(
             tuple(e.id for e in events if e.id in inserted),
             tuple(e.id for e in events if e.id not in inserted),

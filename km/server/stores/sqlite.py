@@ -37,6 +37,7 @@ from km.server.stores.base import (
 from km.server.stores.insight import (
     FINDING_COLUMNS,
     TOOLS_LIST,
+    Analyser,
     FindingFilter,
     InsightWrites,
     Inventory,
@@ -48,8 +49,8 @@ from km.server.stores.insight import (
     definition_from_row,
     finding_where,
     findings_page,
-    kept,
     pins_to_set,
+    resolve,
 )
 from km.server.stores.payload import to_columns
 from km.server.stores.rows import (
@@ -230,7 +231,7 @@ class SqliteStore(EventStore):
         self,
         account_id: int,
         events: Sequence[IngestEvent],
-        insight: InsightWrites | None = None,
+        insight: InsightWrites | Analyser | None = None,
     ) -> IngestResult:
         if not events:
             return IngestResult((), ())
@@ -244,7 +245,8 @@ class SqliteStore(EventStore):
                 (account_id, ids),
             )
             existing = {r[0] for r in rows}
-            new = [e for e in events if e.id not in existing]
+            # Under the same lock, the analysis can come before the insert: no UPDATE needed.
+            new, _, writes = resolve(insight, [e for e in events if e.id not in existing])
             await w.executemany(_INSERT_EVENT, [_event_row(account_id, e, now) for e in new])
             sessions, rollups = aggregate(new)
             await w.executemany(
@@ -293,8 +295,7 @@ class SqliteStore(EventStore):
                         orjson.dumps(hist).decode(),
                     ),
                 )
-            if insight is not None:
-                await sqlite_insight.write(w, account_id, kept(insight, {e.id for e in new}))
+            await sqlite_insight.write(w, account_id, writes)
         return IngestResult(
             tuple(e.id for e in new), tuple(e.id for e in events if e.id in existing)
         )
