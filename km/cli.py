@@ -20,6 +20,7 @@ USAGE = """\
 usage: km [km options] [--] <mcp server command> [args...]
        km status [--json] [--spool PATH]
        km serve [--host H] [--port P] [--database-url URL] | km serve keys create|list|revoke
+       km tools scan [FILE|-] [--json] [--fail-on SEVERITY]
        km tail [FILTER] | km sessions [FILTER] | km show SESSION [FILTER]
 
 Runs the MCP server command with every JSON-RPC message in both directions captured into a
@@ -48,6 +49,8 @@ commands:
                        put km in front of every stdio server of Claude Desktop, Claude Code,
                        Cursor, VS Code or Windsurf (--undo takes it out again, exactly)
   doctor [--json]      check km's PATH, spool, API and key, and which clients are wrapped
+  tools scan [FILE|-]  poisoning findings over a tools/list result (file or stdin, no server
+                       needed); exit 1 at --fail-on SEVERITY (default high), --json for CI
   tail [FILTER] [-n N] [--since T] [--session ID] [--json]
                        follow captured traffic live, one line per exchange
   sessions [FILTER] [--api] [--json]   sessions with calls, errors, p50/p95, tokens, findings
@@ -71,6 +74,7 @@ COMMANDS = (
     "config",
     "setup",
     "doctor",
+    "tools",
     "tail",
     "sessions",
     "show",

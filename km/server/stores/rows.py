@@ -11,7 +11,7 @@ from typing import Any
 
 from km.server import cursor as cursors
 from km.server import latency
-from km.server.stores.aggregate import HOUR_NS, NO_METHOD
+from km.server.stores.aggregate import HOUR_NS, NO_METHOD, NO_TOOL
 from km.server.stores.base import EventFilter, HourStat, IngestEvent, SessionSummary
 from km.server.stores.payload import from_columns
 
@@ -38,6 +38,10 @@ EVENT_COLUMNS = (
     "latency_us",
     "host",
     "km_version",
+    "tool",
+    "status",
+    "tokens",
+    "risk",
 )
 
 
@@ -66,6 +70,8 @@ def event_where(params: Params, filters: EventFilter, cursor: str | None, uuid_c
         parts.append(f"method = {params.add(filters.method)}")
     if filters.direction is not None:
         parts.append(f"direction = {params.add(filters.direction)}")
+    if filters.tool is not None:
+        parts.append(f"tool = {params.add(filters.tool)}")
     if filters.since_ns is not None:
         parts.append(f"ts_ns >= {params.add(filters.since_ns)}")
     if filters.until_ns is not None:
@@ -96,6 +102,10 @@ def event_from_row(row: Sequence[Any]) -> IngestEvent:
         latency_us=row[15],
         host=row[16],
         km_version=row[17],
+        tool=row[18],
+        status=row[19],
+        tokens=row[20],
+        risk=row[21],
     )
 
 
@@ -128,7 +138,10 @@ def stats_range(since_ns: int | None, until_ns: int | None) -> tuple[int, int]:
     return low, high
 
 
-STATS_COLUMNS = "server, method, hour_ns, count, errors, bytes, lat_min, lat_max, lat_hist"
+STATS_COLUMNS = (
+    "server, method, hour_ns, count, errors, bytes, lat_min, lat_max, lat_hist, tool, "
+    "tool_errors, tokens"
+)
 
 
 def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
@@ -146,4 +159,7 @@ def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
         bytes=row[5],
         latency_p50_us=p50,
         latency_p95_us=p95,
+        tool=None if row[9] == NO_TOOL else row[9],
+        tool_errors=row[10],
+        tokens=row[11],
     )
