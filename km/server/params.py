@@ -3,10 +3,12 @@ the parameter and what it accepts."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import orjson
 
+from km.insight.filter import Filter, FilterError, parse
 from km.insight.findings import FINDING_KINDS, SEVERITIES
 from km.server.errors import BadRequest
 from km.server.stores.base import EventFilter
@@ -43,6 +45,17 @@ def text_param(query: Mapping[str, str], name: str) -> str | None:
     return value if value else None
 
 
+def filter_param(query: Mapping[str, str], now_ns: int | None = None) -> Filter | None:
+    """`q=`: the filter language (docs/filters.md); a bad one is a 400 naming the column."""
+    text = query.get("q")
+    if not text or not text.strip():
+        return None
+    try:
+        return parse(text, now_ns=time.time_ns() if now_ns is None else now_ns)
+    except FilterError as exc:
+        raise BadRequest(f"q: {exc}") from None
+
+
 def event_filter(query: Mapping[str, str]) -> EventFilter:
     direction = text_param(query, "direction")
     if direction is not None and direction not in DIRECTIONS:
@@ -56,6 +69,7 @@ def event_filter(query: Mapping[str, str]) -> EventFilter:
         since_ns=since_ns,
         until_ns=until_ns,
         tool=text_param(query, "tool"),
+        query=filter_param(query),
     )
 
 

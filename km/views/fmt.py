@@ -97,18 +97,23 @@ def middle(text: str, width: int) -> str:
 @dataclass(frozen=True, slots=True)
 class Column:
     """A column: `name` (header), the width it wants, the least it may shrink to (0: it may
-    be hidden), and whether it is right-aligned."""
+    be hidden instead), whether it is right-aligned, and whether it gives up width first
+    (before any column is hidden or any other is cut)."""
 
     name: str
     want: int
     least: int
     right: bool = False
+    first: bool = False
+    keep_start: bool = False  # cut at the end (an id whose prefix is what counts)
 
 
 def fit(columns: Sequence[Column], total: int | None, gap: int = 1) -> list[int]:
-    """Widths for `columns` within `total` characters (None: as wide as they want). Columns
-    shrink from the widest flexible one down, never below `least`; a column whose least is 0
-    is hidden (width 0) when even that is not enough."""
+    """Widths for `columns` within `total` characters (None: as wide as they want).
+
+    In this order, until they fit: `first` columns shrink to their least; columns whose least
+    is 0 are hidden, the last first (and `first` columns get back what that frees); the widest
+    remaining columns shrink, one character at a time, never below their least."""
     widths = [max(c.want, len(c.name) if c.least else 0) for c in columns]
     if total is None:
         return widths
@@ -117,21 +122,24 @@ def fit(columns: Sequence[Column], total: int | None, gap: int = 1) -> list[int]
         shown = [w for w in widths if w > 0]
         return sum(shown) + gap * max(0, len(shown) - 1)
 
+    for i, c in enumerate(columns):
+        if c.first and used() > total:
+            widths[i] = max(c.least, widths[i] - (used() - total))
+    for i in reversed(range(len(columns))):
+        if columns[i].least == 0 and used() > total:
+            widths[i] = 0
+    for i, c in enumerate(columns):  # room left once columns are hidden goes back to them
+        if c.first and used() < total:
+            widths[i] = min(c.want, widths[i] + total - used())
     while used() > total:
-        flexible = [
-            i for i, c in enumerate(columns) if widths[i] > max(c.least, 1) and widths[i] > 0
-        ]
+        flexible = [i for i, c in enumerate(columns) if widths[i] > max(c.least, 1)]
         if not flexible:
-            hideable = [i for i, c in enumerate(columns) if c.least == 0 and widths[i] > 0]
-            if not hideable:
-                break
-            widths[hideable[-1]] = 0
-            continue
+            break
         widest = max(flexible, key=lambda i: widths[i])
         widths[widest] -= 1
     return widths
 
 
-def cell(text: str, width: int, right: bool = False) -> str:
-    cut = middle(text, width)
+def cell(text: str, width: int, right: bool = False, keep_start: bool = False) -> str:
+    cut = text[:width] if keep_start else middle(text, width)
     return cut.rjust(width) if right else cut.ljust(width)

@@ -28,7 +28,7 @@ TAIL_COLUMNS = (
     fmt.Column("server", 18, 6),
     fmt.Column("", 1, 1),
     fmt.Column("method", 26, 8),
-    fmt.Column("tool", 30, 0),
+    fmt.Column("tool", 30, 6),
     fmt.Column("status", 10, 7),
     fmt.Column("latency", 7, 6, right=True),
     fmt.Column("size", 6, 5, right=True),

@@ -18,16 +18,16 @@ from km.views.exchange import Line, Pairer, Row
 
 SESSION_COLUMNS = (
     fmt.Column("started", 19, 11),
-    fmt.Column("duration", 8, 5, right=True),
+    fmt.Column("dur", 6, 3, right=True),
     fmt.Column("server", 24, 8),
     fmt.Column("host", 16, 0),
-    fmt.Column("calls", 6, 5, right=True),
-    fmt.Column("errors", 6, 3, right=True),
-    fmt.Column("p50", 7, 6, right=True),
-    fmt.Column("p95", 7, 6, right=True),
-    fmt.Column("tokens", 6, 0, right=True),
-    fmt.Column("findings", 8, 0, right=True),
-    fmt.Column("session", 36, 8),
+    fmt.Column("calls", 5, 5, right=True),
+    fmt.Column("errs", 4, 4, right=True),
+    fmt.Column("p50", 6, 6, right=True),
+    fmt.Column("p95", 6, 6, right=True),
+    fmt.Column("tokens", 6, 6, right=True),
+    fmt.Column("find", 4, 4, right=True),
+    fmt.Column("session", 36, 8, first=True, keep_start=True),
 )
 SHOW_HOLD_EVENTS = 5000  # a request waits this many later events for its reply in `km show`
 
@@ -73,14 +73,21 @@ def print_sessions(
         return
     rows = [session_cells(s, wide_time=True) for s in sessions]
     wanted = [
-        fmt.Column(c.name, max(len(c.name), *(len(r[i]) for r in rows)), c.least, c.right)
+        fmt.Column(
+            c.name,
+            max(len(c.name), *(len(r[i]) for r in rows)),
+            c.least,
+            c.right,
+            c.first,
+            c.keep_start,
+        )
         for i, c in enumerate(SESSION_COLUMNS)
     ]
-    widths = fmt.fit(wanted, width, gap=2)
+    widths = fmt.fit(wanted, width)
     if width is not None and widths[0] < 19:  # no room for seconds and year: `12-06 15:04`
         rows = [session_cells(s, wide_time=False) for s in sessions]
         wanted[0] = fmt.Column("started", 11, 11)
-        widths = fmt.fit(wanted, width, gap=2)
+        widths = fmt.fit(wanted, width)
     lines = [_layout([c.name for c in wanted], widths, wanted)]
     lines += [_layout(r, widths, wanted) for r in rows]
     if width is None:
@@ -96,8 +103,10 @@ def print_sessions(
 
 
 def _layout(parts: list[str], widths: list[int], columns: list[fmt.Column]) -> str:
-    return "  ".join(
-        fmt.cell(p, w, c.right) for p, w, c in zip(parts, widths, columns, strict=True) if w > 0
+    return " ".join(
+        fmt.cell(p, w, c.right, c.keep_start)
+        for p, w, c in zip(parts, widths, columns, strict=True)
+        if w > 0
     ).rstrip()
 
 

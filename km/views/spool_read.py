@@ -145,16 +145,15 @@ class SpoolReader:
     ) -> Iterator[tuple[Row, bool]]:
         params: list[object] = []
         hit = self.where(flt, params)
-        payload = ", e.payload" if with_payload else ""
+        payload = (
+            ", e.payload" if with_payload else ", CASE WHEN e.kind = 'dropped' THEN e.payload END"
+        )
         sql = (
             f"SELECT {self._select}, {hit}{payload} FROM events e WHERE e.session_id = ?"
             " ORDER BY e.seq"
         )
         for r in self.query(sql, [*params, session_id]):
-            if with_payload:
-                yield _row(r[:-1], r[-1]), bool(r[-2])
-            else:
-                yield _row(r), bool(r[-1])
+            yield _row(r, r[-1]), bool(r[-2])
 
     def findings(self, session_id: str) -> list[dict[str, Any]]:
         if not self.has_findings:

@@ -10,8 +10,9 @@ _COLUMNS = (("tool", "TEXT"), ("status", "TEXT"), ("tokens", "INTEGER"), ("risk"
 _FINDINGS = """
     CREATE TABLE IF NOT EXISTS findings (
         {account}id TEXT NOT NULL, session_id TEXT NOT NULL, server TEXT, tool TEXT,
-        event_id TEXT, rule TEXT NOT NULL, severity TEXT NOT NULL, kind TEXT NOT NULL,
-        field TEXT, message TEXT NOT NULL, excerpt TEXT, ts_ns INTEGER NOT NULL
+        event_id TEXT, rule TEXT NOT NULL, severity TEXT NOT NULL, rank INTEGER NOT NULL DEFAULT 0,
+        kind TEXT NOT NULL, field TEXT, message TEXT NOT NULL, excerpt TEXT NOT NULL DEFAULT '',
+        ts_ns INTEGER NOT NULL
     )
 """
 SPOOL_EXTRA = (_COLUMNS, _FINDINGS.format(account=""))

@@ -267,7 +267,8 @@ class ServerSqlite:
                 for f in e["findings"] if account == 1 else ():
                     self.conn.execute(
                         "INSERT INTO findings (account_id, id, session_id, server, event_id, rule,"
-                        " severity, kind, message, ts_ns) VALUES (1, ?, ?, ?, ?, ?, ?, ?, '', 0)",
+                        " severity, rank, kind, message, excerpt, ts_ns)"
+                        " VALUES (1, ?, ?, ?, ?, ?, ?, 0, ?, '', '', 0)",
                         (str(uuid.uuid4()), e["session_id"], e["server"], e["id"], f["rule"],
                          f["severity"], f["kind"]),
                     )  # fmt: skip
@@ -302,8 +303,8 @@ class ServerPostgres:
                 )  # fmt: skip
                 for f in e["findings"] if account == 1 else ():
                     finding_rows.append(
-                        (1, str(uuid.uuid4()), e["session_id"], e["server"], e["id"], f["rule"],
-                         f["severity"], f["kind"], "", 0)
+                        (1, uuid.uuid4(), e["session_id"], e["server"], e["id"], f["rule"],
+                         f["severity"], 0, f["kind"], "", "", 0)
                     )  # fmt: skip
         await self.conn.executemany(
             "INSERT INTO events (account_id, id, session_id, server, direction, ts_ns, kind,"
@@ -315,7 +316,8 @@ class ServerPostgres:
         )
         await self.conn.executemany(
             "INSERT INTO findings (account_id, id, session_id, server, event_id, rule, severity,"
-            " kind, message, ts_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            " rank, kind, message, excerpt, ts_ns)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             finding_rows,
         )
 
@@ -362,7 +364,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, .
 
 
 @settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

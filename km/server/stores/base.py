@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
+    from km.insight.filter import Filter
     from km.server.stores.insight import (
         Analyser,
         FindingFilter,
@@ -107,6 +108,7 @@ class EventFilter:
     since_ns: int | None = None
     until_ns: int | None = None
     tool: str | None = None
+    query: Filter | None = None  # `q=`: the filter language (km.insight.filter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +200,10 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def list_sessions(
-        self, account_id: int, cursor: str | None, limit: int
+        self, account_id: int, cursor: str | None, limit: int, query: Filter | None = None
     ) -> Page[SessionSummary]:
-        """Newest first (by first event time, then session id)."""
+        """Newest first (by first event time, then session id); with `query`, only sessions
+        with at least one event it selects."""
 
     @abc.abstractmethod
     async def list_events(

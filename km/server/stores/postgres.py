@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from km.insight.filter import Filter
 from km.server import cursor as cursors
 from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
 from km.server.stores import describe_dsn, postgres_insight
@@ -61,6 +62,7 @@ from km.server.stores.rows import (
     event_where,
     events_page,
     sessions_page,
+    sessions_query_sql,
     stat_from_row,
     stats_range,
 )
@@ -344,7 +346,7 @@ class PostgresStore(EventStore):
         )
 
     async def list_sessions(
-        self, account_id: int, cursor: str | None, limit: int
+        self, account_id: int, cursor: str | None, limit: int, query: Filter | None = None
     ) -> Page[SessionSummary]:
         where = ""
         params: list[object] = [account_id]
@@ -352,6 +354,10 @@ class PostgresStore(EventStore):
             first_ts_ns, session_id = cursors.decode(SESSIONS_CURSOR, cursor)
             where = " AND (first_ts_ns, session_id) < ($2, $3)"
             params += [first_ts_ns, session_id]
+        if query is not None:
+            held = Params("numeric", *params)
+            where += f" AND {sessions_query_sql(held, query)}"
+            params = held.values
         rows = await self._fetch(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1{where} "
             f"ORDER BY first_ts_ns DESC, session_id DESC LIMIT ${len(params) + 1}",

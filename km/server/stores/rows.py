@@ -7,8 +7,11 @@ built here with a `Params` object that writes the right one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from km.insight.filter import Filter
+from km.insight.filter_sql import SERVER_POSTGRES, SERVER_SQLITE, to_sql
 from km.server import cursor as cursors
 from km.server import latency
 from km.server.stores.aggregate import HOUR_NS, NO_METHOD, NO_TOOL
@@ -59,6 +62,21 @@ class Params:
         return f"${len(self.values)}{cast}"
 
 
+def query_sql(params: Params, query: Filter, table: str = "events") -> str:
+    """The filter language's condition over the events table (named `table` in the query)."""
+    target = replace(SERVER_POSTGRES if params.style == "numeric" else SERVER_SQLITE, alias=table)
+    return to_sql(query, target, params.values)
+
+
+def sessions_query_sql(params: Params, query: Filter) -> str:
+    """Sessions (the `sessions` table) with at least one event `query` selects."""
+    inner = query_sql(params, query)
+    return (
+        "EXISTS (SELECT 1 FROM events WHERE events.account_id = sessions.account_id"
+        f" AND events.session_id = sessions.session_id AND {inner})"
+    )
+
+
 def event_where(params: Params, filters: EventFilter, cursor: str | None, uuid_cast: str) -> str:
     """Conditions after `account_id = <first param>`, joined with AND (leading AND included)."""
     parts: list[str] = []
@@ -76,6 +94,8 @@ def event_where(params: Params, filters: EventFilter, cursor: str | None, uuid_c
         parts.append(f"ts_ns >= {params.add(filters.since_ns)}")
     if filters.until_ns is not None:
         parts.append(f"ts_ns < {params.add(filters.until_ns)}")
+    if filters.query is not None:
+        parts.append(query_sql(params, filters.query))
     if cursor is not None:
         ts_ns, last_id = cursors.decode(EVENTS_CURSOR, cursor)
         # Spelled out (not a row comparison) so that SQLite also uses the (ts_ns, id) index.

@@ -18,6 +18,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from km.insight.filter import Filter
 from km.server import cursor as cursors
 from km.server import latency
 from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
@@ -62,6 +63,7 @@ from km.server.stores.rows import (
     event_where,
     events_page,
     sessions_page,
+    sessions_query_sql,
     stat_from_row,
     stats_range,
 )
@@ -301,7 +303,7 @@ class SqliteStore(EventStore):
         )
 
     async def list_sessions(
-        self, account_id: int, cursor: str | None, limit: int
+        self, account_id: int, cursor: str | None, limit: int, query: Filter | None = None
     ) -> Page[SessionSummary]:
         where = ""
         params: list[object] = [account_id]
@@ -309,6 +311,10 @@ class SqliteStore(EventStore):
             first_ts_ns, session_id = cursors.decode(SESSIONS_CURSOR, cursor)
             where = " AND first_ts_ns <= ? AND (first_ts_ns < ? OR session_id < ?)"
             params += [first_ts_ns, first_ts_ns, session_id]
+        if query is not None:
+            held = Params("qmark")
+            where += f" AND {sessions_query_sql(held, query)}"
+            params += held.values
         rows = await self._read(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = ?{where} "
             "ORDER BY first_ts_ns DESC, session_id DESC LIMIT ?",
