@@ -191,7 +191,20 @@ _INSIGHT = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _INSIGHT)
+# The views (`km sessions`, `km show`, `km tail`, km/views/): a session's figures (requests,
+# errors, tokens, p50/p95 latency) from one range of one covering index, latencies already in
+# order; replies and cancellations found from their request (the filter's derived
+# status:pending and status:cancelled); findings from their event (`finding:`). The wider
+# session index replaces the one on session_id alone, so capture pays for one more partial
+# index (link_id is set on replies, cancellations and progress only) and the findings one.
+_VIEWS = (
+    "DROP INDEX IF EXISTS events_session",
+    "CREATE INDEX events_session_latency ON events (session_id, latency_us, kind, status, tokens)",
+    "CREATE INDEX events_link ON events (link_id) WHERE link_id IS NOT NULL",
+    "CREATE INDEX findings_event ON findings (event_id) WHERE event_id IS NOT NULL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _INSIGHT, _VIEWS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

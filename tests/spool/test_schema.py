@@ -39,7 +39,8 @@ def test_migrates_an_empty_database_to_the_current_version(tmp_path: Path) -> No
     assert columns(path, "sessions") == SESSION_COLUMNS
     assert columns(path, "spool_stats") == ["key", "value"]
     indexes = {row[0] for row in query(path, "SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"events_state_seq", "events_session", "events_server"} <= indexes
+    assert {"events_state_seq", "events_session_latency", "events_server"} <= indexes
+    assert {"events_link", "findings_event"} <= indexes  # the views' (km/views/)
     tables = {row[0] for row in query(path, "SELECT name FROM sqlite_master WHERE type='table'")}
     insight = {"findings", "server_identities", "definitions", "inventory", "inventory_lists"}
     assert insight | {"definition_changes", "pins"} <= tables

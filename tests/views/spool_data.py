@@ -83,10 +83,11 @@ class Builder:
         return req, reply
 
     def finding(self, sid: str, event_id: str | None, rule: str, severity: str, kind: str) -> None:
+        server = next(s.server for s in self.sessions if s.session_id == sid)
         self.findings.append(
             {"id": str(uuid.uuid4()), "session_id": sid, "event_id": event_id, "rule": rule,
              "severity": severity, "kind": kind, "message": f"{rule} fired", "ts_ns": self.clock,
-             "server": None, "tool": None}
+             "server": server, "tool": None}
         )  # fmt: skip
 
     def write(self) -> None:

@@ -168,3 +168,35 @@ def test_tail_escapes_what_it_prints(tmp_path: Path, env: dict[str, str]) -> Non
     assert "\x1b" not in done.stdout and "\u202e" not in done.stdout
     assert "evil\\x1b]0;pwned\\x07[/bold]" in done.stdout
     assert "t\\u202eool" in done.stdout
+
+
+def test_the_views_queries_use_their_indexes(spool: Builder) -> None:
+    from km.views.spool_read import SpoolReader
+
+    reader = SpoolReader.open(str(spool.path))
+    try:
+
+        def plan(sql: str, *params: object) -> str:
+            rows = reader.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+            return " | ".join(str(r[-1]) for r in rows)
+
+        stats = plan(
+            "SELECT sum(kind = 'request'), sum(status IN ('error')), sum(tokens), count(*),"
+            " count(latency_us) FROM events WHERE session_id = ?",
+            "x",
+        )
+        assert "COVERING INDEX events_session_latency" in stats
+        p50 = plan(
+            "SELECT latency_us FROM events WHERE session_id = ? AND latency_us IS NOT NULL"
+            " ORDER BY latency_us LIMIT 1 OFFSET 3",
+            "x",
+        )
+        assert "events_session_latency" in p50 and "TEMP B-TREE" not in p50
+        from km.insight.filter import parse
+
+        params: list[object] = []
+        where = reader.where(parse("status:pending finding:high", now_ns=0), params)
+        pending = plan(f"SELECT e.id FROM events e WHERE {where}", *params)
+        assert "events_link" in pending and "findings_event" in pending
+    finally:
+        reader.close()
