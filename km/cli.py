@@ -20,6 +20,8 @@ USAGE = """\
 usage: km [km options] [--] <mcp server command> [args...]
        km status [--json] [--spool PATH]
        km serve [--host H] [--port P] [--database-url URL] | km serve keys create|list|revoke
+       km tools scan [FILE|-] [--json] [--fail-on SEVERITY]
+       km tail [FILTER] | km sessions [FILTER] | km show SESSION [FILTER]
 
 Runs the MCP server command with every JSON-RPC message in both directions captured into a
 local spool, unchanged and unslowed. Put `km` in front of the command in your MCP client's
@@ -48,6 +50,13 @@ commands:
                        Cursor, VS Code or Windsurf (--undo takes it out again, exactly)
   doctor [--json]      check km's PATH, spool, API and key, and which clients are wrapped
   update [--check]     update km to the newest release (or print the command for pipx, ...)
+  tools scan [FILE|-]  poisoning findings over a tools/list result (file or stdin, no server
+                       needed); exit 1 at --fail-on SEVERITY (default high), --json for CI
+  tail [FILTER] [-n N] [--since T] [--session ID] [--json]
+                       follow captured traffic live, one line per exchange
+  sessions [FILTER] [--api] [--json]   sessions with calls, errors, p50/p95, tokens, findings
+  show SESSION [FILTER] [--full] [--api] [--json]   one session's timeline (payloads: --full)
+                       FILTER: tool:git_* -status:ok latency>500ms "text" ... (docs/filters.md)
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -58,7 +67,20 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor", "update")
+COMMANDS = (
+    "status",
+    "serve",
+    "sync",
+    "login",
+    "config",
+    "setup",
+    "doctor",
+    "tools",
+    "tail",
+    "sessions",
+    "show",
+    "update",
+)
 
 
 def _err(message: str) -> None:

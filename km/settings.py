@@ -14,6 +14,7 @@ from km.errors import UsageError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: typing costs start-up time
 if TYPE_CHECKING:
+    from km.insight.cost import Price
     from km.redact import RedactionRules
 
 MIB = 1024 * 1024
@@ -87,7 +88,9 @@ class Settings:
         "drain_s",
         "flush_s",
         "grace_s",
+        "model",
         "payload_cap",
+        "prices",
         "queue_max_bytes",
         "queue_max_frames",
         "redact",
@@ -118,6 +121,8 @@ class Settings:
         self.grace_s = DEFAULT_GRACE_S
         self.drain_s = DEFAULT_DRAIN_S
         self.flush_s = DEFAULT_FLUSH_S
+        self.model: str | None = None  # for token costs; None: km.insight.cost.DEFAULT_MODEL
+        self.prices: dict[str, Price] = {}  # config file `[prices]`: over the built-in table
 
     def set(self, field: str, text: str, source: str) -> None:
         """Set one field from its textual form; `source` names it in error messages."""
@@ -129,6 +134,7 @@ class Settings:
             "api_key",
             "database_url",
             "config_path",
+            "model",
         ):
             setattr(self, field, text or None)
         elif field == "redact":
@@ -204,6 +210,11 @@ class Settings:
             ) from None
         by_key = {var.removeprefix(ENV_PREFIX).lower(): field for field, var in ENV_VARS.items()}
         for key, value in data.items():
+            if key == "prices":  # a table: model = [input_per_m, output_per_m]
+                from km.insight.cost import parse_prices
+
+                self.prices = parse_prices(value, f"config file {path}: [prices]")
+                continue
             field = by_key.get(key)
             if field is None:
                 raise UsageError(
@@ -243,6 +254,7 @@ ENV_VARS = {
     "grace_s": "KM_GRACE",
     "drain_s": "KM_DRAIN",
     "flush_s": "KM_FLUSH",
+    "model": "KM_MODEL",
 }
 
 
