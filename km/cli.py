@@ -59,6 +59,8 @@ commands:
   sessions [FILTER] [--api] [--json]   sessions with calls, errors, p50/p95, tokens, findings
   show SESSION [FILTER] [--full] [--api] [--json]   one session's timeline (payloads: --full)
                        FILTER: tool:git_* -status:ok latency>500ms "text" ... (docs/filters.md)
+  export [FILTER] [-o FILE]   the events FILTER selects as lossless JSONL
+  import FILE [--api] [--partial]   a JSONL export back into the spool (or to the API)
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -82,6 +84,8 @@ COMMANDS = (
     "sessions",
     "show",
     "update",
+    "export",
+    "import",
 )
 
 

@@ -58,6 +58,11 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
             "show": views_cli.run_show,
         }[name]
         return view(args, settings)
+    if name in ("export", "import"):
+        from km.export import cli as export_cli
+
+        run = export_cli.run_export if name == "export" else export_cli.run_import
+        return run(args, settings)
     if name == "serve":
         from km.server.cli import run_serve
 
