@@ -59,7 +59,8 @@ commands:
   sessions [FILTER] [--api] [--json]   sessions with calls, errors, p50/p95, tokens, findings
   show SESSION [FILTER] [--full] [--api] [--json]   one session's timeline (payloads: --full)
                        FILTER: tool:git_* -status:ok latency>500ms "text" ... (docs/filters.md)
-  export [FILTER] [-o FILE]   the events FILTER selects as lossless JSONL
+  export [FILTER] [--format jsonl|sarif] [-o FILE]
+                       the events FILTER selects as lossless JSONL, or their findings as SARIF
   import FILE [--api] [--partial]   a JSONL export back into the spool (or to the API)
 """
 

@@ -137,8 +137,16 @@ def _export(args: list[str], settings: Settings) -> int:
     try:
         source = ExportSource(reader, flt)
         show = _stderr_is_terminal() and not o.quiet
-        if o.format != "jsonl":  # OTLP and SARIF come in the next commits
-            raise UsageError(f"--format {o.format} is not available yet")
+        if o.format == "otlp":  # the OTLP export comes in the next commit
+            raise UsageError("--format otlp is not available yet")
+        if o.format == "sarif":
+            from km.export.sarif_cli import export_sarif
+
+            with _output(o.output) as out:
+                results = export_sarif(source, out)
+            if o.output:
+                _err(f"exported {results} findings to {o.output}")
+            return 0
         with _output(o.output) as out:
             counts = write_jsonl(source, out, show)
         if o.output:
