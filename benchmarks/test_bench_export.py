@@ -140,3 +140,28 @@ def test_jsonl(benchmark: BenchmarkFixture, spool: str) -> None:
     done = benchmark.pedantic(run, rounds=3, iterations=1)  # type: ignore[no-untyped-call]
     assert done == EVENTS
     _rate(benchmark, "events_per_s")
+
+
+def test_otlp_json(benchmark: BenchmarkFixture, spool: str) -> None:
+    """Spans built by the OpenTelemetry SDK and written as OTLP JSON (one span an exchange:
+    100,000 spans from the 200,000 events)."""
+    from km.export.otlp_cli import write_spans
+    from km.export.otlp_sdk import JsonFileExporter, SpanWriter
+
+    benchmark.group = "export 200k events"
+
+    def run() -> int:
+        reader = SpoolReader.open(spool)
+        sink = Sink()
+        writer = SpanWriter(JsonFileExporter(sink), metrics=sink)  # type: ignore[arg-type]
+        try:
+            write_spans(ExportSource(reader, None), writer.write)
+            writer.close()
+            return writer.sent
+        finally:
+            reader.close()
+
+    done = benchmark.pedantic(run, rounds=3, iterations=1)  # type: ignore[no-untyped-call]
+    assert done == EVENTS // 2
+    if benchmark.stats is not None:
+        benchmark.extra_info["spans_per_s"] = round(EVENTS // 2 / benchmark.stats.stats.min)

@@ -59,8 +59,9 @@ commands:
   sessions [FILTER] [--api] [--json]   sessions with calls, errors, p50/p95, tokens, findings
   show SESSION [FILTER] [--full] [--api] [--json]   one session's timeline (payloads: --full)
                        FILTER: tool:git_* -status:ok latency>500ms "text" ... (docs/filters.md)
-  export [FILTER] [--format jsonl|sarif] [-o FILE]
-                       the events FILTER selects as lossless JSONL, or their findings as SARIF
+  export [FILTER] [--format jsonl|otlp|sarif] [-o FILE] [--otlp-endpoint URL]
+                       the events FILTER selects as lossless JSONL, OpenTelemetry traces and
+                       metrics (MCP conventions; OTLP JSON or OTLP/HTTP), or findings as SARIF
   import FILE [--api] [--partial]   a JSONL export back into the spool (or to the API)
 """
 

@@ -137,8 +137,10 @@ def _export(args: list[str], settings: Settings) -> int:
     try:
         source = ExportSource(reader, flt)
         show = _stderr_is_terminal() and not o.quiet
-        if o.format == "otlp":  # the OTLP export comes in the next commit
-            raise UsageError("--format otlp is not available yet")
+        if o.format == "otlp":
+            from km.export.otlp_cli import export_otlp
+
+            return export_otlp(source, o.output, o.otlp_endpoint, show)
         if o.format == "sarif":
             from km.export.sarif_cli import export_sarif
 
