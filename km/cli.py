@@ -63,6 +63,8 @@ commands:
                        the events FILTER selects as lossless JSONL, OpenTelemetry traces and
                        metrics (MCP conventions; OTLP JSON or OTLP/HTTP), or findings as SARIF
   import FILE [--api] [--partial]   a JSONL export back into the spool (or to the API)
+  replay SESSION [--ignore PATH] [--] <server command>
+                       send a session's client messages to a fresh server, diff the answers
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -88,6 +90,7 @@ COMMANDS = (
     "update",
     "export",
     "import",
+    "replay",
 )
 
 

@@ -63,6 +63,10 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
 
         run = export_cli.run_export if name == "export" else export_cli.run_import
         return run(args, settings)
+    if name == "replay":
+        from km.replay.cli import run_replay
+
+        return run_replay(args, settings)
     if name == "serve":
         from km.server.cli import run_serve
 
