@@ -44,12 +44,17 @@ LONG, HUGE = 10_000, 100_000  # P180, P181
 VALUE_KEYS = frozenset(("default", "const", "enum", "examples", "example"))
 
 _WORDS = re.compile(r"[a-z]+")
-_PADDING = re.compile(r"(?:[ \t\u00a0\u3000]{60,}|(?:[ \t]*\r?\n){12,})(?=[^\n]*\S)")
+_NAME_TOKENS = re.compile(r"[\w.-]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_QUOTES = "'\"`\u2018\u2019\u201c\u201d"
+_MENTIONED = frozenset(("P101", "P103", "P104"))  # quoted, these are talked about, not used
+_PADDING = re.compile(r"(?:[ \t\u00a0\u3000]{100,}|(?:[ \t]*\r?\n){16,})(?=[^\n]*\S)")
 _HEX_SPACED = re.compile(r"(?:\b[0-9a-fA-F]{2}[ :,-]){16,}[0-9a-fA-F]{2}\b")
 _HEX_RUN = re.compile(r"\b(?:[0-9a-fA-F]{2}){24,}\b")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40,}={0,2}")
 _PROSE = re.compile(r"[A-Za-z]{2,}(?:[ ,.'\[\]:;-]+[A-Za-z]+){4,}")
 _POINTS = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+_LEVELS = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(slots=True)
@@ -193,9 +198,14 @@ def _scan(
 
 def _check_param(name: str, path: str, hits: list[_Hit]) -> None:
     normal = re.sub(r"[\s_\-.]", "", name.lower())
+    spaced = " ".join(_CAMEL.sub(" ", name).replace("_", " ").replace("-", " ").lower().split())
     if normal in R.SIDE_CHANNEL_NAMES:
         hits.append(_Hit(R.BY_ID["P126"], path, (0, len(name)), visible(name),
                          f"parameter {visible(name, 40)!r}"))
+    elif R.SECRET_PARAM.search(spaced) and R.SECRET_PARAM_CONTENT.search(spaced):
+        hits.append(_Hit(R.BY_ID["P126"], path, (0, len(name)), visible(name),
+                         f"parameter {visible(name, 40)!r} is named for a credential file",
+                         severity="high"))
     _check_chars(name, path, hits)
     _check_confusable(name, path, hits)
 
@@ -218,15 +228,27 @@ def _check_text(
     for rule in R.TEXT_RULES:
         if rule.triggers and rule.triggers.isdisjoint(words):
             continue
+        found: _Hit | None = None
+        count = 0
         for pattern in rule.patterns:
             match = _first(pattern, plain, rule.near)
             if match is None:
                 continue
-            if rule.id in ("P141", "P140") and any(o in match[2] for o in others if len(o) > 3):
+            if rule.id in ("P141", "P150") and others and _names_sibling(match[2], others):
                 continue  # an ordering hint about a sibling tool of the same server
-            start, end = _origin(match[0], match[1], where)
-            hits.append(_Hit(rule, path, (start, end), excerpt(text, start, end)))
-            break
+            if rule.id in _MENTIONED and _quoted(plain, match[0], match[1]):
+                continue  # "detects phrases such as 'ignore previous instructions'"
+            count += 1
+            if found is None:
+                start, end = _origin(match[0], match[1], where)
+                found = _Hit(rule, path, (start, end), excerpt(text, start, end))
+            if not rule.many:
+                break
+        if found is not None:
+            if rule.many and count >= rule.many:
+                found.severity = _LEVELS[_POINTS[rule.severity] + 1]
+                found.detail = f"{count} different phrases"
+            hits.append(found)
     if not words.isdisjoint(R.HYPE_TRIGGERS) or "⭐" in plain:
         _check_hype(plain, text, where, path, hits)
     if role == "value" and R.SCHEMA_VALUE_INSTRUCTION.search(plain) and len(plain) >= 20:
@@ -237,6 +259,16 @@ def _check_text(
                          excerpt(text, padding.start(), padding.end())))
     if not decoded and size >= 40:
         _check_encoded(plain, text, where, path, hits, others)
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 1) : start]
+    after = text[end : end + 2]
+    return bool(before) and before in _QUOTES and any(c in _QUOTES for c in after)
+
+
+def _names_sibling(text: str, others: frozenset[str]) -> bool:
+    return not others.isdisjoint(_NAME_TOKENS.findall(text))
 
 
 def _first(
@@ -377,6 +409,10 @@ def _readable(raw: bytes) -> str | None:
 # ---------------------------------------------------------------------------- combining
 
 
+def _points(hit: _Hit) -> int:
+    return _POINTS[hit.severity or hit.rule.severity]
+
+
 def _combine(hits: list[_Hit]) -> list[_Hit]:
     """The findings to report: each rule once per field, plus P130/P199 when weak signals
     of different kinds meet."""
@@ -384,7 +420,7 @@ def _combine(hits: list[_Hit]) -> list[_Hit]:
     seen: set[tuple[str, str]] = set()
     for hit in hits:
         key = (hit.rule.id, hit.field)
-        if hit.rule.alone and key not in seen:
+        if (hit.rule.alone or hit.severity) and key not in seen:
             seen.add(key)
             out.append(hit)
     secret = next((h for h in hits if h.rule.id == "P120"), None)
@@ -402,16 +438,16 @@ def _combine(hits: list[_Hit]) -> list[_Hit]:
                         f"{secret.rule.title} ({secret.excerpt}) and {move.rule.title}"))
     best: dict[str, _Hit] = {}
     for hit in hits:
-        if _POINTS[hit.rule.severity] == 0:
+        if _points(hit) == 0:
             continue
         held = best.get(hit.rule.category)
-        if held is None or _POINTS[hit.rule.severity] > _POINTS[held.rule.severity]:
+        if held is None or _points(hit) > _points(held):
             best[hit.rule.category] = hit
-    total = sum(_POINTS[h.rule.severity] for h in best.values())
+    total = sum(_points(h) for h in best.values())
     level = "critical" if total >= 7 else "high" if total >= 5 else "medium" if total >= 3 else ""
-    current = max((_POINTS[h.severity or h.rule.severity] for h in out), default=0)
+    current = max((_points(h) for h in out), default=0)
     if len(best) >= 2 and level and _POINTS[level] > current:
-        top = max(best.values(), key=lambda h: _POINTS[h.rule.severity])
+        top = max(best.values(), key=_points)
         kinds = ", ".join(sorted(best))
         out.append(_Hit(R.BY_ID["P199"], top.field, top.span, top.excerpt,
                         f"{kinds}", severity=level))
