@@ -104,7 +104,7 @@ _ANNOTATION_RULES = [r for r in RULES if r.target == "annotation"]
 
 _URL_FIND = re.compile(r"\b(?:https?|wss?|ftp)://[^\s\"'<>\\`]+", re.IGNORECASE)
 _BARE_HOST = re.compile(r"^[a-z0-9][a-z0-9.-]*\.[a-z]{2,}(?::\d+)?(?:[/?#]|$)", re.IGNORECASE)
-_TRAVERSAL = re.compile(r"(?:^|/)\.\.(?:/|$)|%2e%2e(?:%2f|/)", re.IGNORECASE)
+_TRAVERSAL = re.compile(r"(?:^|/|%2f)(?:\.\.|%2e%2e)(?:/|%2f|$)", re.IGNORECASE)
 _SQL_LEAD = re.compile(
     r"^\s*(?:--[^\n]*\n\s*)*(?:select|insert|update|delete|drop|truncate|alter|create|grant"
     r"|revoke|with|begin|merge|replace|exec)\b",
@@ -112,6 +112,7 @@ _SQL_LEAD = re.compile(
 )
 _DRIVE = re.compile(r"^[a-z]:[\\/]", re.IGNORECASE)
 _HOME_ROOT = re.compile(r"^(?:/home/[^/]+|/users/[^/]+|/root)/?$", re.IGNORECASE)
+
 
 # Key names that say what a string argument is.
 def _names(words: str) -> frozenset[str]:
@@ -205,8 +206,11 @@ def _joined_command(value: Mapping[Any, Any]) -> str | None:
     """`{"command": "rm", "args": ["-rf", "/"]}` as the one command line it runs."""
     command = value.get("command", value.get("cmd"))
     args = value.get("args", value.get("argv"))
-    if isinstance(command, str) and isinstance(args, list) and args and all(
-        isinstance(a, str) for a in args
+    if (
+        isinstance(command, str)
+        and isinstance(args, list)
+        and args
+        and all(isinstance(a, str) for a in args)
     ):
         return " ".join([command, *args])[:MAX_TEXT]
     return None
@@ -231,6 +235,8 @@ def _normalise_path(text: str) -> str:
         path = unquote(path[7:])
         if path.startswith("localhost/"):
             path = path[9:]
+        if _DRIVE.match(path[1:]):
+            path = path[1:]  # file:///C:/x
     return path
 
 
@@ -365,9 +371,11 @@ def _secrets(m: _Matches, secret_kinds: Mapping[str, int]) -> None:
 # --- excerpts -------------------------------------------------------------------------------
 
 EXCERPT_CHARS = 80
-_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e"
-                     r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
-                     r"\ufff0-\ufffb\U000e0000-\U000e007f\ud800-\udfff]")
+_HIDDEN = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e"
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    r"\ufff0-\ufffb\U000e0000-\U000e007f\ud800-\udfff]"
+)
 
 
 def _visible_char(match: re.Match[str]) -> str:

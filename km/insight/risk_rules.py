@@ -36,9 +36,11 @@ class RiskRule:
 
 
 # Shared pieces of patterns.
-_SEP = r"(?:^|[\s'\"=:,;(\[{/\\])"  # what may stand before a path component
+# What may stand before a path component; lookbehinds, so that a rule matching just before
+# (`/root/`) does not consume it from the next one (`.docker/config.json`).
+_SEP = r"(?:^|(?<=[\s'\"=:,;(\[{/\\]))"
 _END = r"(?=$|[\s'\"`,;)\]}|&>])"  # what may follow a path or a word in a command
-_ROOTED = r"(?:^|[\s'\"=:]|\.\.)"  # what may stand before an absolute system path
+_ROOTED = r"(?:^|(?<=[\s'\"=:])|(?<=\.\.))"  # what may stand before a system path
 _SHELL = r"(?:sudo\s+)?(?:ba|z|k|da|fi|c|tc)?sh\b"
 _FETCH = r"(?:curl|wget|fetch|iwr|invoke-webrequest|irm|invoke-restmethod)\b"
 
@@ -67,15 +69,18 @@ RULES: tuple[RiskRule, ...] = (
     ),
     RiskRule(
         "R105", MEDIUM, 25, "verb",
-        r"\b(?:send|sends|sending|email|emails|mail|publish|publishes|upload|uploads|tweet|webhook"
+        r"\b(?:send|sends|sending|publish|publishes|upload|uploads|tweet|webhook"
         r"|notify|notifies|sms|dm|share|shares|forward|forwards|broadcast|transmit|exfiltrate)\b",
         "the tool's name or description says it sends data out",
     ),
     RiskRule(
         "R106", HIGH, 50, "verb",
-        r"\b(?:pay|pays|payment|payments|purchase|purchases|buy|buys|charge|charges|refund"
-        r"|refunds|transfer|transfers|withdraw|withdraws|checkout|invoice|wire|trade|trades"
-        r"|order|orders|swap|stake)\b",
+        r"\b(?:pay|pays|paying|purchase|purchases|buy|buys|charge|charges|refund|refunds"
+        r"|withdraw|withdraws|sell|sells|payout|payouts)\b"
+        r"|\b(?:transfer|transfers|send|sends|wire|wires)\s+(?:funds|money|payments?|crypto"
+        r"|tokens?|usdc|usdt|eth|btc|sol)\b"
+        r"|\b(?:place|places|create|creates|submit|submits)\s+(?:an?\s+)?(?:order|orders"
+        r"|payment|payments|trade|trades|invoice|invoices|transfer|transfers)\b",
         "the tool's name or description says it moves money or places orders",
     ),
     RiskRule(
@@ -153,7 +158,7 @@ RULES: tuple[RiskRule, ...] = (
     RiskRule(
         "R301", CRITICAL, 95, "command",
         r"/dev/(?:tcp|udp)/[^\s/]+/\d+|\b(?:nc|ncat|netcat)\b[^|;\n]*\s-(?:e|c)\s"
-        r"|\bsocat\b[^|;\n]*\bexec:|\bmkfifo\b[^;\n]*\|\s*(?:nc|ncat|netcat)\b"
+        r"|\bsocat\b[^|;\n]*\bexec:|\bmkfifo\b[^\n]*\|\s*(?:nc|ncat|netcat)\b"
         r"|socket\.socket\([^)]*\)[^\n]*(?:subprocess|pty\.spawn|os\.dup2)"
         r"|\bbash\s+-i\s*>&|new-object\s+(?:system\.)?net\.sockets\.tcpclient",
         "a reverse shell: hands a remote machine a shell on this one",
@@ -351,7 +356,7 @@ CAPABILITY_PATTERNS: dict[str, str] = {
         r"|database|db|sql|tables?|records?|repo|repos|repository|repositories|git|commits?"
         r"|branch|branches|diff|notes?|memory|memories|graph|entities|nodes|secrets?|passwords?"
         r"|credentials?|keychain|vault|env|environment|customers?|accounts?|crm|tickets?"
-        r"|private|personal|clipboard|screenshot|screen|history|logs?|photos?|contents)\b"
+        r"|private|personal|clipboard|screenshot|screen|history|logs?|photos?)\b"
     ),
     UNTRUSTED_CONTENT: (
         r"\b(?:web|webpage|website|websites|url|urls|http|https|internet|online|browse|browser"
@@ -361,9 +366,9 @@ CAPABILITY_PATTERNS: dict[str, str] = {
         r"|pages?|wiki|forum|posts?|transcripts?|youtube)\b"
     ),
     SENDS_OUT: (
-        r"\b(?:send|sends|email|emails|mail|post|posts|publish|publishes|upload|uploads|tweet"
-        r"|webhook|webhooks|notify|sms|share|forward|broadcast|transmit|reply|replies|comment"
-        r"|comments|create_issue|pull\s+request|push|http|https|url|urls|fetch|fetches|request"
+        r"\b(?:send|sends|post|publish|publishes|upload|uploads|tweet|webhook|webhooks|notify"
+        r"|sms|share|forward|broadcast|transmit|reply|comment|create\s+issue|create\s+pull"
+        r"|pull\s+request|push|http|https|url|urls|fetch|fetches|request"
         r"|requests|curl|browse|navigate|download|downloads|api)\b"
     ),
 }
