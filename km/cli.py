@@ -20,6 +20,7 @@ USAGE = """\
 usage: km [km options] [--] <mcp server command> [args...]
        km status [--json] [--spool PATH]
        km serve [--host H] [--port P] [--database-url URL] | km serve keys create|list|revoke
+       km tools scan [FILE|-] [--json] [--fail-on SEVERITY]
 
 Runs the MCP server command with every JSON-RPC message in both directions captured into a
 local spool, unchanged and unslowed. Put `km` in front of the command in your MCP client's
@@ -47,6 +48,8 @@ commands:
                        put km in front of every stdio server of Claude Desktop, Claude Code,
                        Cursor, VS Code or Windsurf (--undo takes it out again, exactly)
   doctor [--json]      check km's PATH, spool, API and key, and which clients are wrapped
+  tools scan [FILE|-]  poisoning findings over a tools/list result (file or stdin, no server
+                       needed); exit 1 at --fail-on SEVERITY (default high), --json for CI
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -57,7 +60,7 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor")
+COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor", "tools")
 
 
 def _err(message: str) -> None:

@@ -16,6 +16,10 @@ def _status_parser() -> CommandParser:
 
 
 def run_command(name: str, args: list[str], settings: Settings) -> int:
+    if name == "tools" and args[:1] == ["scan"]:  # reads no config: a fast, pure CI check
+        from km.tools_cli import run_tools
+
+        return run_tools(args, settings)
     if name not in ("login", "config", "setup", "doctor"):  # these work with a broken config
         settings.load_config_file()
     if name in ("sync", "login", "config"):
@@ -43,6 +47,10 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
         from km.server.cli import run_serve
 
         return run_serve(args, settings)
+    if name == "tools":
+        from km.tools_cli import run_tools
+
+        return run_tools(args, settings)
     if name == "status":
         try:
             options = _status_parser().parse_args(args)
