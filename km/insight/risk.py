@@ -26,6 +26,7 @@ from typing import Any
 from km.insight.findings import CRITICAL, HIGH, LOW, MEDIUM, RISK, Finding
 from km.insight.flow import FlowTracker, definition_text, tool_capabilities, toxic_flow
 from km.insight.risk_rules import RULES, RULES_BY_ID, RiskRule
+from km.insight.text import excerpt, visible
 
 __all__ = [
     "CRITICAL_AT",
@@ -370,30 +371,15 @@ def _secrets(m: _Matches, secret_kinds: Mapping[str, int]) -> None:
 
 # --- excerpts -------------------------------------------------------------------------------
 
-EXCERPT_CHARS = 80
-_HIDDEN = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e"
-    r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
-    r"\ufff0-\ufffb\U000e0000-\U000e007f\ud800-\udfff]"
-)
+EXCERPT_CHARS = 100
 
 
-def _visible_char(match: re.Match[str]) -> str:
-    ch = match.group()
-    return "<ESC>" if ch == "\x1b" else f"<U+{ord(ch):04X}>"
-
-
-def excerpt(text: str, span: tuple[int, int] | None, limit: int = EXCERPT_CHARS) -> str:
-    """At most `limit` characters of `text` around `span`, hidden and control characters
-    shown as `<U+200B>`/`<ESC>` (safe on a terminal); a cut is marked with `...`."""
-    start, end = span if span is not None else (0, min(len(text), limit))
-    if len(text) > limit:
-        lead = max(0, min(start - (limit - (end - start)) // 2, len(text) - limit))
-        piece = text[lead : lead + limit]
-        piece = ("..." if lead > 0 else "") + piece + ("..." if lead + limit < len(text) else "")
-    else:
-        piece = text
-    return _HIDDEN.sub(_visible_char, piece)
+def _excerpt(text: str, span: tuple[int, int] | None) -> str:
+    """A short piece of `text` around `span`, hidden characters made visible (km.insight.text,
+    the same as poisoning findings)."""
+    if span is None:
+        return visible(text, EXCERPT_CHARS)
+    return excerpt(text, span[0], span[1], context=30, limit=EXCERPT_CHARS)
 
 
 # --- the call -------------------------------------------------------------------------------
@@ -457,7 +443,7 @@ def _result(m: _Matches, tool: str | None, server: str | None) -> CallRisk:
                 server=server,
                 field=field,
                 span=span,
-                excerpt=excerpt(text, span),
+                excerpt=_excerpt(text, span),
             )
         )
     score = score_of([r.weight for r in rules])
