@@ -175,3 +175,40 @@ def test_never_raises(definition: Any, arguments: object, roots: list[str]) -> N
     assert 0 <= risk.score <= 100
     assert risk.level == level_for(risk.score)
     assert all(f.kind == "risk" and f.rule in RULES_BY_ID for f in risk.reasons)
+
+
+_PIECES = [
+    *"/\\~.:|&;$()<>-_ =@%'\"\n",
+    *str.split(
+        "rm rf sudo curl wget sh bash nc dd of dev tcp mkfs chmod 777 git push force etc ssh"
+        " id_rsa env aws kube drop table delete from update set where grant truncate alter"
+        " history kill shutdown base64 python eval scp http https"
+    ),
+]
+RULE_TEXT = st.lists(st.sampled_from(_PIECES), max_size=25).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=RULE_TEXT | st.text(max_size=40))
+def test_needles_never_hide_a_match(text: str) -> None:
+    """A rule's needles are a pre-filter: wherever its pattern matches, one of them is there."""
+    import re
+
+    from km.insight.risk_rules import RULES
+
+    normal = text.replace("\\", "/")
+    for rule in RULES:
+        if rule.needles and rule.pattern:
+            pattern = re.compile(rule.pattern, re.IGNORECASE)
+            for candidate in (text, normal):
+                if pattern.search(candidate):
+                    assert any(n in normal.lower() for n in rule.needles), (rule.id, candidate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=RULE_TEXT | st.text(max_size=40))
+def test_re2_prescan_equals_the_loop(text: str) -> None:
+    from km.insight import risk
+
+    data = text.encode("utf-8", "surrogatepass")
+    assert sorted(risk._build_scanner()(data)) == sorted(risk._loop_scanner()(data))
