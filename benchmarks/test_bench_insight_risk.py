@@ -33,7 +33,10 @@ READ_TEXT_FILE: dict[str, Any] = {
         "properties": {
             "path": {"type": "string"},
             "tail": {"type": "number", "description": "If provided, returns only the last N lines"},
-            "head": {"type": "number", "description": "If provided, returns only the first N lines"},
+            "head": {
+                "type": "number",
+                "description": "If provided, returns only the first N lines",
+            },
         },
         "required": ["path"],
     },

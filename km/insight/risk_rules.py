@@ -209,7 +209,7 @@ RULES: tuple[RiskRule, ...] = (
         r"|>\s*/dev/(?:sd|nvme|hd|disk|mmcblk)[a-z0-9]*\b|\bformat(?:-volume)?\s+[a-z]:"
         r"|\bformat-volume\b|\bdiskpart\b",
         "destroys a disk or the machine's availability (fork bomb, dd/mkfs on a device)",
-        needles=("&", "of=/dev/", "mkfs", "wipefs", "shred", "/dev/", "format", "diskpart"),
+        needles=("{", "/dev/", "mkfs", "wipefs", "format", "diskpart"),
     ),
     RiskRule(
         "R303", CRITICAL, 85, "command",
@@ -237,14 +237,14 @@ RULES: tuple[RiskRule, ...] = (
         r"|\brm\s+--(?:recursive|force)\b|\bremove-item\b[^|;\n]*-recurse"
         r"|\b(?:rd|rmdir)\s+/s\b|\bdel\s+(?:/[a-z]\s+)*/[sf]\b|\bfind\b[^|;\n]*\s-delete\b",
         "deletes files recursively and without asking (rm -rf)",
-        needles=("rm", "remove-item", "rd", "del"),
+        needles=("rm", "remove-item", "/s", "/f", "-delete"),
     ),
     RiskRule(
         "R306", HIGH, 55, "command",
-        r"(?:^|[\s;&|(`]|\$\()(?:sudo|doas|pkexec)\s|(?:^|[\s;&|])su\s+(?:-|root\b)"
+        r"(?:^|[\s;&|(`]|\$\()(?:sudo|doas|pkexec)\s|(?:^|[\s;&|])su[ \t]+(?:-|root\b)"
         r"|\brunas\s+/user:|start-process\b[^\n]*-verb\s+runas",
         "runs as root or another user (sudo)",
-        needles=("sudo", "doas", "pkexec", "su", "runas"),
+        needles=("sudo", "doas", "pkexec", "su ", "su\t", "runas"),
     ),
     RiskRule(
         "R307", MEDIUM, 35, "command",
