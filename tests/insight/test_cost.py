@@ -115,3 +115,11 @@ def test_a_file_rewritten_from_scratch_keeps_tables() -> None:
     text = 'name = """\nsrv\n"""\n[prices]\nm = [1, 2]\n'  # a multi-line value: rewritten
     out = edit_toml(text, {"name": "other"})
     assert tomllib.loads(out) == {"name": "other", "prices": {"m": [1, 2]}}
+
+
+def test_docs_list_the_prices_their_date_and_the_default() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "rules-risk.md"
+    text = docs.read_text(encoding="utf-8")
+    for model, price in PRICES.items():
+        assert f"| {model} | {price.input_per_m:g} | {price.output_per_m:g} |" in text, model
+    assert PRICES_DATE in text and DEFAULT_MODEL in text

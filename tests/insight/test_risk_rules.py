@@ -477,3 +477,13 @@ def test_findings_are_risk_findings_naming_the_field() -> None:
     assert finding.field == "arguments.opts.command"
     assert finding.span is not None
     assert "curl" in finding.excerpt
+
+
+def test_docs_list_every_rule_with_its_severity_and_weight() -> None:
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "rules-risk.md"
+    text = docs.read_text(encoding="utf-8")
+    for rule in RULES:
+        assert f"| {rule.id} | {rule.severity} | {rule.weight} | {rule.target} |" in text, rule.id
+        assert rule.message in text, rule.id
