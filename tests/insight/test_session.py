@@ -34,13 +34,18 @@ POISONED: dict[str, Any] = {
 class Session:
     """Drives a pipeline with an analyzer, as the capture process does."""
 
-    def __init__(self, analyzer: SessionAnalyzer | None = None, redact: bool = False) -> None:
+    def __init__(
+        self,
+        analyzer: SessionAnalyzer | None = None,
+        redact: bool = False,
+        session_id: str = "sess-1",
+    ) -> None:
         numbers = itertools.count(1)
         self.analyzer = analyzer or SessionAnalyzer("calc")
         self.pipeline = CapturePipeline(
-            "sess-1",
+            session_id,
             "calc",
-            new_id=lambda: f"ev-{next(numbers)}",
+            new_id=lambda: f"{session_id}-ev-{next(numbers)}",
             analyzer=self.analyzer,
             redact=redact_payload if redact else None,
             redact_text=redact_text if redact else None,
