@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from km.arguments import CommandParser, ParserExit
-from km.errors import SpoolError
+from km.errors import SpoolError, UsageError
 from km.insight.text import visible
 from km.settings import Settings
 
@@ -52,6 +52,14 @@ def run_inventory(args: list[str], settings: Settings) -> int:
     except SpoolError as exc:
         sys.stderr.write(f"km: {exc}\n")
         return exc.exit_code
+    if options.server and not view["servers"]:
+        from km.tools_cli import SUBCOMMANDS
+
+        known = ", ".join(sorted({s["server"] for s in read_tools(view["path"])["servers"]}))
+        raise UsageError(
+            f"km tools: no tool list captured for server {options.server!r} "
+            f"(servers: {known or 'none yet'}; subcommands: {', '.join(SUBCOMMANDS)})"
+        )
     if options.json:
         import orjson
 
