@@ -194,3 +194,19 @@ def test_approve_with_nothing_captured_is_a_clear_error(km_env: dict[str, str]) 
     assert done.returncode != 0 and "nothing captured" in done.stderr
     assert done.stderr.count("\n") == 1
     assert not os.path.exists(km_env["KM_SPOOL"])
+
+
+def test_portable_relay_stores_the_same_insight(km_env: dict[str, str], spool_path: Path) -> None:
+    env = {**km_env, "KM_RELAY": "threads"}
+    through_km("time", SERVERS["time"], env, ("get_current_time", {"timezone": "UTC"}))
+    calls = stored(
+        spool_path,
+        "SELECT kind, tool, status, risk IS NOT NULL, tokens IS NOT NULL FROM events"
+        " WHERE method = 'tools/call' ORDER BY seq",
+    )
+    assert calls == [
+        ("request", "get_current_time", None, 1, 1),
+        ("response", "get_current_time", "ok", 1, 1),
+    ]
+    names = stored(spool_path, "SELECT name FROM inventory WHERE server = 'time' ORDER BY name")
+    assert names == [("convert_time",), ("get_current_time",)]

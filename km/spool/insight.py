@@ -175,7 +175,7 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
 
     from km.insight import tokens
     from km.insight.session import SessionAnalyzer
-    from km.redact import redact_payload, redact_text
+    from km.redact import redact_payload, redact_payload_with_report, redact_text
 
     def warm() -> None:
         threading.Thread(target=tokens.warm, name="km-tokens", daemon=True).start()
@@ -190,6 +190,11 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
         redact=partial(redact_payload, rules=rules),
         analyzer=analyzer,
         redact_text=partial(redact_text, rules=rules),
+        # What the redactor found in a call's arguments counts in its risk (not with
+        # KM_REDACT=metadata: there it replaces whole payloads, secrets or not).
+        redact_report=None
+        if rules.metadata_only
+        else partial(redact_payload_with_report, rules=rules),
     )
 
 
