@@ -92,6 +92,7 @@ class Listing:
     diff: InventoryDiff | None
     tokens: int | None
     after_list_changed: bool
+    definition_tokens: Mapping[str, int] = field(default_factory=dict)  # tools: per name
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,12 +334,14 @@ class SessionAnalyzer:
         after_change = kind in self._list_changed
         self._list_changed.discard(kind)
         tokens = None
+        per_definition: dict[str, int] = {}
         if kind == TOOLS.method:
             self._tools = {name: d.doc for name, d in listing.definitions.items()}
-            tokens = tool_list_tokens(list(self._tools.values()))
+            per_definition = {name: tool_list_tokens([doc]) for name, doc in self._tools.items()}
+            tokens = sum(per_definition.values())  # tool_list_tokens is the sum over tools
             self._scan(event_id, listing, previous)
         self.snapshots[kind] = snapshot
-        item = Listing(event_id, listing, snapshot, diff, tokens, after_change)
+        item = Listing(event_id, listing, snapshot, diff, tokens, after_change, per_definition)
         self.listings.append(item)
         self._news.append(item)
         if diff is not None:

@@ -172,6 +172,8 @@ def _print_changes(console: Any, s: dict[str, Any], now_ns: int) -> None:
     table.add_column("version", overflow="fold", ratio=1)
     for c in changes:
         what = c["change"] + (f": {c['fields']}" if c["fields"] else "")
+        if c.get("announced"):
+            what += " (announced by list_changed)"
         version = show(c["new_version"] or "?")
         if c["old_version"] != c["new_version"]:
             version = f"{show(c['old_version'] or '?')} -> {version}"

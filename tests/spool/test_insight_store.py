@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from km.events import SessionInfo
+from km.events import S2C, SessionInfo
 from km.insight.definitions import make_definition
 from km.insight.session import SessionAnalyzer
 from km.spool.insight import baseline_reader, load_snapshot, read_findings, read_inventories
@@ -134,3 +134,21 @@ def test_baseline_reader_tolerates_a_missing_or_old_spool(tmp_path: Path) -> Non
     old = tmp_path / "old.db"
     sqlite3.connect(old).close()
     assert baseline_reader(str(old))("calc", None, "tools/list") is None
+
+
+def test_a_change_announced_by_list_changed_is_marked(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    s = Session(SessionAnalyzer("calc"), session_id="s1")
+    s.initialize()
+    s.list_tools(BENIGN)
+    s.send(S2C, {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+    s.list_tools(POISONED)
+    store = SpoolStore.open(str(path), MAX)
+    try:
+        store.begin_session(session_info("s1"))
+        store.append(s.events)
+    finally:
+        store.close()
+    assert rows(path, "SELECT name, change, announced FROM definition_changes") == [
+        ("add", "changed", 1)
+    ]
