@@ -288,3 +288,11 @@ def test_sibling_ordering_hint_is_not_shadowing() -> None:
     alone = scan_tool(hint)
     with_sibling = scan_tool(hint, other_tools=["get_doc_resource"])
     assert not any(at_least(f.severity, "medium") for f in alone + with_sibling)
+
+
+def test_docs_list_every_rule() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "rules-poisoning.md").read_text()
+    for rule in RULES:
+        assert f"### {rule.id}" in doc and rule.title in doc, rule.id
