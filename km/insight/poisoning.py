@@ -594,7 +594,7 @@ def _combine(hits: list[_Hit]) -> list[_Hit]:
         )
     best: dict[str, _Hit] = {}
     for hit in hits:
-        if _points(hit) == 0:
+        if _points(hit) == 0 or hit.rule.category == "size":  # length alone says little
             continue
         held = best.get(hit.rule.category)
         if held is None or _points(hit) > _points(held):
