@@ -24,6 +24,7 @@ from typing import Any
 
 from km.insight import poisoning_rules as R
 from km.insight.findings import POISONING, Finding, severity_rank
+from km.insight.poisoning_sentences import sentence_hits
 from km.insight.text import (
     BIDI,
     TAG_FIRST,
@@ -257,7 +258,8 @@ def _scan(
         if (text, role) in clean:
             continue  # seen in this list and found clean (schemas repeat many strings)
         before = len(hits)
-        if not _check_text(text, path, role, hits, others) and len(hits) == before:
+        own = name if isinstance(name, str) else None
+        if not _check_text(text, path, role, hits, others, own=own) and len(hits) == before:
             clean.add((text, role))
     return [h.finding(label, server) for h in _combine(hits)]
 
@@ -294,7 +296,13 @@ def _check_param(name: str, path: str, hits: list[_Hit]) -> None:
 
 
 def _check_text(
-    text: str, path: str, role: str, hits: list[_Hit], others: frozenset[str], decoded: bool = False
+    text: str,
+    path: str,
+    role: str,
+    hits: list[_Hit],
+    others: frozenset[str],
+    decoded: bool = False,
+    own: str | None = None,
 ) -> bool:
     """Append the hits of one string; True when a sibling exemption applied (the verdict
     then depends on the list, so it must not be cached)."""
@@ -342,6 +350,12 @@ def _check_text(
                 found.severity = _LEVELS[_POINTS[rule.severity] + 1]
                 found.detail = f"{count} different phrases"
             hits.append(found)
+    if not words.isdisjoint(R.SENTENCE_GATE):
+        found_sentences, used_own = sentence_hits(plain, own)
+        exempted = exempted or used_own
+        for rule_id, start, end in found_sentences:
+            a, b = _origin(start, end, where)
+            hits.append(_Hit(R.BY_ID[rule_id], path, (a, b), excerpt(text, a, b)))
     if not words.isdisjoint(R.HYPE_TRIGGERS) or "⭐" in plain:
         _check_hype(plain, text, where, path, hits, words)
     if role == "value" and R.SCHEMA_VALUE_INSTRUCTION.search(plain) and len(plain) >= 20:
