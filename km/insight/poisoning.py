@@ -327,7 +327,9 @@ def _check_text(
             continue
         found: _Hit | None = None
         count = 0
-        for pattern in rule.patterns:
+        for index, pattern in enumerate(rule.patterns):
+            if rule.gates and rule.gates[index].isdisjoint(words):
+                continue
             match = _first(pattern, plain, rule.near)
             if match is None:
                 continue
@@ -351,7 +353,7 @@ def _check_text(
                 found.detail = f"{count} different phrases"
             hits.append(found)
     if not words.isdisjoint(R.SENTENCE_GATE):
-        found_sentences, used_own = sentence_hits(plain, own)
+        found_sentences, used_own = sentence_hits(plain, own, words)
         exempted = exempted or used_own
         for rule_id, start, end in found_sentences:
             a, b = _origin(start, end, where)
@@ -360,7 +362,7 @@ def _check_text(
         _check_hype(plain, text, where, path, hits, words)
     if role == "value" and R.SCHEMA_VALUE_INSTRUCTION.search(plain) and len(plain) >= 20:
         hits.append(_Hit(R.BY_ID["P170"], path, (0, len(text)), visible(text, 80)))
-    padding = _PADDING.search(body)
+    padding = _PADDING.search(body) if "          " in body or body.count("\n") >= 16 else None
     if padding is not None:
         hits.append(
             _Hit(

@@ -44,6 +44,9 @@ class Rule:
     # Text rules: the lowercased text must also contain one of these substrings (a second
     # cheap gate: what every pattern of the rule needs besides its trigger words).
     needs: tuple[str, ...] = ()
+    # Text rules: a gate per pattern (words, one of which the text must hold for that
+    # pattern to run); empty: the rule's `triggers` gate all its patterns.
+    gates: tuple[frozenset[str], ...] = ()
 
 
 def _re(*alternatives: str) -> tuple[re.Pattern[str], ...]:
@@ -1117,9 +1120,53 @@ _NEEDS = {
     "P124": ("http", "@", "/tmp", "+"),
     "P129": ("?", "&"),
 }
+# Per-pattern gates (see Rule.gates) of the rules with many patterns, in pattern order.
+_GATES = {
+    "P150": (
+        "ignore avoid use using",
+        "inferior outdated inaccurate unreliable untrusted worse",
+        "other",
+        "only",
+        "only",
+        "rather instead over",
+        "matter",
+        "broken deprecated disabled unavailable compromised unsafe longer",
+        "trust",
+        "ignore",
+        "refuse",
+        "supersedes replaces overrides",
+        "route",
+        "than",
+        "before",
+        "anytime whenever every always any",
+        "prioritize prioritise prefer",
+        "must",
+    ),
+    "P140": (
+        "side",
+        "when",
+        "must should shall have need",
+        "must should shall",
+        "recipient receiver destination address number iban wallet",
+        "results result outputs output responses response values value",
+        "recipient",
+        "instead",
+        "replace overwrite modify change substitute",
+        "commands command",
+    ),
+    "P141": ("before prior after", "first", "first immediately", "before after"),
+}
 RULES = tuple(
-    replace(rule, negatable=rule.id in _NEGATABLE, needs=_NEEDS.get(rule.id, ())) for rule in RULES
+    replace(
+        rule,
+        negatable=rule.id in _NEGATABLE,
+        needs=_NEEDS.get(rule.id, ()),
+        gates=tuple(_words(g) for g in _GATES.get(rule.id, ())),
+    )
+    for rule in RULES
 )
+for _rule in RULES:
+    assert not _rule.gates or len(_rule.gates) == len(_rule.patterns), _rule.id
 RULES = tuple(
     replace(rule, triggers=_words(_TRIGGERS[rule.id])) if rule.id in _TRIGGERS else rule
     for rule in RULES
@@ -1350,6 +1397,18 @@ SEND_TO_DEST = _ci(
     + r"{0,80}?\b(?:to|at|"
     r"into)\s+(?:https?|ftp)://(?!(?:www\.)?example\.|localhost)"
 )
+# Word gates of the sentence rules' features (a text without any of a feature's words cannot
+# match it, so its regex is skipped).
+STRONG_WORDS = _words(
+    "system prompt prompts conversation history messages cookies environment env vars "
+    "credentials secrets private ssh tokens keys passwords tools available"
+) | _words(_TRIGGERS["P120"])
+TAMPER_WORDS = _words(
+    "set change replace override redirect rewrite append prepend point pointing route swap "
+    "modify also additionally secretly silently always first"
+)
+DECEIVE_WORDS = _words("regardless always")
+BEFORE_WORDS = _words("before prior start")
 SENTENCE_GATE = _words(
     "must should always never when whenever before prior also additionally assistant you "
     "requirement regardless start results verify set copy send include save pass secretly "

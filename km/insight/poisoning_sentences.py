@@ -11,23 +11,32 @@ from km.insight import poisoning_rules as R
 _URGE = R._ci(r"\b(?:always|regardless|instead|every|all|must|also|secretly|silently|first)\b")
 
 
-def sentence_hits(text: str, own: str | None) -> tuple[list[tuple[str, int, int]], bool]:
+def sentence_hits(
+    text: str, own: str | None, words: set[str]
+) -> tuple[list[tuple[str, int, int]], bool]:
     """(rule id, start, end) of each sentence rule that fires (first sentence only), and
     whether the verdict depended on the tool's own name (then it must not be cached)."""
     hits: list[tuple[str, int, int]] = []
     used_own = False
     # Whole-text prefilter: a rule whose features are not all somewhere in the text cannot
     # fire in any one sentence.
-    want_142 = R.OTHER_REF.search(text) is not None and (
-        R.TAMPER.search(text) is not None or R.ALSO_ACT.search(text) is not None
+    want_142 = (
+        not words.isdisjoint(R.TAMPER_WORDS)
+        and (R.TAMPER.search(text) is not None or R.ALSO_ACT.search(text) is not None)
+        and R.OTHER_REF.search(text) is not None
     )
     want_143 = (
-        R.STRONG.search(text) is not None
+        not words.isdisjoint(R.STRONG_WORDS)
+        and R.STRONG.search(text) is not None
         and R.MODEL_IMP.search(text) is not None
         and (R.TARGET.search(text) is not None or R.SEND_TO_DEST.search(text) is not None)
     )
-    want_144 = R.DECEIVE.search(text) is not None
-    want_145 = R.BEFORE_ALL.search(text) is not None and R.MUST_CALL_SELF.search(text) is not None
+    want_144 = not words.isdisjoint(R.DECEIVE_WORDS) and R.DECEIVE.search(text) is not None
+    want_145 = (
+        not words.isdisjoint(R.BEFORE_WORDS)
+        and R.BEFORE_ALL.search(text) is not None
+        and R.MUST_CALL_SELF.search(text) is not None
+    )
     if not (want_142 or want_143 or want_144 or want_145):
         return hits, used_own
     found: set[str] = set()
