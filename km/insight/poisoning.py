@@ -381,7 +381,7 @@ def _names_sibling(text: str, others: frozenset[str]) -> bool:
 
 
 def _first(
-    pattern: re.Pattern[str], text: str, near: re.Pattern[str] | None
+    pattern: R.LazyPattern, text: str, near: R.LazyPattern | None
 ) -> tuple[int, int, str] | None:
     if near is None:
         m = pattern.search(text)

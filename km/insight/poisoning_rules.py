@@ -15,9 +15,34 @@ Patterns are written against attack kinds, not against known examples, and each 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from km.insight.findings import CRITICAL, HIGH, INFO, LOW, MEDIUM
+
+
+class LazyPattern:
+    """A case-insensitive regex compiled on first use: the table holds ~200 patterns, and a
+    `km tools scan` of a few definitions needs only the ones their words let through."""
+
+    __slots__ = ("_compiled", "flags", "pattern")
+
+    def __init__(self, pattern: str, flags: int = re.IGNORECASE) -> None:
+        self.pattern = pattern
+        self.flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    def compiled(self) -> re.Pattern[str]:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self.pattern, self.flags)
+        return compiled
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.compiled().search(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.compiled().finditer(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +54,9 @@ class Rule:
     why: str  # why it matters (docs)
     matches: str  # what it matches, in words (docs)
     example: str  # a definition string it fires on (docs and tests)
-    patterns: tuple[re.Pattern[str], ...] = ()
+    patterns: tuple[LazyPattern, ...] = ()
     check: str = "text"  # "text" (patterns over every string) or a named structural check
-    near: re.Pattern[str] | None = None  # text rules: the match must also contain this
+    near: LazyPattern | None = None  # text rules: the match must also contain this
     alone: bool = True  # False: a signal that only counts toward P130 / P199
     # Text rules run only on strings holding one of these lowercase words (a cheap gate
     # that keeps a 200-tool list fast); empty: always run.
@@ -49,8 +74,8 @@ class Rule:
     gates: tuple[frozenset[str], ...] = ()
 
 
-def _re(*alternatives: str) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(a, re.IGNORECASE) for a in alternatives)
+def _re(*alternatives: str) -> tuple[LazyPattern, ...]:
+    return tuple(LazyPattern(a) for a in alternatives)
 
 
 # One clause: any character but a newline or a sentence-ending period (a dot inside a path,
@@ -495,7 +520,7 @@ RULES: tuple[Rule, ...] = (
             + r"{0,30}?"
             r"\b(?:bcc|cc|forward|send|copy)\b",
         ),
-        near=re.compile(
+        near=LazyPattern(
             r"\b(?:all|every|each|any|anything|everything|a\s+copy|identical|also|as\s+well|full|"
             r"entire|complete|too|always|"
             r"additionally|silently|duplicate|bcc|cc|export)\b|/tmp/",
@@ -1204,8 +1229,8 @@ HYPE_TRIGGERS = _words(
 
 # Advertising phrases for P151 (weight 2 for the strongest claims). Each runs only on text
 # holding one of the words its pattern spells out (see _gate).
-HYPE: tuple[tuple[re.Pattern[str], int, frozenset[str]], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), weight, _words(gate))
+HYPE: tuple[tuple[LazyPattern, int, frozenset[str]], ...] = tuple(
+    (LazyPattern(pattern), weight, _words(gate))
     for pattern, weight, gate in (
         (
             r"\bbest\s+(?:[\w-]+\s+)?(?:tool|service|app)\s+(?:in\s+the\s+world|ever|available)",
@@ -1339,8 +1364,8 @@ SCHEMA_VALUE_INSTRUCTION = re.compile(
 )
 
 
-def _ci(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+def _ci(pattern: str) -> LazyPattern:
+    return LazyPattern(pattern)
 
 
 # ---- sentence features (P142-P145): each a cheap regex; a rule fires when its features
