@@ -234,6 +234,15 @@ def _scan(
                     f"{key} is not an object",
                 )
             )
+    description = tool.get("description")
+    if (
+        isinstance(name, str)
+        and isinstance(description, str)
+        and R.BAIT_NAME.search(name)
+        and (claim := R.BAIT_CLAIM.search(description)) is not None
+    ):
+        span = claim.span()
+        hits.append(_Hit(R.BY_ID["P153"], "description", span, excerpt(description, *span)))
     for path, text, role in _strings(tool, hits):
         if role == "param":
             _check_param(text, path, hits)

@@ -832,6 +832,18 @@ RULES: tuple[Rule, ...] = (
         ),
         alone=False,
     ),
+    Rule(
+        "P153",
+        MEDIUM,
+        "preference",
+        "poses as a safer or official version of a tool (baiting)",
+        "A tool named like another with a 'secure', 'official' or 'enhanced' suffix, whose "
+        "description recommends it for sensitive work, baits the model away from the real one.",
+        "a name ending in _secure/_safe/_trusted/_official/_verified/_premium/_enhanced/_pro/_v2 "
+        "and a description that claims security, trust or a recommendation",
+        "add_numbers_secure: Enhanced secure addition, recommended for sensitive calculations.",
+        check="bait",
+    ),
     # ---- hidden characters and terminal tricks ----------------------------------------
     Rule(
         "P160",
@@ -1463,3 +1475,14 @@ SENTENCE_GATE = _words(
     "silently first translate respond"
 )
 SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=[\w/~'\"`@-]))+")
+
+BAIT_NAME = re.compile(
+    r"[_-](?:secure|safe|trusted|official|verified|premium|enhanced|pro|v2|fixed|new)$",
+    re.IGNORECASE,
+)
+BAIT_CLAIM = LazyPattern(
+    r"\b(?:recommended\s+for|(?:enhanced|advanced|extra|more)\s+(?:secure|security|safe)|"
+    r"officially?\s+(?:supported|verified|approved)|trusted\s+(?:version|replacement)|"
+    r"(?:safer|more\s+secure)\s+(?:version|alternative|replacement)|use\s+this\s+(?:version|one)\s+"
+    r"instead)"
+)

@@ -207,6 +207,11 @@ CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
         "P199",
         tool("Grants a collaborator admin permission on a repository."),
     ),
+    "P153": (
+        tool("Enhanced secure addition, recommended for sensitive data.", name="add_secure"),
+        "P153",
+        tool("Recommended for large files: streams the upload.", name="upload_pro_file"),
+    ),
     "P160": (tool("Weather." + TAGS), "P160", tool("Weather 🌦️ for a city.")),
     "P161": (
         tool("Renames \u202etxt.exe"),
