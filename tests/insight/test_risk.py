@@ -106,7 +106,11 @@ def test_roots_accept_uris_and_paths() -> None:
     windows = {"path": "C:\\Users\\u\\proj\\a.txt"}
     assert not assess_call(READER, windows, roots=["file:///C:/Users/u/proj"]).reasons
     assert assess_call(READER, windows, roots=["file:///D:/work"]).reasons
-    assert not assess_call(READER, outside, roots=[None, 3]).reasons  # type: ignore[list-item]
+    assert not assess_call(READER, outside, roots=[None, 3]).reasons  # type: ignore[arg-type]
+    listed = [{"uri": "file:///srv", "name": "data"}, {"name": "no uri"}]
+    assert not assess_call(READER, outside, roots=listed).reasons  # a roots/list result
+    assert assess_call(READER, outside, roots=[{"uri": "file:///home/u"}]).reasons
+    assert not assess_call(READER, outside, roots="/home/u").reasons
 
 
 def test_secrets_name_kinds_and_counts_never_values() -> None:
@@ -208,7 +212,7 @@ def test_needles_never_hide_a_match(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(text=RULE_TEXT | st.text(max_size=40))
 def test_re2_prescan_equals_the_loop(text: str) -> None:
-    from km.insight import risk
+    from km.insight import risk_scan as risk
 
     data = text.encode("utf-8", "surrogatepass")
     assert sorted(risk._build_scanner()(data)) == sorted(risk._loop_scanner()(data))
