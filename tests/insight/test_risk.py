@@ -186,7 +186,7 @@ _PIECES = [
     *str.split(
         "rm rf sudo curl wget sh bash nc dd of dev tcp mkfs chmod 777 git push force etc ssh"
         " id_rsa env aws kube drop table delete from update set where grant truncate alter"
-        " history kill shutdown base64 python eval scp http https"
+        " history kill shutdown base64 python eval scp http https login user role if exists"
     ),
 ]
 RULE_TEXT = st.lists(st.sampled_from(_PIECES), max_size=25).map("".join)
