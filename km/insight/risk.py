@@ -202,37 +202,57 @@ def assess_call(
     m = Matches(tried, urls, roots_of(roots))
     for rule, field, text, span in definition:
         m.add(rule.id, field, text, span)
+    from_definition = len(m.found)
     command_tool = "R104" in m.found
     for field, key, text in found:
         if len(text) >= 2:
             scan_string(m, field, key, text, command_tool)
     if secret_kinds:
         _secrets(m, secret_kinds)
-    return _result(m, name, server)
+    return _result(m, name, server, from_definition)
 
 
 _NO_RISK = CallRisk(0, LOW, ())
 
 
-def _result(m: Matches, tool: str | None, server: str | None) -> CallRisk:
+def _result(m: Matches, tool: str | None, server: str | None, from_definition: int) -> CallRisk:
+    """The call's risk; the first `from_definition` matches came from the definition, whose
+    findings are the same on every call of the tool (cached)."""
     if not m.found:
         return _NO_RISK
-    rules = sorted((RULES_BY_ID[i] for i in m.found), key=lambda r: -r.weight)
+    ids = list(m.found)
     reasons = []
-    for rule in rules:
-        field, text, span = m.found[rule.id]
-        reasons.append(
-            Finding(
-                rule=rule.id,
-                severity=rule.severity,
-                kind=RISK,
-                message=rule.message,
-                tool=tool,
-                server=server,
-                field=field,
-                span=span,
-                excerpt=_excerpt(text, span),
-            )
-        )
-    score = score_of([r.weight for r in rules])
+    for index, rule_id in enumerate(ids):
+        field, text, span = m.found[rule_id]
+        if index < from_definition:
+            reasons.append(_cached_finding(rule_id, field, text, span, tool, server))
+        else:
+            reasons.append(_finding(rule_id, field, text, span, tool, server))
+    reasons.sort(key=lambda f: -RULES_BY_ID[f.rule].weight)
+    score = score_of([RULES_BY_ID[i].weight for i in ids])
     return CallRisk(score, level_for(score), tuple(reasons))
+
+
+def _finding(
+    rule_id: str,
+    field: str,
+    text: str,
+    span: tuple[int, int] | None,
+    tool: str | None,
+    server: str | None,
+) -> Finding:
+    rule = RULES_BY_ID[rule_id]
+    return Finding(
+        rule=rule.id,
+        severity=rule.severity,
+        kind=RISK,
+        message=rule.message,
+        tool=tool,
+        server=server,
+        field=field,
+        span=span,
+        excerpt=_excerpt(text, span),
+    )
+
+
+_cached_finding = lru_cache(maxsize=4096)(_finding)  # definition texts: names, 200 characters
