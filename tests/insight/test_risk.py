@@ -216,3 +216,32 @@ def test_re2_prescan_equals_the_loop(text: str) -> None:
 
     data = text.encode("utf-8", "surrogatepass")
     assert sorted(risk._build_scanner()(data)) == sorted(risk._loop_scanner()(data))
+
+
+def test_secret_kinds_from_the_real_redactor() -> None:
+    """The counts `redact_payload_with_report` returns for a call feed R6xx as they are."""
+    import orjson
+
+    from km.redact import redact_payload_with_report
+
+    arguments = {
+        "headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz0123456789"},
+        "body": "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "password": "hunter2hunter2",
+        "contact": "alice@example.com",
+    }
+    payload = orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "http_post", "arguments": arguments},
+        }
+    )
+    redacted, kinds = redact_payload_with_report(payload)
+    assert kinds and b"hunter2" not in redacted
+    risk = assess_call(None, orjson.loads(redacted)["params"]["arguments"], secret_kinds=kinds)
+    rules = {f.rule for f in risk.reasons}
+    assert {"R602", "R603", "R604"} <= rules  # aws_secret_key; key (password, bearer); email
+    for finding in risk.reasons:
+        assert "hunter2" not in finding.excerpt and "wJalrXUtnFEMI" not in finding.excerpt
