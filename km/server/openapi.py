@@ -92,6 +92,14 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size.")
 _CURSOR = _query("cursor", {"type": "string"}, "`next_cursor` of the previous page, unchanged.")
+_Q = _query(
+    "q",
+    {"type": "string", "maxLength": 4096},
+    "A filter in km's filter language (docs/filters.md), e.g. "
+    '`tool:git_* -status:ok latency>500ms "denied"`; with the other parameters, both must hold. '
+    "For sessions: those with at least one event it selects. A bad filter is a 400 naming the "
+    "column.",
+)
 _SINCE = _query("since_ns", _INT64, "Only from this time on (Unix ns, inclusive).")
 _UNTIL = _query("until_ns", _INT64, "Only before this time (Unix ns, exclusive).")
 
@@ -309,6 +317,7 @@ def _paths() -> Schema:
                     _query("method", {"type": "string"}, "Only this JSON-RPC method."),
                     _query("direction", {"enum": list(DIRECTIONS)}, "Only this direction."),
                     _query("tool", {"type": "string"}, "Only events acting on this tool."),
+                    _Q,
                     _SINCE,
                     _UNTIL,
                     _LIMIT,
@@ -329,7 +338,7 @@ def _paths() -> Schema:
             "get": {
                 "operationId": "listSessions",
                 "summary": "Sessions of the caller's account, newest first (by first event).",
-                "parameters": [_LIMIT, _CURSOR],
+                "parameters": [_LIMIT, _CURSOR, _Q],
                 "responses": {
                     "200": _json(_ref("SessionsPage"), "One page."),
                     "400": _error("A bad query parameter or cursor."),

@@ -33,7 +33,7 @@ class ApiReader:
         self.key = settings.api_key
 
     def sessions(self, q: str | None, limit: int) -> list[dict[str, Any]]:
-        query: dict[str, object] = {"limit": limit}
+        query: dict[str, object] = {"limit": min(limit, PAGE)}
         if q:
             query["q"] = q
         doc = asyncio.run(self._get_all("/api/v1/sessions", query, "sessions", limit))

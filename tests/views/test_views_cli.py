@@ -200,3 +200,22 @@ def test_the_views_queries_use_their_indexes(spool: Builder) -> None:
         assert "events_link" in pending and "findings_event" in pending
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "servers"),
+    [
+        ("server:github", ["github"]),
+        ("-server:github", ["time"]),  # a session without events is never listed with a filter
+        ("server:github OR tool:convert_time", ["time", "github"]),
+        ("server:time status:pending", ["time"]),
+        ("server:time -tool:slow -tool:convert_time", []),
+        ("(server:gith* tool:git_log) OR (session:bbbb* kind:response)", ["time", "github"]),
+    ],
+)
+def test_sessions_filter_by_their_events(
+    env: dict[str, str], spool: Builder, text: str, servers: list[str]
+) -> None:
+    done = km(env, "sessions", "--json", text)
+    assert done.returncode == 0, done.stderr
+    assert [s["server"] for s in orjson.loads(done.stdout)] == servers
