@@ -120,7 +120,10 @@ def tail_spool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
-@pytest.mark.parametrize(("form", "text"), [("plain", ""), ("json", ""), ("plain", "status:ok")])
+@pytest.mark.parametrize(
+    ("form", "text"),
+    [("plain", ""), ("json", ""), ("terminal", ""), ("plain", "status:ok")],
+)
 def test_km_tail_rate(benchmark: BenchmarkFixture, tail_spool: Path, form: str, text: str) -> None:
     benchmark.group = "km tail, 100,000 events read, paired and printed (goal >= 20,000/s)"
     flt = parse(text, now_ns=time.time_ns()) if text else None
@@ -128,10 +131,10 @@ def test_km_tail_rate(benchmark: BenchmarkFixture, tail_spool: Path, form: str, 
     def run() -> int:
         out = io.StringIO()
         options = TailOptions(flt, from_start=True, as_json=form == "json", exit_when_idle=True)
-        follow(
-            lambda: SpoolReader.open(str(tail_spool)), options, Output(out, options.as_json, False)
-        )
-        return out.getvalue().count("\n")
+        terminal = form == "terminal"  # rich, colours, 120 columns
+        output = Output(out, options.as_json, terminal, 120 if terminal else None)
+        follow(lambda: SpoolReader.open(str(tail_spool)), options, output)
+        return out.getvalue().count("\n") - (1 if terminal else 0)  # the header
 
     lines = benchmark.pedantic(run, rounds=3, iterations=1)  # type: ignore[no-untyped-call]
     exchanges = TAIL_EVENTS // 2
@@ -141,3 +144,38 @@ def test_km_tail_rate(benchmark: BenchmarkFixture, tail_spool: Path, form: str, 
     rate = TAIL_EVENTS / benchmark.stats.stats.mean
     benchmark.extra_info["events_per_s"] = round(rate)
     benchmark.extra_info["form"] = f"{form} {text}".strip()
+
+
+def test_km_tail_idle_cpu(benchmark: BenchmarkFixture, tail_spool: Path, tmp_path: Path) -> None:
+    """CPU a following `km tail` uses while nothing is written: 5 s of polls."""
+    import os
+    import subprocess
+    import sys
+
+    benchmark.group = "km tail idle (goal: almost no CPU)"
+    env = dict(os.environ, KM_SPOOL=str(tail_spool), KM_CONFIG=str(tmp_path / "none.toml"))
+
+    def run() -> float:
+        with subprocess.Popen(
+            [sys.executable, "-m", "km", "tail", "-n", "0"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ) as proc:  # fmt: skip
+            time.sleep(1.0)  # started and polling
+            before = _cpu_s(proc.pid)
+            time.sleep(5.0)
+            used = _cpu_s(proc.pid) - before
+            proc.terminate()
+            proc.wait(timeout=10)
+        return used
+
+    used = benchmark.pedantic(run, rounds=1, iterations=1)  # type: ignore[no-untyped-call]
+    benchmark.extra_info["cpu_percent_idle"] = round(100 * used / 5.0, 2)
+    assert used < 5.0
+
+
+def _cpu_s(pid: int) -> float:
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

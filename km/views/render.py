@@ -27,13 +27,13 @@ TAIL_COLUMNS = (
     fmt.Column("time", 12, 12),
     fmt.Column("server", 18, 6),
     fmt.Column("", 1, 1),
-    fmt.Column("method", 26, 8),
+    fmt.Column("method", 26, 10),
     fmt.Column("tool", 30, 6),
-    fmt.Column("status", 10, 7),
+    fmt.Column("status", 10, 10),
     fmt.Column("latency", 7, 6, right=True),
     fmt.Column("size", 6, 5, right=True),
-    fmt.Column("tokens", 6, 0, right=True),
-    fmt.Column("risk", 4, 0, right=True),
+    fmt.Column("tok", 5, 4, right=True),
+    fmt.Column("risk", 4, 4, right=True),
 )
 
 
@@ -110,6 +110,10 @@ def styled(line: Line, widths: list[int]) -> Any:
     from rich.text import Text
 
     parts = cells(line)
+    widths = list(widths)
+    if not parts[4] and widths[4] > 0:  # no tool: the method takes the tool's room too
+        widths[3] += widths[4] + 1
+        widths[4] = 0
     text = Text(no_wrap=True, overflow="ellipsis")
     status = line.status or ""
     shown = [(p, w, c) for p, w, c in zip(parts, widths, TAIL_COLUMNS, strict=True) if w > 0]
@@ -122,7 +126,7 @@ def styled(line: Line, widths: list[int]) -> Any:
             style = STATUS_STYLES.get(status, "")
         elif column.name == "time":
             style = "dim"
-        elif column.name == "risk" and part and int(part) >= 70:
+        elif column.name == "risk" and part.isdigit() and int(part) >= 70:
             style = "bold red"
         elif column.name == "latency" and line.reply is not None:
             us = line.reply.latency_us or 0

@@ -49,7 +49,9 @@ class TailOptions:
 class Output:
     """Where lines go: JSON lines, plain text, or a terminal (rich)."""
 
-    def __init__(self, stream: IO[str], as_json: bool, terminal: bool) -> None:
+    def __init__(
+        self, stream: IO[str], as_json: bool, terminal: bool, width: int | None = None
+    ) -> None:
         self.stream = stream
         self.as_json = as_json
         self.console: Any = None
@@ -57,7 +59,10 @@ class Output:
         if terminal and not as_json:
             from rich.console import Console
 
-            self.console = Console(file=stream, highlight=False, markup=False, emoji=False)
+            self.console = Console(
+                file=stream, highlight=False, markup=False, emoji=False, force_terminal=True,
+                width=width,
+            )  # fmt: skip
             self.widths = fmt.fit(render.TAIL_COLUMNS, self.console.width)
             self.console.print(render.header(self.widths), style="bold", no_wrap=True)
 
