@@ -152,7 +152,8 @@ def _tail(args: list[str], settings: Settings) -> int:
         hold_s=max(0.0, o.hold),
         exit_when_idle=o.exit_when_idle,
     )
-    out = Output(sys.stdout, o.json, is_terminal(sys.stdout))
+    color = "NO_COLOR" not in os.environ  # https://no-color.org
+    out = Output(sys.stdout, o.json, is_terminal(sys.stdout), color=color)
     return follow(lambda: SpoolReader.open(path), options, out)
 
 
