@@ -3,7 +3,7 @@ the capture process runs, so the API and the spool agree (one meaning, many view
 
 One analyzer per (account, session), kept in an LRU cache in this process and fed each newly
 stored event of its session in batch order (the uplink sends in capture order). The store calls
-`Ingest.analyse` inside its ingest transaction with exactly the events it newly stored, so a
+`Ingest.analyse` inside its ingest transaction with exactly the events it stores new, so a
 retried batch is never analysed twice. Before that, `Ingest.prepare` makes sure every session of
 the batch has an analyzer: one not in the cache (a new session, or after a restart or an
 eviction) is created with the account's last inventory of its server as the drift baseline and
@@ -26,14 +26,14 @@ from __future__ import annotations
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import orjson
 
 from km.insight.definitions import TOOLS, Definition
 from km.insight.findings import Finding
 from km.insight.inventory import Snapshot, pin_findings
-from km.insight.session import Found, Listing, SessionAnalyzer
+from km.insight.session import Found, Insight, Listing, SessionAnalyzer
 from km.insight.tokens import tool_tokens
 from km.server.stores.base import EventFilter, EventStore, IngestEvent
 from km.server.stores.insight import (
@@ -101,7 +101,6 @@ class Ingest:
     def analyse(self, account_id: int, new: Sequence[IngestEvent]) -> Analysis:
         """Feed the newly stored events; their insight fields and what they add."""
         out: list[IngestEvent] = []
-        filled: list[IngestEvent] = []
         batch = _Batch()
         for e in new:
             entry = self._sessions.get((account_id, e.session_id))
@@ -113,20 +112,10 @@ class Ingest:
             insight = analyzer.observe(
                 e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated
             )
-            if not e.analysed:
-                e = replace(
-                    e,
-                    tool=insight.tool,
-                    status=insight.status,
-                    tokens=insight.tokens,
-                    risk=insight.risk,
-                    analysed=True,
-                )
-                filled.append(e)
-            out.append(e)
+            out.append(e if e.analysed else _with_fields(e, insight))
             if analyzer.has_news:
                 _record(batch, entry, e, analyzer.take_news())
-        return Analysis(out, filled, batch.findings, batch.definitions, batch.changes)
+        return Analysis(out, batch.findings, batch.definitions, batch.changes)
 
     async def _rebuild(self, store: EventStore, account_id: int, first: IngestEvent) -> _Session:
         inventory = await store.inventory(account_id, first.server)
@@ -156,6 +145,15 @@ class Ingest:
             if cursor is None:
                 break
         return _Session(analyzer, pins)
+
+
+def _with_fields(e: IngestEvent, i: Insight) -> IngestEvent:
+    """`e` with the analyzer's fields (spelled out: `dataclasses.replace` costs ~50 us)."""
+    return IngestEvent(
+        e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.size, e.payload,
+        e.payload_encoding, e.method, e.rpc_id, e.truncated, e.link_id, e.latency_us, e.host,
+        e.km_version, i.tool, i.status, i.tokens, i.risk, True,
+    )  # fmt: skip
 
 
 def _baselines(rows: Sequence[StoredDefinition]) -> dict[tuple[str, str], Snapshot]:

@@ -108,32 +108,36 @@ NO_WRITES = InsightWrites()
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """What the analyzers made of the newly stored events: the events with their insight fields
-    (same order), those whose fields the server filled in (an older km sent none), and what
-    they add."""
+    """What the analyzers made of the new events: the events with their insight fields (same
+    order; an older km's filled in by the analyzer) and what they add."""
 
     events: list[IngestEvent]
-    filled: list[IngestEvent]
     findings: list[StoredFinding]
     definitions: list[DefinitionSeen]
     changes: list[DefinitionChange]
 
 
 Analyser = Callable[[Sequence[IngestEvent]], Analysis]
-"""Called by the store inside its ingest transaction with exactly the newly stored events."""
+"""Called by the store inside its ingest transaction with exactly the events it stores new,
+before their insert (their insight fields stored with them) or after it (a batch whose events
+all carry their fields)."""
 
 
 def resolve(
     insight: InsightWrites | Analyser | None, new: Sequence[IngestEvent]
-) -> tuple[list[IngestEvent], list[IngestEvent], InsightWrites]:
-    """(events to aggregate, events whose fields were filled in, rows to write) for `new`."""
+) -> tuple[list[IngestEvent], InsightWrites]:
+    """(events to store and aggregate, rows to write) for the `new` events, before or after
+    their insert (the store's choice)."""
     if insight is None:
-        return list(new), [], NO_WRITES
+        return list(new), NO_WRITES
     if isinstance(insight, InsightWrites):
-        return list(new), [], kept(insight, {e.id for e in new})
+        return list(new), kept(insight, {e.id for e in new})
     a = insight(new)
-    writes = InsightWrites(tuple(a.findings), tuple(a.definitions), tuple(a.changes))
-    return a.events, a.filled, writes
+    return a.events, analysis_writes(a)
+
+
+def analysis_writes(a: Analysis) -> InsightWrites:
+    return InsightWrites(tuple(a.findings), tuple(a.definitions), tuple(a.changes))
 
 
 @dataclass(frozen=True, slots=True)

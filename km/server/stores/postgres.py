@@ -42,11 +42,13 @@ from km.server.stores.insight import (
     Pin,
     StoredDefinition,
     StoredFinding,
+    analysis_writes,
     change_from_row,
     current_definitions,
     definition_from_row,
     finding_where,
     findings_page,
+    kept,
     pins_to_set,
     resolve,
 )
@@ -150,6 +152,7 @@ _UPSERT_ROLLUPS = """
             ORDER BY i
         )
 """
+_EXISTING = "SELECT id::text FROM events WHERE account_id = $1 AND id = ANY($2::uuid[])"
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -286,25 +289,29 @@ class PostgresStore(EventStore):
         if not events:
             return IngestResult((), ())
         ordered = sorted(events, key=lambda e: e.id)  # lock order: see the module docstring
-        records = []
-        for e in ordered:
-            json, text, blob = to_columns(e.payload, e.truncated)
-            records.append(
-                (
-                    e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
-                    e.rpc_id, e.size, json, text, blob, e.payload_encoding, e.truncated,
-                    e.link_id, e.latency_us, e.host, e.km_version, e.tool, e.status,
-                    e.tokens, e.risk,
-                )
-            )  # fmt: skip
         async with self._transaction() as conn:
+            before = None
+            if callable(insight) and not all(e.analysed for e in events):
+                # An older km's events get their insight fields before they are inserted (an
+                # UPDATE after would rewrite every row and its indexes): analyse what is not
+                # stored yet. (A concurrent copy of the same event inserted between this look-up
+                # and the insert is not stored twice; only its findings are dropped below.)
+                found = await conn.fetch(_EXISTING, account_id, [e.id for e in events])
+                existing = {r[0] for r in found}
+                before = insight([e for e in events if e.id not in existing])
+                analysed = {e.id: e for e in before.events}
+                ordered = [analysed.get(e.id, e) for e in ordered]
             await conn.execute(_CREATE_STAGING)
-            await conn.copy_records_to_table(_STAGING, records=records, columns=EVENT_COLUMNS)
+            await conn.copy_records_to_table(
+                _STAGING, records=_records(ordered), columns=EVENT_COLUMNS
+            )
             rows = await conn.fetch(_INSERT_EVENTS, account_id, time.time_ns())
             inserted = {r[0] for r in rows}
-            new, filled, writes = resolve(insight, [e for e in ordered if e.id in inserted])
-            if filled:
-                await postgres_insight.fill(conn, account_id, filled)
+            if before is not None:
+                new = [e for e in before.events if e.id in inserted]
+                writes = kept(analysis_writes(before), inserted)
+            else:  # analysed after the insert: exactly the new events, in batch order
+                new, writes = resolve(insight, [e for e in events if e.id in inserted])
             sessions, rollups = aggregate(new)
             if sessions:
                 await conn.execute(
@@ -465,3 +472,18 @@ class PostgresStore(EventStore):
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
         async with self._guard():
             return list(await self._pool.fetch(sql, *args))
+
+
+def _records(events: Sequence[IngestEvent]) -> list[tuple[object, ...]]:
+    records: list[tuple[object, ...]] = []
+    for e in events:
+        json, text, blob = to_columns(e.payload, e.truncated)
+        records.append(
+            (
+                e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
+                e.rpc_id, e.size, json, text, blob, e.payload_encoding, e.truncated,
+                e.link_id, e.latency_us, e.host, e.km_version, e.tool, e.status,
+                e.tokens, e.risk,
+            )
+        )  # fmt: skip
+    return records

@@ -246,7 +246,7 @@ class SqliteStore(EventStore):
             )
             existing = {r[0] for r in rows}
             # Under the same lock, the analysis can come before the insert: no UPDATE needed.
-            new, _, writes = resolve(insight, [e for e in events if e.id not in existing])
+            new, writes = resolve(insight, [e for e in events if e.id not in existing])
             await w.executemany(_INSERT_EVENT, [_event_row(account_id, e, now) for e in new])
             sessions, rollups = aggregate(new)
             await w.executemany(
