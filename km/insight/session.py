@@ -36,13 +36,14 @@ from km.insight.findings import MEDIUM, Finding, at_least
 from km.insight.identity import TARGETED, target_of
 from km.insight.inventory import InventoryDiff, Snapshot, compare, drift_findings
 from km.insight.poisoning import scan_tools
-from km.insight.risk import assess_call, tool_capabilities, toxic_flow
+from km.insight.risk import assess_call, toxic_flow
 from km.insight.tokens import content_tokens, tool_list_tokens
 
 DEFAULT_MAX_PENDING = 10_000  # requests remembered while waiting for their reply
 MAX_FINDINGS = 10_000  # findings kept per session (the rest counted in `problems`)
 
 REQUEST, RESPONSE, ERROR, NOTIFICATION = "request", "response", "error", "notification"
+INVALID = "invalid"
 C2S, S2C = "c2s", "s2c"
 OK, FAILED, TOOL_ERROR = "ok", "error", "tool-error"
 CALL = "tools/call"
@@ -114,7 +115,7 @@ class _Request:
 
 @dataclass(slots=True)
 class _Flow:
-    used: dict[str, frozenset[str]] = field(default_factory=dict)  # tool -> capabilities
+    used: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # tool -> definition
     reported: bool = False
 
 
@@ -143,6 +144,7 @@ class SessionAnalyzer:
         self._roots: tuple[str, ...] = ()
         self._flow = _Flow()
         self._news: list[News] = []
+        self._problems_changed = False
 
     # -- the shell's side ----------------------------------------------------------------
 
@@ -177,12 +179,15 @@ class SessionAnalyzer:
                 return self._request(event_id, method, payload, truncated)
             if method == ROOTS and direction == S2C:
                 self._remember(event_id, _Request(ROOTS))
-            return NOTHING
+            tokens = None if truncated else content_tokens(REQUEST, method, payload)
+            return NOTHING if tokens is None else Insight(None, None, tokens)
         if kind in (RESPONSE, ERROR):
             request = self._requests.pop(link_id, None) if link_id is not None else None
             return self._reply(event_id, direction, kind, method, payload, truncated, request)
         if kind == NOTIFICATION and method in LIST_CHANGED:
             self._list_changed.add(LIST_CHANGED[method])
+        elif kind == INVALID:
+            self._problem("not-json-rpc")  # kept whole in the event; nothing more to read
         return NOTHING
 
     # -- requests ------------------------------------------------------------------------
@@ -198,15 +203,15 @@ class SessionAnalyzer:
             self._remember(event_id, _Request(method, target))
             return Insight(target)
         if target is None:
-            self.problems["call-without-name" if not truncated else "call-truncated"] += 1
+            self._problem("call-without-name" if not truncated else "call-truncated")
         arguments = params.get("arguments") if isinstance(params, Mapping) else None
         definition = self._tools.get(target) if target is not None else None
         call = assess_call(definition, arguments, roots=self._roots)
         for reason in call.reasons:
             if at_least(reason.severity, MEDIUM):
-                self._find(event_id, reason)
-        if definition is not None and target is not None:
-            self._flow_step(event_id, target, definition)
+                self._find(event_id, reason, target)
+        if target is not None:
+            self._flow_step(event_id, target, definition or {"name": target})
         self._remember(event_id, _Request(method, target, risk=call.score))
         tokens = None if truncated else content_tokens(REQUEST, method, payload)
         return Insight(target, None, tokens, call.score)
@@ -216,7 +221,7 @@ class SessionAnalyzer:
         requests[event_id] = request
         if len(requests) > self._max_pending:
             requests.popitem(last=False)
-            self.problems["requests-forgotten"] += 1
+            self._problem("requests-forgotten")
 
     # -- replies -------------------------------------------------------------------------
 
@@ -234,29 +239,28 @@ class SessionAnalyzer:
             if request is None:
                 return Insight(None, FAILED)
             return Insight(request.target, FAILED, None, request.risk)
+        tokens = None if truncated else content_tokens(RESPONSE, method, payload)
         if request is None:
             if method == INITIALIZE and direction == S2C:
                 self._initialized(payload, truncated)
-            return Insight(None, OK)
+            return Insight(None, OK, tokens)
         if request.method == CALL:
-            result = None if truncated else _result(payload)
-            if isinstance(result, Mapping):
-                status = TOOL_ERROR if result.get("isError") is True else OK
-                tokens = content_tokens(RESPONSE, CALL, payload)
+            if truncated:
+                failed = b'"isError":true' in payload
             else:
-                status = TOOL_ERROR if truncated and b'"isError":true' in payload else OK
-                tokens = None
-            return Insight(request.target, status, tokens, request.risk)
+                result = _result(payload)
+                failed = isinstance(result, Mapping) and result.get("isError") is True
+            return Insight(request.target, TOOL_ERROR if failed else OK, tokens, request.risk)
         if request.method in LIST_KINDS:
             self._page(event_id, request, payload, truncated)
         elif request.method == ROOTS:
             self._roots_reply(payload, truncated)
-        return Insight(request.target, OK)
+        return Insight(request.target, OK, tokens)
 
     def _initialized(self, payload: bytes, truncated: bool) -> None:
         result = None if truncated else _result(payload)
         if not isinstance(result, Mapping):
-            self.problems["initialize-unreadable"] += 1
+            self._problem("initialize-unreadable")
             return
         info = result.get("serverInfo")
         info = info if isinstance(info, Mapping) else {}
@@ -279,12 +283,12 @@ class SessionAnalyzer:
     def _page(self, event_id: str, request: _Request, payload: bytes, truncated: bool) -> None:
         method = request.method
         if truncated:
-            self.problems["listing-too-large"] += 1
+            self._problem("listing-too-large")
             return
         try:
             doc = _loads(payload)
         except _JSONDecodeError:
-            self.problems["listing-not-json"] += 1
+            self._problem("listing-not-json")
             return
         result = doc.get("result") if isinstance(doc, dict) else None
         assembler = self._assemblers.get(method)
@@ -297,7 +301,7 @@ class SessionAnalyzer:
     def _listing(self, event_id: str, listing: AssembledList) -> None:
         kind = listing.kind.method
         for problem in listing.problems:
-            self.problems[f"listing-{problem.code}"] += 1
+            self._problem(f"listing-{problem.code}")
         info = self.server_info
         snapshot = Snapshot(
             self.server,
@@ -336,38 +340,52 @@ class SessionAnalyzer:
             if finding.tool is None or finding.tool in fresh or finding.tool not in known:
                 self._find(event_id, finding)
 
+    def _problem(self, code: str) -> None:
+        self.problems[code] += 1
+        self._problems_changed = True
+
+    @property
+    def problems_changed(self) -> bool:
+        """Whether `problems` changed since the last `take_problems` (for the shell to save)."""
+        return self._problems_changed
+
+    def take_problems(self) -> dict[str, int]:
+        self._problems_changed = False
+        return dict(self.problems)
+
     # -- findings ------------------------------------------------------------------------
 
     def _flow_step(self, event_id: str, tool: str, definition: Mapping[str, Any]) -> None:
+        """Once per tool newly used in this session: does the session now combine reading
+        private data, taking in untrusted content and sending out? Reported once."""
         flow = self._flow
-        if tool not in flow.used:
-            flow.used[tool] = tool_capabilities(definition)
-        if flow.reported:
+        if flow.reported or tool in flow.used:
             return
-        finding = toxic_flow(flow.used, server=self.server)
+        flow.used[tool] = definition
+        finding = toxic_flow(list(flow.used.values()), server=self.server)
         if finding is not None:
             flow.reported = True
             self._find(event_id, finding)
 
-    def _find(self, event_id: str | None, finding: Finding) -> None:
+    def _find(self, event_id: str | None, finding: Finding, tool: str | None = None) -> None:
         if len(self.findings) >= MAX_FINDINGS:
-            self.problems["findings-over-limit"] += 1
+            self._problem("findings-over-limit")
             return
-        if finding.server is None:
-            finding = _with_server(finding, self.server)
+        if finding.server is None or (finding.tool is None and tool is not None):
+            finding = _with_server(finding, self.server, tool)
         found = Found(event_id, finding)
         self.findings.append(found)
         self._news.append(found)
 
 
-def _with_server(finding: Finding, server: str) -> Finding:
+def _with_server(finding: Finding, server: str, tool: str | None) -> Finding:
     return Finding(
         finding.rule,
         finding.severity,
         finding.kind,
         finding.message,
-        finding.tool,
-        server,
+        finding.tool if finding.tool is not None else tool,
+        finding.server if finding.server is not None else server,
         finding.field,
         finding.span,
         finding.excerpt,
