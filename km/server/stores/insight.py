@@ -22,7 +22,6 @@ from km.server.stores.rows import Params
 
 FINDINGS_CURSOR = "f"
 TOOLS_LIST = "tools/list"  # the list kind that pins apply to
-_NAMESPACE = uuid.UUID("5f0b7c36-2f4e-4d0e-9a53-6b1f6c1f1e2a")  # finding ids (uuid5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +34,6 @@ class StoredFinding:
     event_id: str | None
     ts_ns: int
     finding: Finding
-
-
-def finding_id(event_id: str | None, session_id: str, finding: Finding, ordinal: int) -> str:
-    """The same finding of the same event always gets the same id (ingest stays idempotent)."""
-    f = finding
-    key = f"{event_id}|{session_id}|{f.rule}|{f.tool}|{f.field}|{f.span}|{ordinal}"
-    return str(uuid.uuid5(_NAMESPACE, key))
 
 
 @dataclass(frozen=True, slots=True)

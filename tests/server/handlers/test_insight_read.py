@@ -4,6 +4,7 @@ paging, bad input, and one account never seeing another's."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -14,7 +15,6 @@ from km.server.stores.insight import (
     DefinitionSeen,
     InsightWrites,
     StoredFinding,
-    finding_id,
 )
 from tests.server.conftest import BASE_TS, Api, event_json, ingest_event
 from tests.server.schema_check import check_response
@@ -25,9 +25,7 @@ def stored(event_id: str, n: int, severity: str, kind: str, session: str) -> Sto
         f"R{n:03d}", severity, kind, f"finding {n}", tool="echo", server="github",
         field="arguments.command", span=None, excerpt="rm -rf /",
     )  # fmt: skip
-    return StoredFinding(
-        finding_id(event_id, session, finding, 0), session, "github", event_id, BASE_TS + n, finding
-    )
+    return StoredFinding(str(uuid.uuid4()), session, "github", event_id, BASE_TS + n, finding)
 
 
 async def seed(api: Api, account: str) -> tuple[str, int]:
