@@ -124,6 +124,7 @@ class HourStat:
     tool: str | None = None
     tool_errors: int = 0
     tokens: int = 0
+    tokens_out: int = 0  # of client-to-server events (output tokens); the rest is input
 
 
 @dataclass(frozen=True, slots=True)

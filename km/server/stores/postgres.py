@@ -127,20 +127,22 @@ _UPSERT_SESSIONS = """
 """
 _UPSERT_ROLLUPS = """
     INSERT INTO rollups AS r (account_id, hour_ns, server, method, tool, count, errors,
-                              tool_errors, tokens, bytes, lat_count, lat_sum, lat_min, lat_max,
-                              lat_hist)
+                              tool_errors, tokens, tokens_out, bytes, lat_count, lat_sum,
+                              lat_min, lat_max, lat_hist)
     SELECT $1, t.hour_ns, t.server, t.method, t.tool, t.count, t.errors, t.tool_errors,
-           t.tokens, t.bytes, t.lat_count, t.lat_sum, t.lat_min, t.lat_max, t.lat_hist::int8[]
+           t.tokens, t.tokens_out, t.bytes, t.lat_count, t.lat_sum, t.lat_min, t.lat_max,
+           t.lat_hist::int8[]
     FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[],
                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[],
-                $14::int8[], $15::text[])
-        AS t(hour_ns, server, method, tool, count, errors, tool_errors, tokens, bytes,
-             lat_count, lat_sum, lat_min, lat_max, lat_hist)
+                $14::int8[], $15::int8[], $16::text[])
+        AS t(hour_ns, server, method, tool, count, errors, tool_errors, tokens, tokens_out,
+             bytes, lat_count, lat_sum, lat_min, lat_max, lat_hist)
     ON CONFLICT (account_id, hour_ns, server, method, tool) DO UPDATE SET
         count = r.count + excluded.count,
         errors = r.errors + excluded.errors,
         tool_errors = r.tool_errors + excluded.tool_errors,
         tokens = r.tokens + excluded.tokens,
+        tokens_out = r.tokens_out + excluded.tokens_out,
         bytes = r.bytes + excluded.bytes,
         lat_count = r.lat_count + excluded.lat_count,
         lat_sum = r.lat_sum + excluded.lat_sum,
@@ -337,6 +339,7 @@ class PostgresStore(EventStore):
                     [r.errors for r in rollups],
                     [r.tool_errors for r in rollups],
                     [r.tokens for r in rollups],
+                    [r.tokens_out for r in rollups],
                     [r.bytes for r in rollups],
                     [r.lat_count for r in rollups],
                     [r.lat_sum for r in rollups],

@@ -88,13 +88,15 @@ _UPSERT_SESSION = """
 # lat_hist arrives already merged with the stored one (read under the same write lock).
 _UPSERT_ROLLUP = """
     INSERT INTO rollups (account_id, hour_ns, server, method, tool, count, errors, tool_errors,
-                         tokens, bytes, lat_count, lat_sum, lat_min, lat_max, lat_hist)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                         tokens, tokens_out, bytes, lat_count, lat_sum, lat_min, lat_max,
+                         lat_hist)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (account_id, hour_ns, server, method, tool) DO UPDATE SET
         count = count + excluded.count,
         errors = errors + excluded.errors,
         tool_errors = tool_errors + excluded.tool_errors,
         tokens = tokens + excluded.tokens,
+        tokens_out = tokens_out + excluded.tokens_out,
         bytes = bytes + excluded.bytes,
         lat_count = lat_count + excluded.lat_count,
         lat_sum = lat_sum + excluded.lat_sum,
@@ -287,6 +289,7 @@ class SqliteStore(EventStore):
                         r.errors,
                         r.tool_errors,
                         r.tokens,
+                        r.tokens_out,
                         r.bytes,
                         r.lat_count,
                         r.lat_sum,
