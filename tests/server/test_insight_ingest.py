@@ -253,3 +253,21 @@ async def api_post(api: Api, key: str, body: Any) -> tuple[int, Any, Any]:
         f"{api.url}/api/v1/tools/approve", json=body, headers=api.auth(key)
     ) as resp:
         return resp.status, await resp.json(), resp
+
+
+@pytest.mark.asyncio
+async def test_bad_insight_fields_are_rejected_one_by_one(api: Api) -> None:
+    key = await api.new_key("acme")
+    session = Session().start([BENIGN])
+    events = session.events
+    events[0]["status"] = "great"
+    events[1]["risk"] = 250
+    events[2]["tool"] = "a\x00b"
+    status, body, _ = await api.post_events(key, events)
+    assert status == 200
+    assert [(r["index"], r["reason"]) for r in body["rejected"]] == [
+        (0, "status: expected one of ok, error, tool-error, got 'great'"),
+        (1, "risk: must be between 0 and 100, got 250"),
+        (2, "tool: contains a NUL character"),
+    ]
+    assert body["accepted"] == [e["id"] for e in events[3:]]
