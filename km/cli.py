@@ -31,6 +31,8 @@ km options (each also settable by environment variable):
   --spool PATH         spool database (KM_SPOOL; default: user data dir/spool.db)
   --no-capture         forward only, capture nothing (KM_CAPTURE=0)
   --max-payload SIZE   store at most SIZE bytes of each message (KM_MAX_PAYLOAD; default 64k)
+  KM_MAX_DEFINITIONS=SIZE  but keep initialize and list results (tool definitions) whole up
+                       to SIZE (default 16M)
   --spool-max SIZE     evict the oldest events past SIZE (KM_SPOOL_MAX_BYTES; default 1G)
   --grace SECONDS      wait after closing the server's stdin before SIGTERM (KM_GRACE; 2)
   KM_REDACT=metadata   store no payloads at all (default `on`: secrets and PII redacted)

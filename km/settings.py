@@ -21,6 +21,8 @@ MIB = 1024 * 1024
 
 # Defaults, each with its reason.
 DEFAULT_PAYLOAD_CAP = 64 * 1024  # a stored payload past this is truncated (forwarding never is)
+DEFAULT_DEFINITIONS_CAP = 16 * MIB  # initialize and list results (tool definitions) are kept
+# whole up to this, whatever the payload cap: drift and poisoning need every definition
 DEFAULT_QUEUE_MAX_BYTES = (
     4 * MIB
 )  # captures waiting for the capture process (and in it), before drops
@@ -85,6 +87,7 @@ class Settings:
         "capture",
         "config_path",
         "database_url",
+        "definitions_cap",
         "drain_s",
         "flush_s",
         "grace_s",
@@ -115,6 +118,7 @@ class Settings:
         self.capture = True
         self.relay = "auto"  # auto | threads (the portable relay, as on Windows)
         self.payload_cap = DEFAULT_PAYLOAD_CAP
+        self.definitions_cap = DEFAULT_DEFINITIONS_CAP
         self.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES
         self.queue_max_frames = DEFAULT_QUEUE_MAX_FRAMES
         self.spool_max_bytes = DEFAULT_SPOOL_MAX_BYTES
@@ -151,7 +155,13 @@ class Settings:
             self.redact_keys = tuple(k.strip() for k in text.split(",") if k.strip())
         elif field == "capture":
             self.capture = _parse_bool(source, text)
-        elif field in ("payload_cap", "queue_max_bytes", "queue_max_frames", "spool_max_bytes"):
+        elif field in (
+            "payload_cap",
+            "definitions_cap",
+            "queue_max_bytes",
+            "queue_max_frames",
+            "spool_max_bytes",
+        ):
             setattr(self, field, _parse_size(source, text))
         elif field in ("grace_s", "drain_s", "flush_s"):
             setattr(self, field, _parse_seconds(source, text))
@@ -241,6 +251,7 @@ ENV_VARS = {
     "capture": "KM_CAPTURE",
     "relay": "KM_RELAY",
     "payload_cap": "KM_MAX_PAYLOAD",
+    "definitions_cap": "KM_MAX_DEFINITIONS",
     "queue_max_bytes": "KM_QUEUE_MAX_BYTES",
     "queue_max_frames": "KM_QUEUE_MAX_FRAMES",
     "spool_max_bytes": "KM_SPOOL_MAX_BYTES",

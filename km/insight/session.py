@@ -128,8 +128,12 @@ class SessionAnalyzer:
         *,
         baseline: Baseline | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        on_initialize: Callable[[], None] | None = None,
     ) -> None:
+        """`baseline` gives earlier sessions' snapshots; `on_initialize` is called once, at
+        the first `initialize` request (the shell starts loading the tokenizer then)."""
         self.server = server
+        self._on_initialize = on_initialize
         self.server_info: ServerInfo | None = None
         self.snapshots: dict[str, Snapshot] = {}
         self.listings: list[Listing] = []
@@ -179,6 +183,9 @@ class SessionAnalyzer:
                 return self._request(event_id, method, payload, truncated)
             if method == ROOTS and direction == S2C:
                 self._remember(event_id, _Request(ROOTS))
+            elif method == INITIALIZE and self._on_initialize is not None:
+                start, self._on_initialize = self._on_initialize, None
+                start()
             tokens = None if truncated else content_tokens(REQUEST, method, payload)
             return NOTHING if tokens is None else Insight(None, None, tokens)
         if kind in (RESPONSE, ERROR):

@@ -165,7 +165,11 @@ def baseline_reader(path: str) -> Baseline:
 def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> CapturePipeline:
     """The capture pipeline of one session with the insight analysis on: it reads each frame
     as it crossed the wire, and everything it stores (payloads, definitions, finding text) is
-    redacted with the session's rules. Earlier sessions' inventories come from the spool."""
+    redacted with the session's rules. Earlier sessions' inventories come from the spool.
+
+    The tokenizer's encoding (~0.5 s to load, holding the GIL) loads on a thread of its own
+    from the client's `initialize` on, while the server starts up and little traffic flows;
+    a stream that never initializes (no MCP session) does not pay for it."""
     import threading
     from functools import partial
 
@@ -173,11 +177,13 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
     from km.insight.session import SessionAnalyzer
     from km.redact import redact_payload, redact_text
 
-    # The tokenizer's encoding loads in ~0.5 s: on a thread of its own, before the first
-    # listing or call needs it, so capture does not stall on it.
-    threading.Thread(target=tokens.warm, name="km-tokens-warm", daemon=True).start()
+    def warm() -> None:
+        threading.Thread(target=tokens.warm, name="km-tokens", daemon=True).start()
+
     rules = settings.redaction_rules()
-    analyzer = SessionAnalyzer(server, baseline=baseline_reader(settings.resolve_spool_path()))
+    analyzer = SessionAnalyzer(
+        server, baseline=baseline_reader(settings.resolve_spool_path()), on_initialize=warm
+    )
     return CapturePipeline(
         session_id,
         server,
