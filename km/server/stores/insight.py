@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from km.insight.findings import SEVERITIES, Finding, severity_rank
+from km.insight.findings import Finding, severity_rank
 from km.server import cursor as cursors
 from km.server.stores.base import IngestEvent
 from km.server.stores.rows import Params
@@ -303,10 +303,6 @@ def kept(writes: InsightWrites, new_ids: set[str]) -> InsightWrites:
         tuple(d for d in writes.definitions if d.event_id in new_ids),
         tuple(c for c in writes.changes if c.event_id in new_ids),
     )
-
-
-def check_severity(name: str) -> bool:
-    return name in SEVERITIES
 
 
 def current_definitions(
