@@ -137,9 +137,8 @@ class Ingest:
         return Analysis(out, batch.findings, batch.definitions, batch.changes)
 
     async def _rebuild(self, store: EventStore, account_id: int, first: IngestEvent) -> _Session:
-        inventory = await store.inventory(account_id, first.server)
-        baseline = _baselines(inventory.definitions)
-        pins = {p.name: p.hash for p in inventory.pins}
+        baseline = _baselines(await store.definitions(account_id, first.server))
+        pins = {p.name: p.hash for p in await store.pins(account_id, first.server)}
 
         def last_snapshot(server: str, info_name: str | None, kind: str) -> Snapshot | None:
             snapshot = baseline.get((server, kind))

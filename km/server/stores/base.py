@@ -228,6 +228,10 @@ class EventStore(abc.ABC):
         """Every version of every definition of the account's servers (or of one)."""
 
     @abc.abstractmethod
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        """The approved definitions of one server of the account."""
+
+    @abc.abstractmethod
     async def inventory(self, account_id: int, server: str | None) -> Inventory:
         """Definitions, their changes and the pins, of every server (or one)."""
 

@@ -422,6 +422,10 @@ class PostgresStore(EventStore):
         rows = await self._fetch(sql + " ORDER BY server, kind, tool, first_seen_ns", *params)
         return [definition_from_row(r) for r in rows]
 
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        sql, params = postgres_insight.by_server(postgres_insight.SELECT_PINS, account_id, server)
+        return [Pin(*r) for r in await self._fetch(sql + " ORDER BY tool", *params)]
+
     async def inventory(self, account_id: int, server: str | None) -> Inventory:
         definitions = await self.definitions(account_id, server)
         sql, params = postgres_insight.by_server(

@@ -373,6 +373,10 @@ class SqliteStore(EventStore):
         rows = await self._read(sql + " ORDER BY server, kind, tool, first_seen_ns", params)
         return [definition_from_row(r) for r in rows]
 
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        sql, params = sqlite_insight.by_server(sqlite_insight.SELECT_PINS, account_id, server)
+        return [Pin(*r) for r in await self._read(sql + " ORDER BY tool", params)]
+
     async def inventory(self, account_id: int, server: str | None) -> Inventory:
         definitions = await self.definitions(account_id, server)
         sql, params = sqlite_insight.by_server(sqlite_insight.SELECT_CHANGES, account_id, server)
