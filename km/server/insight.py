@@ -23,6 +23,7 @@ a session stops after `REPLAY_MAX_EVENTS`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections import OrderedDict
@@ -36,7 +37,20 @@ from km.capture.notes import FindingRow, ListingRow, RedactBytes, RedactText, no
 from km.insight.definitions import Definition
 from km.insight.findings import Finding
 from km.insight.inventory import Snapshot, pin_findings
-from km.insight.session import NOTHING, Found, Insight, Listing, News, SessionAnalyzer
+from km.insight.risk import MEDIUM_AT
+from km.insight.session import (
+    CALL,
+    DEFAULT_MAX_PENDING,
+    ERROR,
+    NOTHING,
+    REQUEST,
+    RESPONSE,
+    Found,
+    Insight,
+    Listing,
+    News,
+    SessionAnalyzer,
+)
 from km.server.stores.base import EventFilter, EventStore, IngestEvent
 from km.server.stores.insight import (
     TOOLS_LIST,
@@ -62,6 +76,33 @@ _NOTES_NS = uuid.UUID("5f0b7c36-2f4e-4d0e-9a53-6b1f6c1f1e2a")  # finding ids
 class _Session:
     analyzer: SessionAnalyzer
     pins: dict[str, str]  # tool -> approved hash (this account, this server)
+    # For calls whose km sent their fields (see `_feeds`): tools whose call the analyzer saw
+    # since the last listing, and fed requests whose reply has not come yet.
+    called: set[str] = field(default_factory=set)
+    fed: dict[str, None] = field(default_factory=dict)
+
+    def feeds(self, e: IngestEvent) -> bool:
+        """Whether the analyzer must see `e`. Every event, except the `tools/call` exchanges
+        that cannot teach it anything when km sent their fields: a call below medium risk
+        brings no finding (a risk rule's severity is the level its weight falls in,
+        km/insight/risk_rules.py), and a call of a tool it already saw (since the last
+        listing) adds nothing to the session's toxic flow; a call's reply never brings news.
+        Tokens and risk are the costly part of the analysis, and km already worked them out."""
+        if not e.analysed or e.method != CALL:
+            return True
+        if e.kind == REQUEST:
+            risky = e.risk is None or e.risk >= MEDIUM_AT
+            if not (risky or e.tool is None or e.tool not in self.called):
+                return False
+            if e.tool is not None:
+                self.called.add(e.tool)
+            self.fed[e.id] = None
+            if len(self.fed) > DEFAULT_MAX_PENDING:  # replies that never came
+                del self.fed[next(iter(self.fed))]
+            return True
+        if e.kind == RESPONSE or e.kind == ERROR:
+            return e.link_id is not None and self.fed.pop(e.link_id, 0) is None
+        return True
 
 
 @dataclass(slots=True)
@@ -122,12 +163,17 @@ class Ingest:
                     SessionAnalyzer(e.server), {}
                 )
             analyzer = entry.analyzer
+            if not entry.feeds(e):
+                out.append(e)
+                continue
             try:
                 insight = analyzer.observe(
                     e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated
                 )
                 if analyzer.has_news:
                     news = analyzer.take_news()
+                    if any(isinstance(item, Listing) for item in news):
+                        entry.called.clear()  # definitions may be new: calls count again
                     _record(batch, entry, e, news, self._redact, self._redact_text)
             except Exception:  # an analyzer bug costs the insight, never the event
                 self.errors += 1
@@ -146,23 +192,31 @@ class Ingest:
                 return None
             return snapshot
 
-        analyzer = SessionAnalyzer(first.server, baseline=last_snapshot)
+        entry = _Session(SessionAnalyzer(first.server, baseline=last_snapshot), pins)
+        analyzer = entry.analyzer
         cursor: str | None = None
-        fed = 0
-        while fed < REPLAY_MAX_EVENTS:
+        read = 0
+        while read < REPLAY_MAX_EVENTS:
             page = await store.list_events(
                 account_id, EventFilter(session_id=first.session_id), cursor, REPLAY_PAGE
             )
-            for e in page.items:
-                analyzer.observe(
-                    e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated
-                )
-            analyzer.take_news()  # stored when these events were first ingested
-            fed += len(page.items)
+            for e in page.items:  # stored with their fields: fed as when they came in
+                if not entry.feeds(e):
+                    continue
+                with contextlib.suppress(Exception):  # logged when it first failed
+                    analyzer.observe(
+                        e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated
+                    )
+                    # Its news was stored when the event first came in.
+                    if analyzer.has_news and any(
+                        isinstance(item, Listing) for item in analyzer.take_news()
+                    ):
+                        entry.called.clear()
+            read += len(page.items)
             cursor = page.next_cursor
             if cursor is None:
                 break
-        return _Session(analyzer, pins)
+        return entry
 
 
 def _with_fields(e: IngestEvent, i: Insight) -> IngestEvent:
