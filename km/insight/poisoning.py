@@ -53,6 +53,25 @@ _HEX_SPACED = re.compile(r"(?:\b[0-9a-fA-F]{2}[ :,-]){16,}[0-9a-fA-F]{2}\b")
 _HEX_RUN = re.compile(r"\b(?:[0-9a-fA-F]{2}){24,}\b")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40,}={0,2}")
 _PROSE = re.compile(r"[A-Za-z]{2,}(?:[ ,.'\[\]:;-]+[A-Za-z]+){4,}")
+_BY_TRIGGER: dict[str, list[int]] = {}
+for _i, _rule in enumerate(R.TEXT_RULES):
+    for _word in _rule.triggers:
+        _BY_TRIGGER.setdefault(_word, []).append(_i)
+_ALL_TRIGGERS = frozenset(_BY_TRIGGER)
+_UNGATED_IDX = tuple(i for i, rule in enumerate(R.TEXT_RULES) if not rule.triggers)
+_UNGATED = [R.TEXT_RULES[i] for i in _UNGATED_IDX]
+# Keys of JSON Schema and MCP definitions, never suspicious (skips a regex per key).
+_PLAIN_KEY_TEXT = (
+    "type description properties required items enum default title name inputSchema "
+    "outputSchema annotations additionalProperties $schema format minimum maximum "
+    "minLength maxLength pattern anyOf oneOf allOf const examples example readOnlyHint "
+    "destructiveHint idempotentHint openWorldHint minItems maxItems uniqueItems $ref $defs "
+    "definitions nullable exclusiveMinimum exclusiveMaximum multipleOf not if then else "
+    "_meta icons"
+)
+_PLAIN_KEYS = frozenset(_PLAIN_KEY_TEXT.split())
+_P121 = R.BY_ID["P121"]
+_NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+$", re.IGNORECASE)
 _POINTS = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _LEVELS = ("info", "low", "medium", "high", "critical")
 
@@ -65,6 +84,8 @@ class _Hit:
     excerpt: str
     detail: str = ""
     severity: str = ""
+    source: str = ""  # the (stripped) text matched, for rules evaluated later (P121)
+    at: int = 0  # where in `source` the match starts
 
     def finding(self, tool: str | None, server: str | None) -> Finding:
         message = self.rule.title + (f": {self.detail}" if self.detail else "")
@@ -90,6 +111,7 @@ def scan_tools(tools: Sequence[object], *, server: str | None = None) -> list[Fi
     names = [t.get("name") for t in tools if isinstance(t, Mapping)]
     known = frozenset(n for n in names if isinstance(n, str))
     findings: list[Finding] = []
+    clean: set[tuple[str, str]] = set()
     for index, tool in enumerate(tools):
         if not isinstance(tool, Mapping):
             kind = "null" if tool is None else type(tool).__name__
@@ -105,7 +127,7 @@ def scan_tools(tools: Sequence[object], *, server: str | None = None) -> list[Fi
         name = tool.get("name")
         label = name if isinstance(name, str) else f"#{index}"
         others = known - {name} if isinstance(name, str) else known
-        findings.extend(_scan(tool, label, server, others))
+        findings.extend(_scan(tool, label, server, others, clean))
     for name, count in Counter(n for n in names if isinstance(n, str)).items():
         if count > 1:
             hit = _Hit(
@@ -129,7 +151,7 @@ def scan_tool(
         return [hit.finding(None, server)]
     name = tool.get("name")
     label = name if isinstance(name, str) else None
-    return _scan(tool, label, server, frozenset(other_tools))
+    return _scan(tool, label, server, frozenset(other_tools), set())
 
 
 # ---------------------------------------------------------------------------- the walk
@@ -189,7 +211,11 @@ def _strings(tool: Mapping[str, Any], hits: list[_Hit]) -> Iterator[tuple[str, s
 
 
 def _scan(
-    tool: Mapping[str, Any], label: str | None, server: str | None, others: frozenset[str]
+    tool: Mapping[str, Any],
+    label: str | None,
+    server: str | None,
+    others: frozenset[str],
+    clean: set[tuple[str, str]],
 ) -> list[Finding]:
     hits: list[_Hit] = []
     name = tool.get("name")
@@ -225,10 +251,14 @@ def _scan(
             _check_param(text, path, hits)
             continue
         if role == "key":
-            if R.SUSPICIOUS_KEY.search(text):
+            if text not in _PLAIN_KEYS and R.SUSPICIOUS_KEY.search(text):
                 hits.append(_Hit(R.BY_ID["P171"], path, (0, len(text)), visible(text)))
             continue
-        _check_text(text, path, role, hits, others)
+        if (text, role) in clean:
+            continue  # seen in this list and found clean (schemas repeat many strings)
+        before = len(hits)
+        if not _check_text(text, path, role, hits, others) and len(hits) == before:
+            clean.add((text, role))
     return [h.finding(label, server) for h in _combine(hits)]
 
 
@@ -265,7 +295,10 @@ def _check_param(name: str, path: str, hits: list[_Hit]) -> None:
 
 def _check_text(
     text: str, path: str, role: str, hits: list[_Hit], others: frozenset[str], decoded: bool = False
-) -> None:
+) -> bool:
+    """Append the hits of one string; True when a sibling exemption applied (the verdict
+    then depends on the list, so it must not be cached)."""
+    exempted = False
     size = len(text)
     if size >= LONG:
         rule = R.BY_ID["P181" if size >= HUGE else "P180"]
@@ -278,8 +311,11 @@ def _check_text(
     plain, where = strip_hidden(body)
     lowered = plain.lower()
     words = set(_WORDS.findall(lowered))
-    for rule in R.TEXT_RULES:
-        if rule.triggers and rule.triggers.isdisjoint(words):
+    active = words & _ALL_TRIGGERS
+    for rule in _UNGATED if not active else _rules_for(active):
+        if rule.id == "P121":
+            continue  # evaluated lazily, only next to a data move (see _combine)
+        if rule.needs and not any(n in lowered for n in rule.needs):
             continue
         found: _Hit | None = None
         count = 0
@@ -288,13 +324,17 @@ def _check_text(
             if match is None:
                 continue
             if rule.id in ("P141", "P150") and others and _names_sibling(match[2], others):
+                exempted = True
                 continue  # an ordering hint about a sibling tool of the same server
             if rule.id in _MENTIONED and _quoted(plain, match[0], match[1]):
                 continue  # "detects phrases such as 'ignore previous instructions'"
+            if rule.negatable and _NEGATED.search(plain, max(0, match[0] - 8), match[0]):
+                continue  # "do not include personal data in ..." forbids, it does not order
             count += 1
             if found is None:
                 start, end = _origin(match[0], match[1], where)
                 found = _Hit(rule, path, (start, end), excerpt(text, start, end))
+                found.source, found.at = plain, match[0]
             if not rule.many:
                 break
         if found is not None:
@@ -303,7 +343,7 @@ def _check_text(
                 found.detail = f"{count} different phrases"
             hits.append(found)
     if not words.isdisjoint(R.HYPE_TRIGGERS) or "⭐" in plain:
-        _check_hype(plain, text, where, path, hits)
+        _check_hype(plain, text, where, path, hits, words)
     if role == "value" and R.SCHEMA_VALUE_INSTRUCTION.search(plain) and len(plain) >= 20:
         hits.append(_Hit(R.BY_ID["P170"], path, (0, len(text)), visible(text, 80)))
     padding = _PADDING.search(body)
@@ -315,6 +355,16 @@ def _check_text(
         )
     if not decoded and size >= 40:
         _check_encoded(plain, text, where, path, hits, others)
+    return exempted
+
+
+def _rules_for(words: set[str]) -> list[R.Rule]:
+    """The text rules gated by any of `words`, in table order."""
+    picked: set[int] = set()
+    for word in words:
+        picked.update(_BY_TRIGGER[word])
+    picked.update(_UNGATED_IDX)
+    return [R.TEXT_RULES[i] for i in sorted(picked)]
 
 
 def _quoted(text: str, start: int, end: int) -> bool:
@@ -348,11 +398,14 @@ def _origin(start: int, end: int, where: list[int] | None) -> tuple[int, int]:
 
 
 def _check_hype(
-    plain: str, text: str, where: list[int] | None, path: str, hits: list[_Hit]
+    plain: str, text: str, where: list[int] | None, path: str, hits: list[_Hit], words: set[str]
 ) -> None:
     score = 0
     first: tuple[int, int] | None = None
-    for pattern, weight in R.HYPE:
+    stars = "⭐" in plain
+    for pattern, weight, gate in R.HYPE:
+        if gate.isdisjoint(words) and not (stars and "⭐" in pattern.pattern):
+            continue
         m = pattern.search(plain)
         if m is not None:
             score += weight
@@ -450,7 +503,10 @@ def _check_encoded(
     hits: list[_Hit],
     others: frozenset[str],
 ) -> None:
+    long_token = any(len(token) >= 40 for token in plain.split())
     for pattern, decode in ((_HEX_SPACED, _unhex), (_HEX_RUN, _unhex), (_BASE64, _unbase64)):
+        if pattern is not _HEX_SPACED and not long_token:
+            continue
         for m in pattern.finditer(plain):
             decoded = decode(m.group(0))
             if decoded is None or not _PROSE.search(decoded):
@@ -494,6 +550,19 @@ def _readable(raw: bytes) -> str | None:
 # ---------------------------------------------------------------------------- combining
 
 
+def _secret_near(move: _Hit) -> _Hit | None:
+    """A P121 mention of secrets within 300 characters of a data-move instruction."""
+    if not move.source:
+        return None
+    lo = max(0, move.at - 300)
+    window = move.source[lo : move.at + 300]
+    for pattern in _P121.patterns:
+        m = pattern.search(window)
+        if m is not None:
+            return _Hit(_P121, move.field, move.span, visible(m.group(0), 60))
+    return None
+
+
 def _points(hit: _Hit) -> int:
     return _POINTS[hit.severity or hit.rule.severity]
 
@@ -510,17 +579,8 @@ def _combine(hits: list[_Hit]) -> list[_Hit]:
             out.append(hit)
     secret = next((h for h in hits if h.rule.id == "P120"), None)
     moves = [h for h in hits if h.rule.id in ("P122", "P123", "P124", "P126")]
-    if secret is None and moves:
-        words = [h for h in hits if h.rule.id == "P121"]
-        secret = next(
-            (
-                w
-                for w in words
-                for m in moves
-                if w.field == m.field and abs(w.span[0] - m.span[0]) < 300
-            ),
-            None,
-        )
+    if secret is None:
+        secret = next((w for m in moves if (w := _secret_near(m)) is not None), None)
     if secret is not None and moves:
         move = moves[0]
         out.append(

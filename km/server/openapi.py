@@ -11,6 +11,7 @@ from typing import Any
 
 from km import __version__
 from km.events import KINDS
+from km.insight.cost import DEFAULT_MODEL
 from km.server import openapi_insight
 from km.server.config import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, MAX_PAGE
 from km.server.validate import DIRECTIONS, ENCODINGS, MAX_METHOD, MAX_NAME, REQUIRED_FIELDS
@@ -254,8 +255,11 @@ def _schemas() -> Schema:
         },
         "Stats": {
             "type": "object",
-            "required": ["stats"],
-            "properties": {"stats": {"type": "array", "items": _ref("HourStat")}},
+            "required": ["stats", "model"],
+            "properties": {
+                "stats": {"type": "array", "items": _ref("HourStat")},
+                "model": {"type": "string", "description": "Whose prices `cost_usd` uses."},
+            },
         },
         "Status": {
             "type": "object",
@@ -352,7 +356,15 @@ def _paths() -> Schema:
                 "summary": "Hourly counts, errors, tool errors, tokens, bytes and latency "
                 "percentiles per server, method and tool, for the hours overlapping "
                 "[since_ns, until_ns).",
-                "parameters": [_SINCE, _UNTIL],
+                "parameters": [
+                    _SINCE,
+                    _UNTIL,
+                    _query(
+                        "model",
+                        {"type": "string"},
+                        f"Price tokens as this model's (default {DEFAULT_MODEL}).",
+                    ),
+                ],
                 "responses": {
                     "200": _json(_ref("Stats"), "Hourly rollups, by hour, server, method, tool."),
                     "400": _error("A bad query parameter."),

@@ -160,7 +160,7 @@ def stats_range(since_ns: int | None, until_ns: int | None) -> tuple[int, int]:
 
 STATS_COLUMNS = (
     "server, method, hour_ns, count, errors, bytes, lat_min, lat_max, lat_hist, tool, "
-    "tool_errors, tokens"
+    "tool_errors, tokens, tokens_out"
 )
 
 
@@ -182,4 +182,5 @@ def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
         tool=None if row[9] == NO_TOOL else row[9],
         tool_errors=row[10],
         tokens=row[11],
+        tokens_out=row[12],
     )
