@@ -50,6 +50,10 @@ class ApiReader:
             raise UnknownSession(f"session prefix {prefix!r} is ambiguous; type more of it")
         return _session(found[0])
 
+    def findings(self, session_id: str) -> list[dict[str, Any]]:
+        query: dict[str, object] = {"session": session_id, "limit": PAGE}
+        return asyncio.run(self._get_all("/api/v1/findings", query, "findings", None))
+
     def events(self, session_id: str, q: str | None) -> list[tuple[Row, bool]]:
         query: dict[str, object] = {"session": session_id, "limit": PAGE}
         every = asyncio.run(self._get_all("/api/v1/events", query, "events", None))

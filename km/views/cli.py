@@ -264,9 +264,11 @@ def _show(args: list[str], settings: Settings) -> int:
         api = ApiReader(settings)
         session = api.session(o.session)
         rows = api.events(session["session_id"], flt.text if flt else None)
+        findings = api.findings(session["session_id"])
         print_show(
-            session, timeline(rows), [], sys.stdout, full=o.full, as_json=o.json, width=width
-        )
+            session, timeline(rows), findings, sys.stdout, full=o.full, as_json=o.json,
+            width=width,
+        )  # fmt: skip
         return 0
     from km.views.spool_read import SpoolReader
 
