@@ -60,7 +60,7 @@ def cells(line: Line) -> list[str]:
     return [
         fmt.clock(time_of.ts_ns),
         _text(first.server),
-        ARROWS.get(first.direction, "?"),
+        ARROWS.get(_request_direction(line), "?"),
         method,
         _text(first.tool),
         line.status or "",
@@ -69,6 +69,14 @@ def cells(line: Line) -> list[str]:
         fmt.count(sum(tokens)) if tokens else "",
         str(max(risks)) if risks else "",
     ]
+
+
+def _request_direction(line: Line) -> str:
+    """Which way the exchange's request went (a reply travels the other way)."""
+    first = line.first
+    if line.request is None and line.reply is not None:
+        return {"s2c": "c2s", "c2s": "s2c"}.get(first.direction, first.direction)
+    return first.direction
 
 
 def _dropped(row: Row) -> str:

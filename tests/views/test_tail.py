@@ -115,7 +115,8 @@ def test_a_real_session_followed_by_a_real_km_tail(tmp_path: Path) -> None:
     env.update(KM_SPOOL=str(tmp_path / "spool.db"), KM_CONFIG=str(tmp_path / "none.toml"))
     env.pop("KM_API_URL", None)
     tail = subprocess.Popen(
-        [sys.executable, "-m", "km", "tail", "--json", "--since", "10m"],
+        # a long hold: the exchange is one line however slowly this loaded machine answers
+        [sys.executable, "-m", "km", "tail", "--json", "--since", "10m", "--hold", "30"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     proxied: subprocess.Popen[bytes] | None = None
