@@ -269,9 +269,11 @@ def _histogram_type() -> type:
     return Histogram
 
 
-def http_exporters(base: str) -> tuple[OTLPSpanExporter, OTLPMetricExporter]:
+def http_exporters(
+    base: str, timeout_s: float = TIMEOUT_S
+) -> tuple[OTLPSpanExporter, OTLPMetricExporter]:
     traces, metrics = endpoint_urls(base)
     return (
-        OTLPSpanExporter(endpoint=traces, timeout=TIMEOUT_S),
-        OTLPMetricExporter(endpoint=metrics, timeout=TIMEOUT_S),
+        OTLPSpanExporter(endpoint=traces, timeout=timeout_s),
+        OTLPMetricExporter(endpoint=metrics, timeout=timeout_s),
     )
