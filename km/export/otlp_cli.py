@@ -42,6 +42,12 @@ def export_otlp(
     return 0
 
 
+SPAN_COLUMNS = (
+    "id", "session_id", "server", "direction", "ts_ns", "kind", "method", "rpc_id", "link_id",
+    "payload", "tool", "status", "tokens", "risk",
+)  # fmt: skip
+
+
 def write_spans(
     source: ExportSource,
     write: Callable[[SpanSpec], None],
@@ -50,7 +56,7 @@ def write_spans(
     """Every selected event through the pairer into `write`; returns the events read."""
     pairer = Pairer()
     n = 0
-    for names, row in source.events():
+    for names, row in source.events(columns=SPAN_COLUMNS):
         for spec in pairer.feed(dict(zip(names, row, strict=True))):
             write(spec)
         n += 1
