@@ -14,7 +14,6 @@ def export_otlp(
     output: str | None,
     endpoint: str | None,
     show: bool,
-    progress: Callable[[int | None, str, bool], object] | None = None,
 ) -> int:
     from km.export.cli import _err, _output, progress_bar
     from km.export.otlp_sdk import JsonFileExporter, SpanWriter, http_exporters
