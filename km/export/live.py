@@ -43,6 +43,7 @@ class OtlpHandle:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.active = False  # this process holds the lock and sends
+        self.started_ns = 0
         self.error: str | None = None
 
     def stop(self, timeout: float = STOP_JOIN_S) -> bool:
@@ -59,6 +60,7 @@ class OtlpHandle:
 
 def start_otlp_uplink(endpoint: str, spool_path: str) -> OtlpHandle:
     handle = OtlpHandle()
+    handle.started_ns = time.time_ns()  # before any slow import: where a first start begins
     try:
         handle.thread = threading.Thread(
             target=_main, args=(handle, endpoint, spool_path), name="km-otlp", daemon=True
@@ -77,7 +79,7 @@ def _main(handle: OtlpHandle, endpoint: str, spool_path: str) -> None:
         try:
             handle.active = True
             lower_this_thread()
-            sender = LiveSender(spool_path, endpoint)
+            sender = LiveSender(spool_path, endpoint, started_ns=handle.started_ns)
             try:
                 sender.run(handle.stopping)
             finally:
@@ -112,13 +114,20 @@ def _lock(handle: OtlpHandle, spool_path: str) -> int | None:
 class LiveSender:
     """Reads the spool after its cursor, sends spans, moves the cursor. Owns one connection."""
 
-    def __init__(self, spool_path: str, endpoint: str, *, clock: Callable[[], int] = time.time_ns):
+    def __init__(
+        self,
+        spool_path: str,
+        endpoint: str,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        started_ns: int | None = None,
+    ):
         from km.export.otlp_sdk import SpanWriter, http_exporters
 
         self.path = spool_path
         self.endpoint = endpoint
         self.clock = clock
-        self.started_ns = clock()
+        self.started_ns = clock() if started_ns is None else started_ns
         self.conn = sqlite3.connect(spool_path, timeout=5.0, isolation_level=None)
         self.conn.execute("PRAGMA busy_timeout = 5000")
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(events)")}
