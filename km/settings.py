@@ -92,6 +92,7 @@ class Settings:
         "flush_s",
         "grace_s",
         "model",
+        "otlp_endpoint",
         "payload_cap",
         "prices",
         "queue_max_bytes",
@@ -125,6 +126,7 @@ class Settings:
         self.grace_s = DEFAULT_GRACE_S
         self.drain_s = DEFAULT_DRAIN_S
         self.flush_s = DEFAULT_FLUSH_S
+        self.otlp_endpoint: str | None = None  # live OTLP/HTTP traces (km.export.live)
         self.model: str | None = None  # for token costs; None: km.insight.cost.DEFAULT_MODEL
         self.prices: dict[str, Price] = {}  # config file `[prices]`: over the built-in table
 
@@ -139,6 +141,7 @@ class Settings:
             "database_url",
             "config_path",
             "model",
+            "otlp_endpoint",
         ):
             setattr(self, field, text or None)
         elif field == "redact":
@@ -266,6 +269,7 @@ ENV_VARS = {
     "drain_s": "KM_DRAIN",
     "flush_s": "KM_FLUSH",
     "model": "KM_MODEL",
+    "otlp_endpoint": "KM_OTLP_ENDPOINT",
 }
 
 

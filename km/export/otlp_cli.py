@@ -14,7 +14,6 @@ def export_otlp(
     output: str | None,
     endpoint: str | None,
     show: bool,
-    progress: Callable[[int | None, str, bool], object] | None = None,
 ) -> int:
     from km.export.cli import _err, _output, progress_bar
     from km.export.otlp_sdk import JsonFileExporter, SpanWriter, http_exporters
@@ -42,6 +41,12 @@ def export_otlp(
     return 0
 
 
+SPAN_COLUMNS = (
+    "id", "session_id", "server", "direction", "ts_ns", "kind", "method", "rpc_id", "link_id",
+    "payload", "tool", "status", "tokens", "risk",
+)  # fmt: skip
+
+
 def write_spans(
     source: ExportSource,
     write: Callable[[SpanSpec], None],
@@ -50,7 +55,7 @@ def write_spans(
     """Every selected event through the pairer into `write`; returns the events read."""
     pairer = Pairer()
     n = 0
-    for names, row in source.events():
+    for names, row in source.events(columns=SPAN_COLUMNS):
         for spec in pairer.feed(dict(zip(names, row, strict=True))):
             write(spec)
         n += 1

@@ -139,6 +139,14 @@ def _attributes(attrs: object) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for key, value in items.items():
         kind = type(value)
+        if kind is str and key in _REPEATING:  # low-cardinality values: one shared object each
+            entry = _MEMO.get((key, value))
+            if entry is None:
+                if len(_MEMO) > 10_000:
+                    _MEMO.clear()
+                entry = _MEMO[(key, value)] = {"key": key, "value": {"stringValue": value}}
+            out.append(entry)
+            continue
         if kind is str:
             out.append({"key": key, "value": {"stringValue": value}})
         elif kind is bool:
@@ -150,6 +158,14 @@ def _attributes(attrs: object) -> list[dict[str, object]]:
         else:
             out.append({"key": key, "value": {"stringValue": str(value)}})
     return out
+
+
+_REPEATING = frozenset({
+    "mcp.method.name", "mcp.session.id", "network.transport", "mcp.protocol.version",
+    "gen_ai.tool.name", "gen_ai.operation.name", "gen_ai.prompt.name", "error.type",
+    "rpc.response.status_code", "km.direction",
+})  # fmt: skip
+_MEMO: dict[tuple[str, object], dict[str, object]] = {}
 
 
 class SpanWriter:
@@ -269,9 +285,11 @@ def _histogram_type() -> type:
     return Histogram
 
 
-def http_exporters(base: str) -> tuple[OTLPSpanExporter, OTLPMetricExporter]:
+def http_exporters(
+    base: str, timeout_s: float = TIMEOUT_S
+) -> tuple[OTLPSpanExporter, OTLPMetricExporter]:
     traces, metrics = endpoint_urls(base)
     return (
-        OTLPSpanExporter(endpoint=traces, timeout=TIMEOUT_S),
-        OTLPMetricExporter(endpoint=metrics, timeout=TIMEOUT_S),
+        OTLPSpanExporter(endpoint=traces, timeout=timeout_s),
+        OTLPMetricExporter(endpoint=metrics, timeout=timeout_s),
     )

@@ -40,11 +40,20 @@ class ExportSource:
             f"SELECT * FROM sessions s{where} ORDER BY s.started_ns, s.session_id", params
         )
 
-    def events(self, after_seq: int = 0) -> Iterator[tuple[list[str], tuple[Any, ...]]]:
+    def events(
+        self, after_seq: int = 0, columns: tuple[str, ...] | None = None
+    ) -> Iterator[tuple[list[str], tuple[Any, ...]]]:
+        """The selected events in spool order: every column, or `columns` (NULL for those the
+        spool lacks)."""
         params: list[object] = []
         where = self.reader.where(self.flt, params)
+        what = "*"
+        if columns is not None:
+            what = ", ".join(
+                f"e.{c}" if c in self.reader.columns else f"NULL AS {c}" for c in columns
+            )
         yield from self._rows(
-            f"SELECT * FROM events e WHERE e.seq > ? AND {where} ORDER BY e.seq",
+            f"SELECT {what} FROM events e WHERE e.seq > ? AND {where} ORDER BY e.seq",
             [after_seq, *params],
         )
 

@@ -89,12 +89,14 @@ def _replay(args: list[str], settings: Settings) -> int:
             session = reader.session(o.session)
         except UnknownSession as exc:
             raise UsageError(str(exc)) from None
-        steps = plan(row for row, _ in reader.session_events(session.session_id, None, True))
+        rows = [row for row, _ in reader.session_events(session.session_id, None, True)]
+        steps = plan(rows)
+        asks = sum(1 for r in rows if r.direction == "s2c" and r.kind == "request")
     finally:
         reader.close()
     if not steps:
         raise UsageError(f"session {session.session_id} has no client messages to replay")
-    report = replay(steps, command, timeout_s=max(0.1, o.timeout), ignore=ignore)
+    report = replay(steps, command, timeout_s=max(0.1, o.timeout), ignore=ignore, asks=asks)
     out = sys.stdout
     for outcome in report.outcomes:
         if outcome.note is not None:

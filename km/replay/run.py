@@ -27,6 +27,7 @@ from km.replay.plan import Step, answer, decode, difference
 DEFAULT_TIMEOUT_S = 30.0  # for one reply (a server's first answer can be slow to start)
 GRACE_S = 2.0  # after closing its stdin, before SIGTERM
 KILL_WAIT_S = 2.0
+LINGER_S = 5.0  # after the last step, for server requests the capture saw and replay has not
 _EOF = object()
 
 
@@ -110,7 +111,11 @@ def replay(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     ignore: Sequence[tuple[object, ...]] = (),
+    asks: int = 0,
 ) -> Report:
+    """Send `steps` to a fresh `command`; `asks` is how many requests the server made in the
+    capture: after the last step the replayer waits (at most `LINGER_S`) until it has answered
+    as many, since a server may ask after the client's last message."""
     report = Report()
     server = ServerProcess(command)
     gone: str | None = None
@@ -146,9 +151,30 @@ def replay(
                 continue
             diff = difference(step.label, decode(step.expected), reply, ignore)
             report.outcomes.append(Outcome(step.label, diff=diff))
+        if gone is None and report.answered < asks:
+            _linger(server, asks, report)
     finally:
         server.close()
     return report
+
+
+def _linger(server: ServerProcess, asks: int, report: Report) -> None:
+    deadline = time.monotonic() + LINGER_S
+    while report.answered < asks and (left := deadline - time.monotonic()) > 0:
+        try:
+            line = server.lines.get(timeout=left)
+        except queue.Empty:
+            return
+        if line is _EOF:
+            return
+        assert isinstance(line, bytes)
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and "method" in doc and "id" in doc:
+            server.send(orjson.dumps(answer(doc)))
+            report.answered += 1
 
 
 def _await_reply(

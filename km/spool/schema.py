@@ -205,7 +205,23 @@ _VIEWS = (
     "CREATE INDEX findings_event ON findings (event_id) WHERE event_id IS NOT NULL",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _INSIGHT, _VIEWS)
+# Delivery state of km's other senders (km.export.live: the live OTLP uplink, name `otlp`):
+# how far in the spool each has sent, so an endpoint that is down loses nothing and a km that
+# restarts goes on where the last one stopped. Separate from the events' own (API) state.
+_EXPORT = (
+    """
+    CREATE TABLE export_cursors (
+        name       TEXT    PRIMARY KEY,
+        seq        INTEGER NOT NULL,
+        sent       INTEGER NOT NULL DEFAULT 0,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        updated_ns INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _INSIGHT, _VIEWS, _EXPORT)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

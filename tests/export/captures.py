@@ -1,6 +1,6 @@
 """Real captures for the export and replay tests: a real `km` process in front of a real MCP
-server, fed JSON-RPC messages; each request waits for its reply (server notifications and
-server-to-client requests met on the way are skipped)."""
+server, fed JSON-RPC messages; each request waits for its reply (server notifications met on
+the way are skipped; a roots/list request is answered with no roots, as a client would)."""
 
 from __future__ import annotations
 
@@ -39,15 +39,16 @@ def call(rpc_id: int, tool: str, arguments: dict[str, Any], meta: dict[str, Any]
 def km_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(KM_SPOOL=str(tmp_path / "spool.db"), KM_CONFIG=str(tmp_path / "none.toml"))
-    env["KM_GRACE"] = "2"
+    env["KM_GRACE"] = "15"  # an upper bound for the server's own exit, not a wait
     for name in ("KM_API_URL", "KM_API_KEY", "KM_NAME", "KM_OTLP_ENDPOINT"):
         env.pop(name, None)
     return env
 
 
-def capture(env: dict[str, str], name: str, server: list[str], messages: list[dict[str, Any]]
-            ) -> list[dict[str, Any]]:  # fmt: skip
-    """Run `km --name NAME SERVER...`, send `messages`, return the replies it got."""
+def capture(env: dict[str, str], name: str, server: list[str], messages: list[dict[str, Any]],
+            exit_codes: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:  # fmt: skip
+    """Run `km --name NAME SERVER...`, send `messages`, return the replies it got. km exits
+    with the server's status (143: km had to SIGTERM a server that outlived its stdin)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "km", "--name", name, *server],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -74,11 +75,16 @@ def capture(env: dict[str, str], name: str, server: list[str], messages: list[di
                         buffer += chunk
                 line, buffer = buffer.split(b"\n", 1)
                 doc = orjson.loads(line)
+                if doc.get("method") == "roots/list" and "id" in doc:  # as a client would
+                    roots = {"jsonrpc": "2.0", "id": doc["id"], "result": {"roots": []}}
+                    proc.stdin.write(orjson.dumps(roots) + b"\n")
+                    proc.stdin.flush()
                 if "method" not in doc and doc.get("id") == m["id"]:
                     replies.append(doc)
                     break
         proc.stdin.close()
-        assert proc.wait(timeout=60) == 0
+        code = proc.wait(timeout=60)
+        assert code in exit_codes, f"km exited {code}"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -87,6 +87,23 @@ def test_server_everything_matches_its_own_capture(env: dict[str, str]) -> None:
     assert "replayed 5 requests and 1 notifications" in done.stdout
 
 
+def test_server_requests_get_minimal_answers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    env = km_env(tmp_path_factory.mktemp("roots"))
+    env["KM_GRACE"] = "1"  # once it has roots, server-everything outlives its stdin
+    init = {**INIT, "params": {**INIT["params"], "capabilities": {"roots": {"listChanged": True}}}}
+    messages = [init, INITIALIZED, call(2, "echo", {"message": "x"})]
+    capture(env, "rooted", EVERYTHING, messages, exit_codes=(0, 143))
+    conn = sqlite3.connect(env["KM_SPOOL"])
+    asked = conn.execute(
+        "SELECT count(*) FROM events WHERE method = 'roots/list' AND direction = 's2c'"
+    ).fetchone()[0]
+    conn.close()
+    assert asked == 1  # the server asked the capturing client for its roots
+    done = replay(env, session_of(env, "rooted"), "--", *EVERYTHING)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "answered 1 server requests" in done.stdout
+
+
 def test_a_server_that_exits_or_stalls(env: dict[str, str]) -> None:
     sid = session_of(env, "clock")
     done = replay(env, sid, "--", sys.executable, "-c", "pass")
