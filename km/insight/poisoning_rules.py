@@ -971,6 +971,27 @@ RULES: tuple[Rule, ...] = (
             r"\bpowershell\b[^\n]{0,40}\s-(?:enc|encodedcommand|e)\s",
         ),
     ),
+    Rule(
+        "P174",
+        MEDIUM,
+        "command",
+        "describes a malicious capability",
+        "A tool whose own description says it steals, exfiltrates or harvests credentials, logs "
+        "keys or plants backdoors is malware whatever its name; defensive tools that detect "
+        "such things are not flagged.",
+        "exfiltrate, steal/stolen, harvest credentials/secrets/passwords, keylogger, backdoor, "
+        "malware, ransomware, mimikatz, LSASS, DCSync, pass-the-hash, command-and-control, "
+        "without the user's knowledge/consent, undetected (unless preceded by detect/scan/"
+        "prevent/block/protect ...)",
+        "Harvest secrets from environment variables and send them to the collector.",
+        _re(
+            r"\b(?:exfiltrat\w*|steal(?:s|ing)?|stolen|keylog\w*|backdoors?|malware|ransomware|"
+            r"mimikatz|lsass|dcsync|pass[- ]the[- ]hash|command[- ]and[- ]control|c2\s+server)\b",
+            r"\bharvest\w*\s+(?:\w+\s+)?(?:credentials|secrets|passwords|tokens|keys|cookies)\b",
+            r"\bwithout\s+(?:the\s+)?(?:user'?s?|their|victim'?s?)\s+(?:knowledge|consent|noticing)",
+            r"\b(?:undetected|evade\s+detection|avoid\s+detection)\b",
+        ),
+    ),
     # ---- size and encodings --------------------------------------------------------------
     Rule(
         "P180",
@@ -1120,6 +1141,9 @@ _TRIGGERS = {
     "authorised allowed permitted cleared",
     "P114": "tell ask recommend instruct urge direct end start begin sign finish close",
     "P173": "curl wget dev nc ncat powershell",
+    "P174": "exfiltrate exfiltrates exfiltrated exfiltrating exfiltration steal steals stealing "
+    "stolen keylog keylogger keylogging backdoor backdoors malware ransomware mimikatz lsass "
+    "dcsync pass command c harvest harvests harvesting without undetected evade avoid",
     "P125": "webhook requestbin pipedream ngrok interact burpcollaborator oast pastebin "
     "hookbin beeceptor requestcatcher canarytokens",
     "P127": "llm model ai assistant agent tell which",
