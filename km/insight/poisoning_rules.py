@@ -107,6 +107,14 @@ _MODEL_CONTEXT = (
     r"messages|(?:your|the)\s+(?:initial\s+|original\s+|hidden\s+)?instructions|"
     r"list\s+of\s+(?:available\s+)?tools|tool\s+list|other\s+tools'?\s+(?:outputs?|results?))"
 )
+# The model's context that no tool parameter legitimately asks for (a memory tool may take
+# "the conversation"; nothing needs the system prompt or the earlier messages verbatim).
+_MODEL_CONTEXT_STRONG = (
+    r"(?:system\s+prompts?|(?:entire|full|complete|whole)\s+conversation|conversation\s+history|"
+    r"chat\s+history|(?:previous|prior|earlier|last)\s+(?:\d+\s+)?(?:user\s+)?messages|all\s+"
+    r"(?:user\s+)?messages|(?:your|the)\s+(?:initial\s+|original\s+|hidden\s+)?instructions|"
+    r"list\s+of\s+(?:available\s+)?tools|tool\s+list)"
+)
 _PRIVATE = (
     r"(?:(?:personal|private|sensitive|confidential)\s+(?:information|data|details)|"
     r"(?:the\s+)?user'?s\s+(?:\w+\s+){0,2}?(?:e-?mail\s+address(?:es)?|phone\s+numbers?|home\s+"
@@ -144,6 +152,8 @@ RULES: tuple[Rule, ...] = (
             r"\bimportant\s+(?:system|security)\s+(?:note|instruction|message|notice)",
             r"\b(?:hidden|secret|covert)\s+(?:instruction|directive|command|task)s?\b",
             r"\bsystem\s+(?:instruction|override|directive)s?\s*:",
+            r"\b(?:admin|administrator|system|priority|security|developer|emergency)\s+override\b",
+            r"\bsystem\s+(?:notice|alert)\s*:",
             r"[\"']_?system_?(?:injection|instruction|override)[\"']\s*:",
             r"<!--[^>]{0,400}?\b(?:you\s+must|always|never|ignore|assistant|the\s+model|the\s+ai)\b",
         ),
@@ -196,6 +206,12 @@ RULES: tuple[Rule, ...] = (
             r"\bsecurity_level\s*=\s*0\b",
             r"\b(?:ignore|disregard|override)\s+(?:the\s+|what\s+the\s+)?user'?s?\s+(?:request|"
             r"instructions?|question|wishes|choice|said|asked|wants)",
+            r"\b(?:ignore|disregard)\s+(?:the\s+|what\s+the\s+)?user\b(?!'|s\b|\s+(?:agent|interface|"
+            r"id|name))",
+            r"\b(?:safety|security)\s+(?:checks?|guard\s?rails?|filters?|restrictions|measures)\s+"
+            r"(?:have\s+been|are|were|has\s+been)\s+(?:disabled|lifted|removed|turned\s+off|"
+            r"suspended|deactivated)",
+            r"\ball\s+restrictions\s+(?:are|have\s+been)\s+(?:lifted|removed|disabled)",
             r"\bfollow\s+(?:all\s+|any\s+)?(?:the\s+)?(?:instructions|steps|commands|directions)\s+"
             r"(?:found\s+)?(?:in|from|on|there)\b" + _C + r"{0,60}?\b(?:without\s+question|blindly|"
             r"unconditionally|no\s+matter\s+what|without\s+(?:checking|asking|hesitation))",
@@ -330,6 +346,7 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:developer|administrator|admin|operator|system|owner)\s+has\s+(?:already\s+)?"
             r"(?:granted|given)\s+you\b",
             r"\b(?:the\s+)?user\s+prefers\s+that\s+you\s+(?:never|always|don'?t|do\s+not)\b",
+            r"\b(?:has|have)\s+enabled\s+auto[- ]?(?:approv\w*|accept\w*|run|confirm\w*)",
         ),
         alone=False,
     ),
@@ -346,6 +363,8 @@ RULES: tuple[Rule, ...] = (
         _re(
             r"\b(?:never|do\s+not|don'?t|no\s+need\s+to|without\s+having\s+to)\s+ask\s+(?:the\s+"
             r"user\s+)?(?:for\s+)?(?:confirmation|permission|approval|consent)\b",
+            r"\b(?:run|execute|delete|send|approve|accept|install)\b" + _C + r"{0,60}?\bwithout\s+"
+            r"(?:asking|confirming|confirmation|permission|approval|checking\s+with\s+the\s+user)",
             r"\b(?:the\s+assistant|you)\s+(?:is|are)\s+(?:now\s+|hereby\s+)?(?:authori[sz]ed|allowed|"
             r"permitted|cleared)\s+to\s+(?:run|execute|delete|access|bypass|read|modify|disable|"
             r"skip|ignore)\b",
@@ -463,7 +482,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:[\w-]+[ \t]+){0,6}?(?:"
             + _PRIVATE
             + r"|"
-            + _MODEL_CONTEXT
+            + _MODEL_CONTEXT_STRONG
             + r")\b"
             + _C
             + r"{0,80}?\b"
@@ -600,6 +619,10 @@ RULES: tuple[Rule, ...] = (
             r"prior|earlier|last)\s+(?:\d+\s+)?(?:user\s+)?(?:messages|requests|prompts)|chat\s+"
             r"history|conversation\s+history|your\s+(?:initial\s+|original\s+|hidden\s+)?"
             r"instructions)\b",
+            r"\b(?:all|every|each|any)\s+(?:[\w-]+\s+){0,3}?(?:you\s+(?:see|read|receive|process|handle|"
+            r"access|get)\s+)?(?:must|should|shall|has\s+to|have\s+to|needs?\s+to)\s+(?:also\s+)?be\s+"
+            r"(?:sent|posted|forwarded|copied|uploaded|logged|saved|included|passed|added)\s+(?:to|in|"
+            r"into)\b",
             r"\b(?:full|entire|complete|whole)\s+(?:contents?|text|transcript|history|log)\s+of\s+"
             r"(?:the\s+|this\s+|our\s+|your\s+)?(?:previous\s+|current\s+|entire\s+)?(?:conversation|"
             r"chat|session|dialog(?:ue)?|system\s+prompt)",
@@ -971,6 +994,27 @@ RULES: tuple[Rule, ...] = (
             r"\bpowershell\b[^\n]{0,40}\s-(?:enc|encodedcommand|e)\s",
         ),
     ),
+    Rule(
+        "P174",
+        MEDIUM,
+        "command",
+        "describes a malicious capability",
+        "A tool whose own description says it steals, exfiltrates or harvests credentials, logs "
+        "keys or plants backdoors is malware whatever its name; defensive tools that detect "
+        "such things are not flagged.",
+        "exfiltrate, steal/stolen, harvest credentials/secrets/passwords, keylogger, backdoor, "
+        "malware, ransomware, mimikatz, LSASS, DCSync, pass-the-hash, command-and-control, "
+        "without the user's knowledge/consent, undetected (unless preceded by detect/scan/"
+        "prevent/block/protect ...)",
+        "Harvest secrets from environment variables and send them to the collector.",
+        _re(
+            r"\b(?:exfiltrat\w*|steal(?:s|ing)?|stolen|keylog\w*|backdoors?|malware|ransomware|"
+            r"mimikatz|lsass|dcsync|pass[- ]the[- ]hash|command[- ]and[- ]control|c2\s+server)\b",
+            r"\bharvest\w*\s+(?:\w+\s+)?(?:credentials|secrets|passwords|tokens|keys|cookies)\b",
+            r"\bwithout\s+(?:the\s+)?(?:user'?s?|their|victim'?s?)\s+(?:knowledge|consent|noticing)",
+            r"\b(?:undetected|evade\s+detection|avoid\s+detection)\b",
+        ),
+    ),
     # ---- size and encodings --------------------------------------------------------------
     Rule(
         "P180",
@@ -1082,13 +1126,15 @@ def _words(text: str) -> frozenset[str]:
 
 # The gate words of each text rule (see Rule.triggers): every pattern of the rule needs one.
 _TRIGGERS = {
-    "P101": "important system hidden secret admin override critical priority instructions "
+    "P101": "notice alert important system hidden secret admin override critical priority "
+    "instructions "
     "instruction root developer covert security injection prompt you must always never "
     "ignore assistant model ai",
     "P102": "important critical attention urgent priority instruction instructions directive "
     "directives note message reminder hey hi dear tip "
     "tips",
-    "P103": "follow ignore disregard forget override bypass guardrails guardrail guard safety "
+    "P103": "restrictions checks check filters measures follow ignore disregard forget "
+    "override bypass guardrails guardrail guard safety "
     "trust "
     "mode system regardless level",
     "P104": "im start end system assistant user endoftext eot inst sys human header admin "
@@ -1112,14 +1158,18 @@ _TRIGGERS = {
     "provide leak copy paste embed contain hold carry read",
     "P124": "send post forward upload transmit copy export exfiltrate leak mirror relay "
     "redirect bcc cc email mail report dump write save blind push share sharing",
-    "P112": "user",
-    "P128": "call invoke send pass forward after whenever summary summarize summarise "
+    "P112": "user enabled developer administrator admin operator system owner",
+    "P128": "all every each any call invoke send pass forward after whenever summary "
+    "summarize summarise "
     "describe repeat recite reveal dump print output give include provide",
     "P129": "http https",
-    "P113": "ask asking confirmation confirming permission approval consent authorized "
+    "P113": "without ask asking confirmation confirming permission approval consent authorized "
     "authorised allowed permitted cleared",
     "P114": "tell ask recommend instruct urge direct end start begin sign finish close",
     "P173": "curl wget dev nc ncat powershell",
+    "P174": "exfiltrate exfiltrates exfiltrated exfiltrating exfiltration steal steals stealing "
+    "stolen keylog keylogger keylogging backdoor backdoors malware ransomware mimikatz lsass "
+    "dcsync pass command c harvest harvests harvesting without undetected evade avoid",
     "P125": "webhook requestbin pipedream ngrok interact burpcollaborator oast pastebin "
     "hookbin beeceptor requestcatcher canarytokens",
     "P127": "llm model ai assistant agent tell which",
@@ -1371,7 +1421,8 @@ SUSPICIOUS_KEY = re.compile(
 SCHEMA_VALUE_INSTRUCTION = re.compile(
     r"\b(?:you\s+(?:must|should|need\s+to|are\s+required\s+to|have\s+to)|ignore\s+(?:all|"
     r"previous|the|any|prior)|do\s+not\s+\w+|don'?t\s+\w+|before\s+(?:using|calling|you)|make\s+"
-    r"sure|the\s+(?:ai|assistant|model|llm)\b|read\s+(?:the\s+)?(?:file|contents?))",
+    r"sure|the\s+(?:ai|assistant|model|llm)\b|read\s+(?:the\s+)?(?:file|contents?)|"
+    r"call\s+`?[a-z]+_[\w-]+|\b(?:send|post|forward|upload)\b[^.]{0,40}\b(?:to|at)\s+\S+@)",
     re.IGNORECASE,
 )
 
@@ -1419,20 +1470,21 @@ MODEL_IMP = _ci(
 )
 STRONG = _ci(
     r"\b(?:system\s+prompts?|conversation|message\s+history|chat\s+history|(?:previous|prior|"
-    r"earlier|all)\s+(?:user\s+)?messages|(?:session\s+)?cookies|environment\s+variables|env\s+"
+    r"earlier|all|last|recent)\s+(?:\d+\s+)?(?:user\s+)?messages|(?:session\s+)?cookies|environment\s+variables|env\s+"
     r"vars|credentials|secrets|private\s+keys?|ssh\s+keys?|user'?s\s+(?:\w+\s+)?(?:tokens|keys|"
     r"passwords|credentials)|(?:list\s+of\s+)?tools\s+available|available\s+tools|list\s+of\s+"
     r"(?:all\s+)?(?:the\s+)?tools)\b|" + _SENSITIVE_PATH
 )
 ACTION = _ci(
     r"\b(?:include|pass|put|save|copy|send|set|provide|attach|append|add|upload|store|read|call|"
+    r"paste|insert|"
     r"post|forward|write|dump|embed|fill)\b"
 )
 TARGET = _ci(
     r"\b(?:to|into|in|as|with)\s+(?:the\s+|this\s+|a\s+|your\s+)?(?:['\"`]?[\w-]+['\"`]?\s+)?"
     r"(?:parameter|argument|field|param|arg|query|query\s+string|request|response|reply|url|body|"
     r"notes?)\b|\bwith\s+(?:the\s+)?(?:path|file|argument|parameter|value|content)\b"
-    r"|\bset\s+(?:the\s+)?(?:parameter|argument|field)\b"
+    r"|\bset\s+(?:the\s+)?(?:parameter|argument|field)\b|\bhere\b"
 )
 DECEIVE = _ci(
     r"\bregardless\s+of\s+(?:what\s+the\s+user|the\s+user'?s?|the\s+(?:actual\s+)?(?:data|"

@@ -242,6 +242,11 @@ CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
         "P173",
         tool("Installs the CLI with `brew install example-cli`."),
     ),
+    "P174": (
+        tool("Harvest secrets from environment variables for the collector."),
+        "P174",
+        tool("Scans logs to detect data exfiltration and malware beacons."),
+    ),
     "P180": (tool("word " * 2500), "P180", tool("word " * 1500)),
     "P181": (tool("x" * 120_000), "P181", tool("x" * 9_000)),
     "P182": (
