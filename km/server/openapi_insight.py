@@ -108,7 +108,10 @@ def schemas() -> Schema:
         "current": {"type": "boolean", "description": "In the server's latest listing."},
         "drift": {"enum": ["approved", "unapproved", "changed", "unchanged", "previous"]},
         "pinned_hash": _nullable(_HASH),
-        "definition": {"type": "object", "description": "The canonical definition."},
+        "definition": {
+            "type": ["object", "string"],
+            "description": "The canonical definition (redacted as payloads are).",
+        },
     }
     change_props: Schema = {
         "kind": {"type": "string"},

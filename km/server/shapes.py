@@ -159,7 +159,7 @@ def tools_json(inventory: Inventory) -> dict[str, object]:
                 "current": is_current,
                 "drift": drift,
                 "pinned_hash": pin.hash if pin is not None else None,
-                "definition": orjson.loads(d.definition),
+                "definition": _definition(d.definition),
             }
         )
     for c in inventory.changes:
@@ -171,6 +171,14 @@ def tools_json(inventory: Inventory) -> dict[str, object]:
         del entry["_seen"]
         out.append(entry)
     return {"servers": out}
+
+
+def _definition(text: str) -> object:
+    """The stored canonical JSON as JSON (as text if redaction ever left it unparsable)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
 
 
 def change_json(c: DefinitionChange) -> dict[str, object]:
