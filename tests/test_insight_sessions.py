@@ -194,3 +194,73 @@ def test_approve_with_nothing_captured_is_a_clear_error(km_env: dict[str, str]) 
     assert done.returncode != 0 and "nothing captured" in done.stderr
     assert done.stderr.count("\n") == 1
     assert not os.path.exists(km_env["KM_SPOOL"])
+
+
+def test_portable_relay_stores_the_same_insight(km_env: dict[str, str], spool_path: Path) -> None:
+    env = {**km_env, "KM_RELAY": "threads"}
+    through_km("time", SERVERS["time"], env, ("get_current_time", {"timezone": "UTC"}))
+    calls = stored(
+        spool_path,
+        "SELECT kind, tool, status, risk IS NOT NULL, tokens IS NOT NULL FROM events"
+        " WHERE method = 'tools/call' ORDER BY seq",
+    )
+    assert calls == [
+        ("request", "get_current_time", None, 1, 1),
+        ("response", "get_current_time", "ok", 1, 1),
+    ]
+    names = stored(spool_path, "SELECT name FROM inventory WHERE server = 'time' ORDER BY name")
+    assert names == [("convert_time",), ("get_current_time",)]
+
+
+BIG_SERVER = r"""
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "big", "version": "1"}}
+    else:
+        result = {"tools": [{"name": f"t{i}", "description": "word " * 250_000,
+                             "inputSchema": {"type": "object"}} for i in range(5)]}
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}) + "\n")
+    sys.stdout.flush()
+"""
+
+
+def test_a_listing_bigger_than_the_capture_buffers_is_kept_whole(
+    km_env: dict[str, str], spool_path: Path
+) -> None:
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "km", "--name", "big", sys.executable, "-c", BIG_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**km_env, "KM_QUEUE_MAX_BYTES": "1M"},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    replies = []
+    for message in lines:
+        proc.stdin.write(json.dumps(message).encode() + b"\n")
+        proc.stdin.flush()
+        replies.append(proc.stdout.readline())
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    proc.stdout.close()
+    assert len(replies[1]) > 6_000_000  # 5 descriptions of 1.25 MB, forwarded whole
+    deadline = time.monotonic() + CAPTURE_DONE_S
+    while ended_sessions(spool_path) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ((truncated, size, length),) = stored(
+        spool_path,
+        "SELECT truncated, size, length(payload) FROM events WHERE method = 'tools/list'"
+        " AND kind = 'response'",
+    )
+    assert (truncated, size, length) == (0, len(replies[1]) - 1, len(replies[1]) - 1)
+    names = stored(spool_path, "SELECT name FROM inventory WHERE server = 'big' ORDER BY name")
+    assert names == [(f"t{i}",) for i in range(5)]

@@ -40,8 +40,8 @@ _UPSERT_DEFINITION = """
 """
 _INSERT_CHANGE = """
     INSERT OR IGNORE INTO definition_changes (server, info_name, kind, name, change, old_hash,
-        new_hash, fields, diff, old_version, new_version, session_id, event_id, ts_ns)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        new_hash, fields, diff, old_version, new_version, session_id, event_id, ts_ns, announced)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_FINDING = """
     INSERT OR IGNORE INTO findings (id, session_id, server, tool, event_id, rule, severity, kind,
@@ -108,6 +108,7 @@ def _write_listing(conn: sqlite3.Connection, row: ListingRow) -> None:
             (
                 *key, c.name, c.change, c.old_hash, c.new_hash, c.fields, c.diff,
                 row.old_version, row.info_version, row.session_id, row.event_id, row.ts_ns,
+                int(row.after_list_changed),
             )
             for c in row.changes
         ],
@@ -175,7 +176,7 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
 
     from km.insight import tokens
     from km.insight.session import SessionAnalyzer
-    from km.redact import redact_payload, redact_text
+    from km.redact import redact_payload, redact_payload_with_report, redact_text
 
     def warm() -> None:
         threading.Thread(target=tokens.warm, name="km-tokens", daemon=True).start()
@@ -190,6 +191,11 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
         redact=partial(redact_payload, rules=rules),
         analyzer=analyzer,
         redact_text=partial(redact_text, rules=rules),
+        # What the redactor found in a call's arguments counts in its risk (not with
+        # KM_REDACT=metadata: there it replaces whole payloads, secrets or not).
+        redact_report=None
+        if rules.metadata_only
+        else partial(redact_payload_with_report, rules=rules),
     )
 
 
@@ -260,7 +266,7 @@ def read_inventories(
                 inv.pin_versions[name] = pin_version
         cursor = conn.execute(
             "SELECT name, change, old_hash, new_hash, fields, diff, old_version, new_version,"
-            " session_id, ts_ns FROM definition_changes"
+            " session_id, ts_ns, announced FROM definition_changes"
             " WHERE server = ? AND info_name = ? AND kind = ? ORDER BY id",
             key,
         )

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from km.arguments import CommandParser, ParserExit
-from km.errors import SpoolError
+from km.errors import SpoolError, UsageError
 from km.insight.text import visible
 from km.settings import Settings
 
@@ -52,6 +52,14 @@ def run_inventory(args: list[str], settings: Settings) -> int:
     except SpoolError as exc:
         sys.stderr.write(f"km: {exc}\n")
         return exc.exit_code
+    if options.server and not view["servers"]:
+        from km.tools_cli import SUBCOMMANDS
+
+        known = ", ".join(sorted({s["server"] for s in read_tools(view["path"])["servers"]}))
+        raise UsageError(
+            f"km tools: no tool list captured for server {options.server!r} "
+            f"(servers: {known or 'none yet'}; subcommands: {', '.join(SUBCOMMANDS)})"
+        )
     if options.json:
         import orjson
 
@@ -164,6 +172,8 @@ def _print_changes(console: Any, s: dict[str, Any], now_ns: int) -> None:
     table.add_column("version", overflow="fold", ratio=1)
     for c in changes:
         what = c["change"] + (f": {c['fields']}" if c["fields"] else "")
+        if c.get("announced"):
+            what += " (announced by list_changed)"
         version = show(c["new_version"] or "?")
         if c["old_version"] != c["new_version"]:
             version = f"{show(c['old_version'] or '?')} -> {version}"

@@ -130,8 +130,13 @@ def test_table_without_findings() -> None:
     assert result.returncode == 0 and "no poisoning findings in 1 tool" in result.stdout
 
 
-def test_tools_without_subcommand_is_a_usage_error() -> None:
+def test_tools_with_an_unknown_word_is_a_usage_error(tmp_path: Path) -> None:
+    # `km tools [SERVER]` lists a server's captured tools: a word that is neither a
+    # subcommand nor a captured server is a usage error naming both.
+    env = {**os.environ, "KM_SPOOL": str(tmp_path / "spool.db")}
     result = subprocess.run(
-        [sys.executable, "-m", "km", "tools", "frobnicate"], capture_output=True, text=True
-    )
-    assert result.returncode == 2 and "unknown subcommand" in result.stderr
+        [sys.executable, "-m", "km", "tools", "frobnicate"], capture_output=True, text=True,
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 2 and "'frobnicate'" in result.stderr
+    assert "scan" in result.stderr and result.stderr.count("\n") == 1
