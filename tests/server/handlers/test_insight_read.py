@@ -139,9 +139,9 @@ async def test_tools_inventory_and_approve(api: Api) -> None:
     check_response("GET", "/api/v1/tools", 200, body)
     (server,) = body["servers"]
     assert (server["server"], server["server_name"], server["tokens"]) == ("github", "gh", 11)
-    states = {(d["name"], d["hash"]): (d["current"], d["drift"]) for d in server["definitions"]}
+    states = {(d["name"], d["hash"]): (d["current"], d["state"]) for d in server["definitions"]}
     assert states == {
-        ("add", "h3"): (True, "unchanged"),
+        ("add", "h3"): (True, "unreviewed"),
         ("echo", "h1"): (False, "previous"),
         ("echo", "h2"): (True, "changed"),
     }
@@ -157,11 +157,11 @@ async def test_tools_inventory_and_approve(api: Api) -> None:
     assert [(p["tool"], p["hash"]) for p in body["pinned"]] == [("echo", "h2")]
     _, body, _ = await api.get("/api/v1/tools", key, server="github")
     pinned = {
-        d["name"]: (d["drift"], d["pinned_hash"])
+        d["name"]: (d["state"], d["pinned_hash"])
         for d in body["servers"][0]["definitions"]
         if d["current"]
     }
-    assert pinned == {"echo": ("approved", "h2"), "add": ("unchanged", None)}
+    assert pinned == {"echo": ("approved", "h2"), "add": ("unreviewed", None)}
     status, body, _ = await post(api, key, {"server": "github"})
     assert [(p["tool"], p["hash"]) for p in body["pinned"]] == [("add", "h3"), ("echo", "h2")]
     _, none, _ = await api.get("/api/v1/tools", key, server="other")
