@@ -251,3 +251,10 @@ async def test_stats_per_tool_with_tokens_and_cost(api: Api) -> None:
     assert echo["cost_usd"] == pytest.approx(2000 * 3e-6 + 1000 * 15e-6)  # claude-sonnet-4-5
     status, body, _ = await api.get("/api/v1/stats", key, model="no-such-model")
     assert status == 400 and "model" in body["error"] and "\n" not in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_events_tool_filter_with_a_nul_is_400(api: Api) -> None:
+    key = await api.new_key("acme")
+    status, body, _ = await api.get("/api/v1/events", key, tool="a\x00")
+    assert status == 400 and body == {"error": "tool: contains a NUL character"}
