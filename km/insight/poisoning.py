@@ -59,6 +59,11 @@ _PLAIN_KEY_TEXT = (
 )
 _PLAIN_KEYS = frozenset(_PLAIN_KEY_TEXT.split())
 _P121 = R.BY_ID["P121"]
+_DEFENSIVE = re.compile(
+    r"\b(?:detect|scan|prevent|block|protect|identify|flag|check|against|analy[sz]e|monitor|"
+    r"audit|report|alert|find|defen[cd]|mitigat|stop|guard|would|could|risk|vulnerab)\w*\b[^.\n]*$",
+    re.IGNORECASE,
+)
 _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+$", re.IGNORECASE)
 _POINTS = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _LEVELS = ("info", "low", "medium", "high", "critical")
@@ -234,6 +239,15 @@ def _scan(
                     f"{key} is not an object",
                 )
             )
+    description = tool.get("description")
+    if (
+        isinstance(name, str)
+        and isinstance(description, str)
+        and R.BAIT_NAME.search(name)
+        and (claim := R.BAIT_CLAIM.search(description)) is not None
+    ):
+        span = claim.span()
+        hits.append(_Hit(R.BY_ID["P153"], "description", span, excerpt(description, *span)))
     for path, text, role in _strings(tool, hits):
         if role == "param":
             _check_param(text, path, hits)
@@ -325,6 +339,8 @@ def _check_text(
                 continue  # an ordering hint about a sibling tool of the same server
             if rule.id in _MENTIONED and _quoted(plain, match[0], match[1]):
                 continue  # "detects phrases such as 'ignore previous instructions'"
+            if rule.id == "P174" and _DEFENSIVE.search(plain, max(0, match[0] - 50), match[0]):
+                continue  # "detects data exfiltration" describes a defence
             if rule.negatable and _NEGATED.search(plain, max(0, match[0] - 8), match[0]):
                 continue  # "do not include personal data in ..." forbids, it does not order
             count += 1
@@ -381,7 +397,7 @@ def _names_sibling(text: str, others: frozenset[str]) -> bool:
 
 
 def _first(
-    pattern: re.Pattern[str], text: str, near: re.Pattern[str] | None
+    pattern: R.LazyPattern, text: str, near: R.LazyPattern | None
 ) -> tuple[int, int, str] | None:
     if near is None:
         m = pattern.search(text)

@@ -30,8 +30,9 @@ from km.insight.risk_scan import (
     MAX_TEXT,
     Matches,
     candidates,
-    compile_rules,
+    pattern_of,
     roots_of,
+    rules_of,
     scan_string,
     strings,
 )
@@ -88,8 +89,8 @@ def score_of(weights: Sequence[int]) -> int:
 
 # --- compiled rules -------------------------------------------------------------------------
 
-_VERB_RES = compile_rules("verb")
-_SECRET_RES = compile_rules("secret", 0)
+_VERB_RULES = rules_of("verb")
+_SECRET_RULES = rules_of("secret")
 _ANNOTATION_RULES = [r for r in RULES if r.target == "annotation"]
 
 
@@ -114,7 +115,8 @@ def _definition_rules(
         if flags.get(rule.pattern or ""):
             out.append((rule, f"annotations.{rule.pattern}", "true", None))
     words = definition_text(name, "")
-    for rule, pattern in _VERB_RES:
+    for rule in _VERB_RULES:
+        pattern = pattern_of(rule.id)
         if read_only and rule.id in ("R103", "R107"):
             continue  # the server says the tool only reads
         match = pattern.search(words)
@@ -141,8 +143,8 @@ def _secrets(m: Matches, secret_kinds: Mapping[str, int]) -> None:
     for kind, count in secret_kinds.items():
         if not isinstance(kind, str) or not isinstance(count, int) or count <= 0:
             continue
-        for rule, pattern in _SECRET_RES:
-            if pattern.search(kind):
+        for rule in _SECRET_RULES:
+            if pattern_of(rule.id).search(kind):
                 by_rule.setdefault(rule.id, []).append(f"{kind} x{count}")
                 break
     for rule_id, kinds in by_rule.items():

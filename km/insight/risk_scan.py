@@ -12,10 +12,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
-from km.insight.risk_rules import RULES, RiskRule
+from km.insight.risk_rules import RULES, RULES_BY_ID, RiskRule
 
 # Bounds on what one call's arguments cost to examine.
 MAX_DEPTH = 32
@@ -25,19 +25,30 @@ MAX_SCAN = 256 * 1024
 MAX_URLS = 32  # per string
 
 
-Compiled = list[tuple[RiskRule, re.Pattern[str]]]
-_NOTHING: Compiled = []
+RULES_OF_TARGET: dict[str, tuple[RiskRule, ...]] = {}
+for _rule in RULES:
+    RULES_OF_TARGET[_rule.target] = (*RULES_OF_TARGET.get(_rule.target, ()), _rule)
+_NOTHING: list[RiskRule] = []
 
 
-def compile_rules(target: str, flags: int = re.IGNORECASE) -> Compiled:
-    return [(r, re.compile(r.pattern, flags)) for r in RULES if r.target == target and r.pattern]
+@cache
+def pattern_of(rule_id: str) -> re.Pattern[str]:
+    """A rule's compiled pattern, compiled on first use (compiling them all costs ~40 ms of
+    start-up that most processes importing this never need)."""
+    rule = RULES_BY_ID[rule_id]
+    return re.compile(rule.pattern or "", 0 if rule.target == "secret" else re.IGNORECASE)
 
 
-_PATH_RES = compile_rules("path")
-_COMMAND_RES = compile_rules("command")
-_SQL_RES = compile_rules("sql")
-_HOST_RES = compile_rules("host")
-_URL_RES = compile_rules("url")
+def rules_of(target: str) -> tuple[RiskRule, ...]:
+    """The rules of one target with a pattern, in table order."""
+    return tuple(r for r in RULES_OF_TARGET.get(target, ()) if r.pattern)
+
+
+_PATH_RULES = rules_of("path")
+_COMMAND_RULES = rules_of("command")
+_SQL_RULES = rules_of("sql")
+_HOST_RULES = rules_of("host")
+_URL_RULES = rules_of("url")
 
 _URL_FIND = re.compile(r"\b(?:https?|wss?|ftp)://[^\s\"'<>\\`]+", re.IGNORECASE)
 _BARE_HOST = re.compile(r"^[a-z0-9][a-z0-9.-]*\.[a-z]{2,}(?::\d+)?(?:[/?#]|$)", re.IGNORECASE)
@@ -251,9 +262,9 @@ class Matches:
     def __init__(self, candidates: set[str], urls: bool, roots: tuple[str, ...]) -> None:
         self.found: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
         if candidates:
-            self.paths = [(r, p) for r, p in _PATH_RES if r.id in candidates]
-            self.commands = [(r, p) for r, p in _COMMAND_RES if r.id in candidates]
-            self.sql = [(r, p) for r, p in _SQL_RES if r.id in candidates]
+            self.paths = [r for r in _PATH_RULES if r.id in candidates]
+            self.commands = [r for r in _COMMAND_RULES if r.id in candidates]
+            self.sql = [r for r in _SQL_RULES if r.id in candidates]
         else:
             self.paths = self.commands = self.sql = _NOTHING
         self.traversal = "R208" in candidates
@@ -264,10 +275,10 @@ class Matches:
         if rule_id not in self.found:
             self.found[rule_id] = (field, text, span)
 
-    def search(self, rules: Compiled, field: str, text: str) -> None:
-        for rule, pattern in rules:
+    def search(self, rules: list[RiskRule], field: str, text: str) -> None:
+        for rule in rules:
             if rule.id not in self.found:
-                match = pattern.search(text)
+                match = pattern_of(rule.id).search(text)
                 if match:
                     self.found[rule.id] = (field, text, match.span())
 
@@ -300,11 +311,11 @@ def _scan_urls(m: Matches, field: str, text: str, key: str) -> None:
         ip = _ip(host)
         local = host in ("localhost", "0.0.0.0", "::") or host.endswith(".localhost")
         local = local or (ip is not None and ip.is_loopback)
-        for rule, pattern in _HOST_RES:
-            if pattern.search(host):
+        for rule in _HOST_RULES:
+            if pattern_of(rule.id).search(host):
                 m.add(rule.id, field, text, span)
-        for rule, pattern in _URL_RES:
-            if pattern.search(url):
+        for rule in _URL_RULES:
+            if pattern_of(rule.id).search(url):
                 m.add(rule.id, field, text, span)
         if not local and host:
             m.add("R501", field, text, span)
