@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -51,6 +51,7 @@ from km.insight.session import (
     News,
     SessionAnalyzer,
 )
+from km.redact.patterns import MARKER_PREFIX, MARKER_RE
 from km.server.stores.base import EventFilter, EventStore, IngestEvent
 from km.server.stores.insight import (
     TOOLS_LIST,
@@ -68,6 +69,7 @@ _T = TypeVar("_T")
 MAX_SESSIONS = 1024  # analyzers kept per process (least recently used leave first)
 REPLAY_MAX_EVENTS = 100_000  # stored events fed to a rebuilt analyzer, at most
 REPLAY_PAGE = 5000
+_MARKER = MARKER_PREFIX.encode()
 _CHANGE_NS = uuid.UUID("0b9a4f7e-31c2-4f0a-8a57-2c1f3e9d6b44")  # definition change ids
 _NOTES_NS = uuid.UUID("5f0b7c36-2f4e-4d0e-9a53-6b1f6c1f1e2a")  # finding ids
 
@@ -168,8 +170,9 @@ class Ingest:
                 continue
             try:
                 insight = analyzer.observe(
-                    e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated
-                )
+                    e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated,
+                    secret_kinds(e),
+                )  # fmt: skip
                 if analyzer.has_news:
                     news = analyzer.take_news()
                     if any(isinstance(item, Listing) for item in news):
@@ -205,8 +208,9 @@ class Ingest:
                     continue
                 with contextlib.suppress(Exception):  # logged when it first failed
                     analyzer.observe(
-                        e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated
-                    )
+                        e.id, e.direction, e.kind, e.method, e.payload, e.link_id, e.truncated,
+                        secret_kinds(e),
+                    )  # fmt: skip
                     # Its news was stored when the event first came in.
                     if analyzer.has_news and any(
                         isinstance(item, Listing) for item in analyzer.take_news()
@@ -217,6 +221,16 @@ class Ingest:
             if cursor is None:
                 break
         return entry
+
+
+def secret_kinds(e: IngestEvent) -> dict[str, int] | None:
+    """What the redactor replaced in a `tools/call` request (kind -> count), read from its
+    markers: the API only ever gets payloads km redacted (and it redacts again), while km's
+    capture process hands the analyzer the report of that same redaction."""
+    if e.kind != REQUEST or e.method != CALL or _MARKER not in e.payload:
+        return None
+    text = e.payload.decode("utf-8", "replace")
+    return dict(Counter(m[len(MARKER_PREFIX) : -1] for m in MARKER_RE.findall(text)))
 
 
 def _with_fields(e: IngestEvent, i: Insight) -> IngestEvent:

@@ -106,9 +106,16 @@ def schemas() -> Schema:
         "last_seen_ns": _INT64,
         "sessions": {"type": "integer", "minimum": 1},
         "current": {"type": "boolean", "description": "In the server's latest listing."},
-        "drift": {"enum": ["approved", "unapproved", "changed", "unchanged", "previous"]},
+        "state": {
+            "enum": ["approved", "changed", "unreviewed", "previous"],
+            "description": "changed: differs from the approved definition, or from the first "
+            "seen when none is; approved: pinned and unchanged; previous: not current.",
+        },
         "pinned_hash": _nullable(_HASH),
-        "definition": {"type": "object", "description": "The canonical definition."},
+        "definition": {
+            "type": ["object", "string"],
+            "description": "The canonical definition (redacted as payloads are).",
+        },
     }
     change_props: Schema = {
         "kind": {"type": "string"},

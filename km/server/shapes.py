@@ -9,12 +9,14 @@ from typing import Any
 import orjson
 
 from km.insight.cost import MILLION, Price
+from km.insight.inventory import pin_findings
 from km.server.stores.base import HourStat, IngestEvent, SessionSummary
 from km.server.stores.insight import (
     TOOLS_LIST,
     DefinitionChange,
     Inventory,
     Pin,
+    StoredDefinition,
     StoredFinding,
     current_definitions,
 )
@@ -104,23 +106,20 @@ def finding_json(s: StoredFinding) -> dict[str, object]:
     }
 
 
-APPROVED, UNAPPROVED, CHANGED, UNCHANGED, PREVIOUS = (
-    "approved",
-    "unapproved",
-    "changed",
-    "unchanged",
-    "previous",
-)
+# A definition's review state, as `km tools` shows it (km/tools_cli/views.py): `changed` when
+# the core's pin_findings flags it (its current hash is not its baseline: the approved one, or
+# the first ever seen), else `approved` when pinned, else `unreviewed`; `previous` for the
+# versions no longer current.
+APPROVED, CHANGED, UNREVIEWED, PREVIOUS = "approved", "changed", "unreviewed", "previous"
+REVIEW_STATES = (APPROVED, CHANGED, UNREVIEWED, PREVIOUS)
 
 
 def tools_json(inventory: Inventory) -> dict[str, object]:
-    """Per server: every version of every definition (the current ones with their drift state
+    """Per server: every version of every definition (the current ones with their review state
     against the pins), the server's tool-list tokens, and the changes recorded."""
     current = current_definitions(inventory.definitions)
     pins = {(p.server, p.name): p for p in inventory.pins}
-    versions: dict[tuple[str, str, str], int] = {}
-    for d in inventory.definitions:
-        versions[d.server, d.kind, d.name] = versions.get((d.server, d.kind, d.name), 0) + 1
+    flagged = _flagged(inventory, current, pins)
     servers: dict[str, dict[str, Any]] = {}
     for d in inventory.definitions:
         entry = servers.get(d.server)
@@ -137,11 +136,11 @@ def tools_json(inventory: Inventory) -> dict[str, object]:
         is_current = current.get((d.server, d.kind), {}).get(d.name) is d
         pin = pins.get((d.server, d.name)) if d.kind == TOOLS_LIST else None
         if not is_current:
-            drift = PREVIOUS
-        elif pin is not None:
-            drift = APPROVED if pin.hash == d.hash else UNAPPROVED
+            state = PREVIOUS
+        elif (d.server, d.kind, d.name) in flagged:
+            state = CHANGED
         else:
-            drift = CHANGED if versions[d.server, d.kind, d.name] > 1 else UNCHANGED
+            state = APPROVED if pin is not None else UNREVIEWED
         if d.last_seen_ns > entry["_seen"]:
             entry["_seen"] = d.last_seen_ns
             entry["server_name"], entry["server_version"] = d.server_name, d.server_version
@@ -157,9 +156,9 @@ def tools_json(inventory: Inventory) -> dict[str, object]:
                 "last_seen_ns": d.last_seen_ns,
                 "sessions": d.sessions,
                 "current": is_current,
-                "drift": drift,
+                "state": state,
                 "pinned_hash": pin.hash if pin is not None else None,
-                "definition": orjson.loads(d.definition),
+                "definition": _definition(d.definition),
             }
         )
     for c in inventory.changes:
@@ -171,6 +170,38 @@ def tools_json(inventory: Inventory) -> dict[str, object]:
         del entry["_seen"]
         out.append(entry)
     return {"servers": out}
+
+
+def _flagged(
+    inventory: Inventory,
+    current: dict[tuple[str, str], dict[str, StoredDefinition]],
+    pins: dict[tuple[str, str], Pin],
+) -> set[tuple[str, str, str]]:
+    """(server, kind, name) of the current definitions the core's `pin_findings` flags."""
+    first: dict[tuple[str, str, str], StoredDefinition] = {}
+    for d in inventory.definitions:
+        key = (d.server, d.kind, d.name)
+        if key not in first or d.first_seen_ns < first[key].first_seen_ns:
+            first[key] = d
+    out: set[tuple[str, str, str]] = set()
+    for (server, kind), defs in current.items():
+        approved = {n for n in defs if kind == TOOLS_LIST and (server, n) in pins}
+        baseline = {
+            n: pins[server, n].hash if n in approved else first[server, kind, n].hash for n in defs
+        }
+        hashes = {n: d.hash for n, d in defs.items()}
+        for f in pin_findings(server, hashes, baseline, kind, approved=approved):
+            if f.tool is not None:
+                out.add((server, kind, f.tool))
+    return out
+
+
+def _definition(text: str) -> object:
+    """The stored canonical JSON as JSON (as text if redaction ever left it unparsable)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
 
 
 def change_json(c: DefinitionChange) -> dict[str, object]:

@@ -229,7 +229,7 @@ async def test_inventory_drift_poisoning_and_pins(api: Api) -> None:
         "clock", "clock-server", "1.0",
     )  # fmt: skip
     (definition,) = server["definitions"]
-    assert definition["definition"] == BENIGN and definition["drift"] == "unchanged"
+    assert definition["definition"] == BENIGN and definition["state"] == "unreviewed"
     assert definition["tokens"] > 0 and server["tokens"] == definition["tokens"]
     _, none, _ = await api.get("/api/v1/findings", key, severity="medium")
     assert none["findings"] == []
@@ -250,7 +250,7 @@ async def test_inventory_drift_poisoning_and_pins(api: Api) -> None:
     _, tools, _ = await api.get("/api/v1/tools", key, server="clock")
     server = tools["servers"][0]
     current = [d for d in server["definitions"] if d["current"]]
-    assert [(d["name"], d["drift"]) for d in current] == [("get_time", "unapproved")]
+    assert [(d["name"], d["state"]) for d in current] == [("get_time", "changed")]
     (change,) = server["changes"]
     assert (change["change"], change["fields"], change["version_changed"]) == (
         "changed", ["description"], False,
@@ -266,6 +266,8 @@ async def test_inventory_drift_poisoning_and_pins(api: Api) -> None:
     _, tools, _ = await api.get("/api/v1/tools", key, server="clock")
     sessions = {d["hash"]: d["sessions"] for d in tools["servers"][0]["definitions"]}
     assert sorted(sessions.values()) == [1, 2]
+    states = [(d["current"], d["state"]) for d in tools["servers"][0]["definitions"]]
+    assert sorted(states) == [(False, "previous"), (True, "approved")]
 
 
 async def api_post(api: Api, key: str, body: Any) -> tuple[int, Any, Any]:

@@ -139,9 +139,9 @@ async def test_tools_inventory_and_approve(api: Api) -> None:
     check_response("GET", "/api/v1/tools", 200, body)
     (server,) = body["servers"]
     assert (server["server"], server["server_name"], server["tokens"]) == ("github", "gh", 11)
-    states = {(d["name"], d["hash"]): (d["current"], d["drift"]) for d in server["definitions"]}
+    states = {(d["name"], d["hash"]): (d["current"], d["state"]) for d in server["definitions"]}
     assert states == {
-        ("add", "h3"): (True, "unchanged"),
+        ("add", "h3"): (True, "unreviewed"),
         ("echo", "h1"): (False, "previous"),
         ("echo", "h2"): (True, "changed"),
     }
@@ -157,11 +157,11 @@ async def test_tools_inventory_and_approve(api: Api) -> None:
     assert [(p["tool"], p["hash"]) for p in body["pinned"]] == [("echo", "h2")]
     _, body, _ = await api.get("/api/v1/tools", key, server="github")
     pinned = {
-        d["name"]: (d["drift"], d["pinned_hash"])
+        d["name"]: (d["state"], d["pinned_hash"])
         for d in body["servers"][0]["definitions"]
         if d["current"]
     }
-    assert pinned == {"echo": ("approved", "h2"), "add": ("unchanged", None)}
+    assert pinned == {"echo": ("approved", "h2"), "add": ("unreviewed", None)}
     status, body, _ = await post(api, key, {"server": "github"})
     assert [(p["tool"], p["hash"]) for p in body["pinned"]] == [("add", "h3"), ("echo", "h2")]
     _, none, _ = await api.get("/api/v1/tools", key, server="other")
@@ -251,3 +251,10 @@ async def test_stats_per_tool_with_tokens_and_cost(api: Api) -> None:
     assert echo["cost_usd"] == pytest.approx(2000 * 3e-6 + 1000 * 15e-6)  # claude-sonnet-4-5
     status, body, _ = await api.get("/api/v1/stats", key, model="no-such-model")
     assert status == 400 and "model" in body["error"] and "\n" not in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_events_tool_filter_with_a_nul_is_400(api: Api) -> None:
+    key = await api.new_key("acme")
+    status, body, _ = await api.get("/api/v1/events", key, tool="a\x00")
+    assert status == 400 and body == {"error": "tool: contains a NUL character"}
