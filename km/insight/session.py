@@ -223,7 +223,9 @@ class SessionAnalyzer:
             self._problem("call-without-name" if not truncated else "call-truncated")
         arguments = params.get("arguments") if isinstance(params, Mapping) else None
         definition = self._tools.get(target) if target is not None else None
-        call = assess_call(definition, arguments, roots=self._roots, secret_kinds=secret_kinds)
+        call = assess_call(
+            definition, arguments, roots=self._roots, secret_kinds=secret_kinds, name=target
+        )
         for reason in call.reasons:
             if at_least(reason.severity, MEDIUM):
                 self._find(event_id, reason, target)
