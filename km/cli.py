@@ -83,7 +83,7 @@ def parse_proxy_args(args: list[str], settings: Settings) -> list[str]:
                 value = args[i]
             else:
                 raise UsageError(f"{name} needs a value (see km --help)")
-            settings.set(_VALUE_FLAGS[name], value, name)
+            settings.apply(_VALUE_FLAGS[name], value, name)  # a bad value: warned, ignored
         elif word == "--no-capture":
             settings.capture = False
         else:

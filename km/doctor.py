@@ -56,11 +56,15 @@ def run_doctor(args: list[str], settings: Settings, environ: Mapping[str, str]) 
 
 def run_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     checks = [check_path(environ)]
+    checks.append(check_access("config file", settings.resolve_config_path()))
     try:
-        settings.load_config_file()
+        settings.load_config_file(strict=True)
     except KmError as exc:
         checks.append(Check("config", "fail", str(exc), "km config path  (then fix or remove it)"))
-    checks.append(check_spool(settings.resolve_spool_path()))
+        settings.load_config_file()  # the rest of the checks use what km itself would use
+    spool = settings.resolve_spool_path()
+    checks.append(check_access("spool file", spool))
+    checks.append(check_spool(spool))
     checks += check_api(settings.api_url, settings.api_key)
     checks += check_clients(environ)
     return checks
@@ -92,6 +96,21 @@ def check_path(environ: Mapping[str, str]) -> Check:
     if os.path.realpath(found) != os.path.realpath(running) and os.path.isabs(running):
         return Check("km on PATH", "ok", f"{found} (this km: {running})")
     return Check("km on PATH", "ok", found)
+
+
+def check_access(name: str, path: str) -> Check:
+    """A private file (the config file holds the API key, the spool the captured traffic):
+    the user's own, no link, mode 0600."""
+    from km.private import describe_access
+
+    if not os.path.lexists(path):
+        return Check(name, "ok", f"{path} does not exist yet (created private, mode 0600)")
+    problem = describe_access(path)
+    if problem is None:
+        return Check(name, "ok", f"{path}: yours, mode 0600")
+    if "open to other users" in problem:
+        return Check(name, "fail", problem, f"chmod 600 {path}")
+    return Check(name, "fail", f"{problem}: km refuses it", f"rm {path}  (km creates a new one)")
 
 
 def check_spool(path: str) -> Check:

@@ -17,6 +17,7 @@ import orjson
 from km.events import IN_FLIGHT, PENDING, QUARANTINED, STATE_NAMES
 from km.spool.errors import SpoolTooNew, classify_sqlite
 from km.spool.schema import SCHEMA_VERSION, schema_version
+from km.spool.store import check_spool_files
 
 READ_BUSY_TIMEOUT_MS = 2000  # a reader waits only for a WAL recovery, which is short
 MAX_SESSIONS = 50  # most recent sessions listed (all are counted)
@@ -32,6 +33,7 @@ def read_status(path: str, max_sessions: int = MAX_SESSIONS) -> Status:
     status: Status = {"path": path, "exists": os.path.exists(path)}
     if not status["exists"]:
         return status
+    check_spool_files(path)  # a planted link or another user's file is refused, not read
     status.update(_file_sizes(path))
     try:
         conn = sqlite3.connect(_read_only_uri(path), uri=True, isolation_level=None)

@@ -20,7 +20,8 @@ import orjson
 
 from km.errors import SpoolError
 from km.events import DROPPED, KM, SENT, Event, SessionInfo
-from km.spool.errors import SpoolCorrupt, classify_os, classify_sqlite
+from km.private import PrivateFileError, check_companion, check_directory, open_private
+from km.spool.errors import SpoolCorrupt, SpoolRefused, classify_os, classify_sqlite
 from km.spool.schema import migrate
 
 BUSY_TIMEOUT_S = 5.0  # longest wait for the other km processes' write lock before SpoolBusy
@@ -70,6 +71,7 @@ class SpoolStore:
         self.max_bytes = max_bytes
         self.identity = identity
         self.moved_aside = moved_aside  # where a corrupt file at `path` went, if `open` moved one
+        self.notes: list[str] = []  # permissions `open` had to tighten, one line each
         self._closed = False
 
     @classmethod
@@ -104,7 +106,9 @@ class SpoolStore:
         cls, path: str, max_bytes: int, busy_timeout_s: float, autocheckpoint_pages: int | None
     ) -> SpoolStore:
         try:
-            identity = _create_private(path)
+            identity, notes = _create_private(path)
+        except PrivateFileError as exc:
+            raise SpoolRefused(path, exc.reason if exc.path == path else str(exc)) from None
         except OSError as exc:
             raise classify_os(path, exc) from exc
         try:
@@ -124,7 +128,9 @@ class SpoolStore:
                     error.identity = identity
                 raise error from exc
             raise
-        return cls(conn, path, max_bytes, identity)
+        store = cls(conn, path, max_bytes, identity)
+        store.notes = notes
+        return store
 
     def close(self) -> None:
         self._closed = True
@@ -303,8 +309,10 @@ def recover_corrupt(path: str, identity: FileIdentity | None = None) -> str | No
     return target
 
 
-def _create_private(path: str) -> FileIdentity:
-    """Create the spool's directory (0700) and file (0600) if missing; the file's identity.
+def _create_private(path: str) -> tuple[FileIdentity, list[str]]:
+    """Create the spool's directory (0700) and file (0600) if missing; the file's identity and
+    notes on permissions tightened (see `km.private`: a symbolic link, a file or directory of
+    another user, or a directory others can write is refused with `PrivateFileError`).
 
     SQLite gives the `-wal` and `-shm` files it creates the database file's permissions.
     """
@@ -312,17 +320,33 @@ def _create_private(path: str) -> FileIdentity:
     if os.path.lexists(directory) and not os.path.isdir(directory):
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", directory)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    notes = check_directory(directory)
+    fd, more = open_private(path, os.O_RDWR, create=True)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        st = os.stat(path)
-    else:
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
-    return (st.st_dev, st.st_ino)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    notes += more
+    for suffix in ("-wal", "-shm"):
+        notes += check_companion(path + suffix)
+    return (st.st_dev, st.st_ino), notes
+
+
+def check_spool_files(path: str) -> None:
+    """Refuse (`SpoolRefused`) a spool that is a symbolic link or someone else's, before a
+    reader or the uplink opens it by name."""
+    try:
+        check_directory(os.path.dirname(os.path.abspath(path)))
+        fd, _ = open_private(path, os.O_RDONLY)
+        os.close(fd)
+        for suffix in ("-wal", "-shm"):
+            check_companion(path + suffix)
+    except PrivateFileError as exc:
+        raise SpoolRefused(path, exc.reason if exc.path == path else str(exc)) from None
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise classify_os(path, exc) from exc
 
 
 def _configure(conn: sqlite3.Connection, path: str, busy_timeout_s: float) -> None:

@@ -26,7 +26,7 @@ import time
 from contextlib import suppress
 
 from km.errors import SpoolError
-from km.spool.errors import SpoolBusy, SpoolCorrupt, SpoolTooNew
+from km.spool.errors import SpoolBusy, SpoolCorrupt, SpoolRefused, SpoolTooNew
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs ~8 ms to import
 if TYPE_CHECKING:
@@ -222,6 +222,8 @@ class SpoolWriter:
             )
             if self._store.moved_aside is not None:
                 self._report_recovery(self._store.moved_aside)
+            for note in self._store.notes:
+                self._report(note, note)
             self._store.begin_session(self._session)
             self._store.evict_if_needed()
         except SpoolError as exc:
@@ -362,7 +364,7 @@ class SpoolWriter:
         if isinstance(exc, SpoolCorrupt):
             self._recover(exc)
             return
-        if isinstance(exc, SpoolTooNew):
+        if isinstance(exc, SpoolTooNew | SpoolRefused):
             self._disable(f"{exc}; capture is off for this run, forwarding continues")
             return
         self._drop_store()

@@ -48,7 +48,8 @@ def test_all_good_then_a_bad_key(home: Home, tmp_path: Path, reaper: ProcessReap
     status, checks, printed = doctor(home)
     assert status == 0, printed
     assert {name: c["status"] for name, c in checks.items()} == {
-        "km on PATH": "ok", "spool": "ok", "API": "ok", "API key": "ok", "Cursor": "ok",
+        "km on PATH": "ok", "config file": "ok", "spool file": "ok", "spool": "ok", "API": "ok",
+        "API key": "ok", "Cursor": "ok",
     }  # fmt: skip
     assert checks["km on PATH"]["detail"] == KM_SCRIPT
     assert "healthy, schema 2" in checks["spool"]["detail"]
