@@ -19,6 +19,7 @@ from urllib.parse import quote
 from km.arguments import CommandParser, ParserExit
 from km.errors import KmError
 from km.settings import Settings
+from km.terminal import safe
 
 HTTP_TIMEOUT_S = 3.0  # a healthy API answers /health in milliseconds; don't hang the doctor
 SPOOL_BUSY_TIMEOUT_MS = 2000  # readers only wait for a WAL recovery
@@ -74,9 +75,10 @@ def render(checks: list[Check]) -> str:
     width = max(len(check.name) for check in checks)
     lines = []
     for check in checks:
-        lines.append(f"{check.status:<5} {check.name:<{width}}  {check.detail}")
+        detail, fix = safe(check.detail, markup=False), safe(check.fix, markup=False)
+        lines.append(f"{check.status:<5} {check.name:<{width}}  {detail}")
         if check.fix:
-            lines.append(f"{'':<5} {'':<{width}}  fix: {check.fix}")
+            lines.append(f"{'':<5} {'':<{width}}  fix: {fix}")
     failures = sum(check.status == "fail" for check in checks)
     warnings = sum(check.status == "warn" for check in checks)
     lines.append(f"{failures} failed, {warnings} warnings, {len(checks)} checks")

@@ -8,6 +8,7 @@ from typing import Any
 
 from km.errors import SpoolError
 from km.settings import Settings
+from km.terminal import safe
 
 EXAMPLE = "km python -m mcp_server_time"
 
@@ -21,7 +22,7 @@ def run_status(settings: Settings, as_json: bool) -> int:
     try:
         status = read_status(path)
     except SpoolError as exc:
-        sys.stderr.write(f"km: {exc}\n")
+        sys.stderr.write(f"km: {safe(exc, markup=False)}\n")
         return exc.exit_code
     if as_json:
         import orjson
@@ -82,8 +83,8 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    path = status["path"]
+    console = Console(emoji=False)
+    path = safe(status["path"])
     if not status["exists"]:
         console.print(
             f"No spool yet at {path}. Run an MCP server through km, e.g. `{EXAMPLE}`.",
@@ -119,7 +120,7 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     servers.add_column("server")
     servers.add_column("events", justify="right")
     for server, count in status["events_by_server"].items():
-        servers.add_row(server, str(count))
+        servers.add_row(safe(server), str(count))
     console.print(servers)
 
     shown, total = len(status["sessions"]), status["sessions_total"]
@@ -133,9 +134,9 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     for s in status["sessions"]:
         state = "live" if s["live"] else ("ended" if s["ended_ns"] is not None else "gone")
         if s["last_error"]:
-            state += f" (last error: {s['last_error']})"
+            state += f" (last error: {safe(s['last_error'])})"
         sessions.add_row(
-            s["server"],
+            safe(s["server"]),
             str(s["pid"]),
             describe_time(s["started_ns"], now_ns),
             describe_time(s["ended_ns"], now_ns),
@@ -148,8 +149,9 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
 
 
 def _print_delivery(console: Any, d: dict[str, Any], api: dict[str, Any], now_ns: int) -> None:
-    from rich.markup import escape
     from rich.table import Table
+
+    escape = safe
 
     table = Table(title="delivery", show_header=False)
     if api.get("error"):

@@ -34,7 +34,9 @@ EXIT_REMAINING = 1  # km sync ended with deliverable events left
 
 
 def _err(message: str) -> None:
-    sys.stderr.write(f"km: {message}\n")
+    from km.terminal import safe
+
+    sys.stderr.write(f"km: {safe(message, markup=False)}\n")
     sys.stderr.flush()
 
 
