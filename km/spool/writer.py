@@ -413,7 +413,7 @@ class SpoolWriter:
         if self._last_error_saved or self._store is None or self._last_error is None:
             return
         with suppress(SpoolError):
-            self._store.record_error(self._session.session_id, self._last_error)
+            self._store.record_error(self._session.session_id, self._redacted(self._last_error))
             self._last_error_saved = True
 
     def _fail(self, exc: BaseException) -> None:
@@ -421,7 +421,18 @@ class SpoolWriter:
         store = self._store
         if store is not None:
             with suppress(Exception):
-                store.record_error(self._session.session_id, f"internal error: {exc!r}")
+                message = self._redacted(f"internal error: {exc!r}")
+                store.record_error(self._session.session_id, message)
+
+    def _redacted(self, text: str) -> str:
+        """Text km stores about the session goes through the same redactor as its events."""
+        from km.redact import DEFAULT_RULES, redact_text
+
+        try:
+            rules = self._settings.redaction_rules()
+        except Exception:
+            rules = DEFAULT_RULES
+        return redact_text(text, rules)
 
     def _disable(self, message: str) -> None:
         self._status = DISABLED
