@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import ssl
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -66,7 +67,12 @@ def run_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     spool = settings.resolve_spool_path()
     checks.append(check_access("spool file", spool))
     checks.append(check_spool(spool))
-    checks += check_api(settings.api_url, settings.api_key)
+    checks += check_api(
+        settings.api_url,
+        settings.api_key,
+        ca_bundle=settings.ca_bundle,
+        allow_insecure_http=settings.allow_insecure_http,
+    )
     checks += check_clients(environ)
     return checks
 
@@ -151,15 +157,27 @@ def check_spool(path: str) -> Check:
     return Check(name, "ok", detail)
 
 
-def check_api(url: str | None, key: str | None) -> list[Check]:
+def check_api(
+    url: str | None,
+    key: str | None,
+    *,
+    ca_bundle: str | None = None,
+    allow_insecure_http: bool = False,
+) -> list[Check]:
+    from km.uplink.client import check_transport, tls_context
     from km.uplink.secret import display_url, mask
 
     if not url:
         return [Check("API", "warn", "not configured: captures stay on this machine",
                       "km login --url URL")]  # fmt: skip
     shown = display_url(url)
+    try:
+        check_transport(url, allow_insecure_http)
+        tls = tls_context(ca_bundle) if url.lower().startswith("https:") else None
+    except KmError as exc:
+        return [Check("API", "fail", str(exc), "km login --url https://...")]
     base = url.rstrip("/")
-    status, reason = _http_get(base + "/health", None)
+    status, reason = _http_get(base + "/health", None, tls)
     if status != 200:
         problem = f"HTTP {status}" if status else reason
         return [Check("API", "fail", f"{shown} is not reachable: {problem}",
@@ -168,7 +186,7 @@ def check_api(url: str | None, key: str | None) -> list[Check]:
     if not key:
         checks.append(Check("API key", "fail", "no API key configured", "km login"))
         return checks
-    status, reason = _http_get(base + KEY_CHECK_PATH, key)
+    status, reason = _http_get(base + KEY_CHECK_PATH, key, tls)
     if status == 200:
         checks.append(Check("API key", "ok", f"{mask(key)} accepted"))
     elif status in (401, 403):
@@ -235,7 +253,7 @@ def _existing_ancestor(path: str) -> str:
     return path
 
 
-def _http_get(url: str, key: str | None) -> tuple[int, str]:
+def _http_get(url: str, key: str | None, tls: ssl.SSLContext | None = None) -> tuple[int, str]:
     """The HTTP status of a GET (0 and the reason when there is no answer). The key goes in an
     unredirected header: a redirect never carries it to another host."""
     import urllib.error
@@ -245,7 +263,7 @@ def _http_get(url: str, key: str | None) -> tuple[int, str]:
     if key:
         request.add_unredirected_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S, context=tls) as response:
             return int(response.status), ""
     except urllib.error.HTTPError as exc:
         exc.close()
