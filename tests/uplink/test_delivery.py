@@ -340,7 +340,7 @@ print("ok")
 
 
 def test_background_uplink_never_raises_on_a_broken_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     settings = make_settings(tmp_path)
     path = Path(settings.resolve_config_path())
@@ -351,7 +351,7 @@ def test_background_uplink_never_raises_on_a_broken_config(
     # a broken config file is warned about once and ignored (issue 12, item 9): no API is
     # configured then, so the uplink waits quietly instead of stopping
     assert handle.error is None
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.count("config file") == 1 and "ignored" in err
 
 
