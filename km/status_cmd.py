@@ -19,6 +19,7 @@ def run_status(settings: Settings, as_json: bool) -> int:
 
     api = _api_info(settings)  # reads the config file first: it may name the spool too
     path = settings.resolve_spool_path()
+    _fold_journals(settings, path)
     try:
         status = read_status(path)
     except SpoolError as exc:
@@ -31,6 +32,30 @@ def run_status(settings: Settings, as_json: bool) -> int:
         return 0
     _print_tables(status, api, time.time_ns())
     return 0
+
+
+FOLD_BUSY_TIMEOUT_S = 2.0  # km status waits this long for the lock to fold side journals in
+
+
+def _fold_journals(settings: Settings, path: str) -> None:
+    """Store the sessions km processes had to leave in side journals (the spool was locked);
+    one stderr line when they must wait longer."""
+    from km.spool.journal import fold_journals, pending_journals
+
+    waiting = pending_journals(path)
+    if not waiting:
+        return
+    from km.spool.store import SpoolStore
+
+    try:
+        store = SpoolStore.open(path, settings.spool_max_bytes, busy_timeout_s=FOLD_BUSY_TIMEOUT_S)
+        try:
+            fold_journals(store, path)
+        finally:
+            store.close()
+    except SpoolError as exc:
+        message = f"{len(waiting)} sessions wait in side journals beside the spool ({exc})"
+        sys.stderr.write(f"km: {safe(message, markup=False)}\n")
 
 
 def _api_info(settings: Settings) -> dict[str, Any]:

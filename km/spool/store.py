@@ -142,6 +142,13 @@ class SpoolStore:
                 f"SpoolStore({self.path!r}) was never closed", ResourceWarning, stacklevel=1
             )
 
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long the next transactions wait for another process's write lock."""
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000)):d}")
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
+
     def is_current(self) -> bool:
         """Whether `path` still names the file this store has open (not moved aside by a km)."""
         try:
