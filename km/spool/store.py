@@ -33,6 +33,8 @@ ROW_OVERHEAD = 150  # rough bytes a row costs besides its payload (other columns
 # the estimate can be low (pages free only when empty), so aiming short and repeating keeps
 # the spool from being emptied far below the target.
 EVICT_STEP_SHARE = 0.5
+AGE_BATCH = 2000  # sent events past the age cap deleted per transaction...
+AGE_BATCHES = 5  # ...and transactions per eviction check (the rest waits for the next one)
 
 FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a path named when it was opened
 
@@ -69,6 +71,7 @@ class SpoolStore:
         self._conn = conn
         self.path = path
         self.max_bytes = max_bytes
+        self.max_age_s: float | None = None  # sent events older than this are deleted
         self.identity = identity
         self.moved_aside = moved_aside  # where a corrupt file at `path` went, if `open` moved one
         self.notes: list[str] = []  # permissions `open` had to tighten, one line each
@@ -83,8 +86,10 @@ class SpoolStore:
         recover: bool = False,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         autocheckpoint_pages: int | None = None,
+        max_age_s: float | None = None,
     ) -> SpoolStore:
         """Open (creating it private to this user) and migrate the spool at `path`.
+        `max_age_s`: sent events older than this are deleted by the evictions.
 
         With `recover`, a corrupt file is moved aside (see `recover_corrupt`) and a fresh spool
         created in its place; `moved_aside` then names the old file. `autocheckpoint_pages`
@@ -92,14 +97,15 @@ class SpoolStore:
         leaves checkpoints to `km.spool.checkpoint`).
         """
         try:
-            return cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
+            store = cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
         except SpoolCorrupt as exc:
             if not recover:
                 raise
             moved = recover_corrupt(path, exc.identity)
             store = cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
             store.moved_aside = moved
-            return store
+        store.max_age_s = max_age_s
+        return store
 
     @classmethod
     def _open(
@@ -229,10 +235,46 @@ class SpoolStore:
         except sqlite3.Error as exc:
             raise classify_sqlite(self.path, exc) from exc
 
+    def evict_expired(self, now_ns: int | None = None) -> int:
+        """Delete sent (delivered) events older than `max_age_s`, oldest first, in bounded
+        batches (at most `AGE_BATCHES` transactions of `AGE_BATCH` rows: the rest goes at the
+        next check). Events not yet delivered are never deleted for their age. Returns how many
+        were deleted; they are added to `spool_stats` (`expired_events`, `expired_bytes`)."""
+        if self.max_age_s is None:
+            return 0
+        now = time.time_ns() if now_ns is None else now_ns
+        cutoff = now - int(self.max_age_s * 1e9)
+        oldest = (
+            f"SELECT seq, ts_ns, length(payload) FROM events WHERE state = {SENT:d} ORDER BY seq"
+        )
+        total = 0
+        try:
+            first = self._conn.execute(oldest + " LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
+        if first is None or first[1] >= cutoff:  # the usual case: one indexed row read
+            return 0
+        for _ in range(AGE_BATCHES):
+            with self._transaction() as conn:
+                rows = conn.execute(f"{oldest} LIMIT {AGE_BATCH:d}").fetchall()
+                old = [(seq, size) for seq, ts, size in rows if ts < cutoff]
+                conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s, _ in old])
+                if old:
+                    nbytes = sum(size for _, size in old)
+                    conn.executemany(
+                        _ADD_STAT, [("expired_events", len(old)), ("expired_bytes", nbytes)]
+                    )
+            total += len(old)
+            if len(old) < AGE_BATCH:
+                break
+        return total
+
     def evict_if_needed(self) -> tuple[int, int]:
-        """Past `max_bytes`, delete the oldest events (already-sent ones first) until the spool
-        is under `EVICT_TARGET` of the cap. Returns (events, payload bytes) evicted, which are
+        """Delete sent events past the age cap (`evict_expired`); then, past `max_bytes`,
+        delete the oldest events (already-sent ones first) until the spool is under
+        `EVICT_TARGET` of the cap. Returns (events, payload bytes) evicted for size, which are
         also added to `spool_stats` (`evicted_events`, `evicted_bytes`)."""
+        self.evict_expired()
         if self.used_bytes() <= self.max_bytes:
             return (0, 0)
         target = int(self.max_bytes * EVICT_TARGET)

@@ -223,6 +223,7 @@ class SpoolWriter:
                 recover=True,
                 autocheckpoint_pages=checkpoint.BACKSTOP_PAGES,
                 busy_timeout_s=self._busy_s(),
+                max_age_s=self._settings.spool_max_age_s,
             )
             if self._store.moved_aside is not None:
                 self._report_recovery(self._store.moved_aside)
