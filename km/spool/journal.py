@@ -11,7 +11,8 @@ end and last error; then the file is removed.
 A journal is claimed before it is folded (renamed to `...folding-<pid>`), so two processes never
 fold the same one; a claim whose process died is taken over. The format is JSON lines: a header
 (`session`, `ended_ns`, `exit_code`, `last_error`), then one event per line with its payload in
-base64. Fields an `Event` has are kept whatever they are (other helpers add fields).
+base64. Every plain field an `Event` has is kept (str, int, float, bool, None), whichever
+fields it grows; derived objects it may carry are not.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ SUFFIX = ".journal-"
 CLAIMED = ".folding-"
 STALE_CLAIM_S = 120.0  # a claim older than this whose process is gone is taken over
 MAX_JOURNAL_BYTES = 256 * 1024 * 1024  # a larger file is not a km journal: left alone
+
+
+_PLAIN = (str, int, float, bool)
 
 
 class JournalError(Exception):
@@ -62,6 +66,8 @@ def write_journal(
     lines = [orjson.dumps(header)]
     for event in events:
         fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        # plain values only: anything else an event carries (analysis notes) is derived data
+        fields = {k: v for k, v in fields.items() if v is None or isinstance(v, _PLAIN)}
         fields["payload"] = base64.b64encode(event.payload).decode()
         lines.append(orjson.dumps(fields))
     path = journal_path(spool_path, session.session_id)
@@ -87,7 +93,7 @@ def keep_in_journal(
             exit_code=exit_code,
             last_error=last_error,
         )
-    except OSError as exc:
+    except (OSError, TypeError, ValueError) as exc:
         return False, (
             f"spool {spool_path} stayed locked by another process and the side journal could "
             f"not be written ({exc}): {len(events)} events of this session are lost"
