@@ -118,6 +118,8 @@ def check_access(name: str, path: str) -> Check:
         return Check(name, "ok", f"{path}: yours, mode 0600")
     if "open to other users" in problem:
         return Check(name, "fail", problem, f"chmod 600 {path}")
+    if "writable by other users" in problem:
+        return Check(name, "fail", problem, f"chmod go-w {os.path.dirname(os.path.abspath(path))}")
     return Check(name, "fail", f"{problem}: km refuses it", f"rm {path}  (km creates a new one)")
 
 

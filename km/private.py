@@ -152,7 +152,17 @@ def check_companion(path: str) -> list[str]:
 
 
 def describe_access(path: str) -> str | None:
-    """For `km doctor`: what is wrong with a private file's ownership or mode, or None."""
+    """For `km doctor`: what is wrong with a private file's ownership or mode, or with its
+    directory's, or None. Changes nothing."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    if _CHECK_OWNER and st.st_uid not in (os.geteuid(), 0):
+        return f"directory {directory} belongs to user id {st.st_uid}, not to you"
+    if _CHECK_OWNER and st.st_mode & 0o022:
+        return f"directory {directory} is writable by other users (mode {_mode(st.st_mode)})"
     try:
         st = os.lstat(path)
     except OSError:

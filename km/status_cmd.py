@@ -137,6 +137,11 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     dropped, evicted = status["dropped"], status["evicted"]
     summary.add_row("dropped", f"{dropped['frames']} frames, {describe_bytes(dropped['bytes'])}")
     summary.add_row("evicted", f"{evicted['events']} events, {describe_bytes(evicted['bytes'])}")
+    expired = status.get("expired", {"events": 0, "bytes": 0})
+    summary.add_row(
+        "expired (sent, past age cap)",
+        f"{expired['events']} events, {describe_bytes(expired['bytes'])}",
+    )
     summary.add_row("live km processes", str(len(status["live"])))
     console.print(summary)
     _print_delivery(console, status["delivery"], api, now_ns)

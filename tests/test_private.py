@@ -144,3 +144,17 @@ def test_doctor_checks_the_modes(km_env: dict[str, str], spool_path: Path, tmp_p
     assert "chmod 600" in checks["config file"]["fix"]
     assert checks["spool file"]["status"] == "fail"
     assert "0640" in checks["spool file"]["detail"]
+
+
+def test_doctor_checks_the_spool_directory(
+    km_env: dict[str, str], spool_path: Path, tmp_path: Path
+) -> None:
+    assert run_km(km_env).returncode == 0
+    spool_path.parent.chmod(0o777)
+    km_env["KM_CONFIG"] = str(tmp_path / "none.toml")
+    result = subprocess.run([*KM, "doctor", "--json"], capture_output=True, env=km_env, timeout=60)
+    spool_path.parent.chmod(0o700)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["spool file"]["status"] == "fail"
+    assert "writable by other users" in checks["spool file"]["detail"]
+    assert "chmod go-w" in checks["spool file"]["fix"]

@@ -110,6 +110,10 @@ def _read(conn: sqlite3.Connection, path: str, max_sessions: int) -> Status:
             "sessions": sessions,
             "live": _live(conn, live),
             "dropped": {"frames": dropped_frames, "bytes": dropped_bytes},
+            "expired": {  # delivered events deleted by the age cap (KM_SPOOL_MAX_AGE)
+                "events": stats.get("expired_events", 0),
+                "bytes": stats.get("expired_bytes", 0),
+            },
             "evicted": {
                 "events": stats.get("evicted_events", 0),
                 "bytes": stats.get("evicted_bytes", 0),
@@ -250,6 +254,7 @@ def _empty() -> Status:
         "live": [],
         "dropped": {"frames": 0, "bytes": 0},
         "evicted": {"events": 0, "bytes": 0},
+        "expired": {"events": 0, "bytes": 0},
         "last_capture_ns": None,
         "delivery": _empty_delivery(),
     }

@@ -5,6 +5,7 @@ events not yet delivered are never deleted for their age."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import subprocess
 import time
@@ -69,6 +70,8 @@ def test_a_km_session_deletes_delivered_events_past_the_age_cap(
     found = counts(spool_path)
     assert "old" not in found and found["new"] == 200
     assert found["stat:expired_events"] == 300
+    shown = subprocess.run([*KM, "status", "--json"], capture_output=True, env=km_env, timeout=60)
+    assert json.loads(shown.stdout)["expired"]["events"] == 300
 
 
 def test_undelivered_events_are_never_deleted_for_their_age(tmp_path: Path) -> None:
