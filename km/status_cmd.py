@@ -40,22 +40,11 @@ FOLD_BUSY_TIMEOUT_S = 2.0  # km status waits this long for the lock to fold side
 def _fold_journals(settings: Settings, path: str) -> None:
     """Store the sessions km processes had to leave in side journals (the spool was locked);
     one stderr line when they must wait longer."""
-    from km.spool.journal import fold_journals, pending_journals
+    from km.spool.journal import fold_pending
 
-    waiting = pending_journals(path)
-    if not waiting:
-        return
-    from km.spool.store import SpoolStore
-
-    try:
-        store = SpoolStore.open(path, settings.spool_max_bytes, busy_timeout_s=FOLD_BUSY_TIMEOUT_S)
-        try:
-            fold_journals(store, path)
-        finally:
-            store.close()
-    except SpoolError as exc:
-        message = f"{len(waiting)} sessions wait in side journals beside the spool ({exc})"
-        sys.stderr.write(f"km: {safe(message, markup=False)}\n")
+    problem = fold_pending(path, settings.spool_max_bytes, FOLD_BUSY_TIMEOUT_S)
+    if problem:
+        sys.stderr.write(f"km: {safe(problem, markup=False)}\n")
 
 
 def _api_info(settings: Settings) -> dict[str, Any]:

@@ -222,3 +222,24 @@ def _unclaim(claimed: str, original: str) -> None:
         os.rename(claimed, original.partition(CLAIMED)[0])
     except OSError:
         pass
+
+
+def fold_pending(spool_path: str, max_bytes: int, busy_timeout_s: float) -> str | None:
+    """For km's own commands (`km status`, `km sync`): open the spool and fold the journals
+    waiting beside it in. None when done (or there were none), else one line saying why they
+    must wait longer (the spool is still locked, ...)."""
+    from km.errors import SpoolError
+    from km.spool.store import SpoolStore
+
+    waiting = pending_journals(spool_path)
+    if not waiting:
+        return None
+    try:
+        store = SpoolStore.open(spool_path, max_bytes, busy_timeout_s=busy_timeout_s)
+        try:
+            fold_journals(store, spool_path)
+        finally:
+            store.close()
+    except SpoolError as exc:
+        return f"{len(waiting)} sessions wait in side journals beside the spool ({exc})"
+    return None

@@ -32,6 +32,7 @@ from km.uplink.secret import display_url, mask
 T = TypeVar("T")
 
 LOGIN_TIMEOUT_S = 15.0  # checking a key against the API
+FOLD_BUSY_TIMEOUT_S = 2.0  # km sync waits this long for the spool's lock to fold side journals
 EXIT_REMAINING = 1  # km sync ended with deliverable events left
 
 
@@ -95,8 +96,12 @@ def _sync(args: list[str], settings: Settings) -> int:
     if not os.path.exists(path):
         _err(f"nothing to send: no spool at {path} yet")
         return 0
+    from km.spool.journal import fold_pending
     from km.uplink.run import DrainResult, Uplink
 
+    problem = fold_pending(path, settings.spool_max_bytes, FOLD_BUSY_TIMEOUT_S)
+    if problem:  # sessions left beside a locked spool: sent once they are in it
+        _err(problem)
     uplink = Uplink(settings, path)
     url = display_url(settings.api_url)
     timeout = settings.sync_timeout_s

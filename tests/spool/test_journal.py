@@ -123,3 +123,18 @@ def test_km_status_says_when_journals_must_wait(
         assert time.monotonic() - started < 50
     assert b"wait in side journals" in shown.stderr
     assert len(journals(spool_path)) == 1
+
+
+def test_km_sync_folds_the_journal_in_and_delivers_it(
+    locked_session: subprocess.CompletedProcess[bytes], km_env: dict[str, str], spool_path: Path
+) -> None:
+    from tests.uplink.fake_api import GOOD_KEY, FakeApi, serving
+
+    assert len(journals(spool_path)) == 1
+    with serving(FakeApi()) as server:
+        env = {**km_env, "KM_API_URL": server.url, "KM_API_KEY": GOOD_KEY}
+        synced = subprocess.run([*KM, "sync"], capture_output=True, env=env, timeout=60)
+    assert synced.returncode == 0, synced.stderr
+    assert journals(spool_path) == []
+    report = json.loads(status(km_env).stdout)
+    assert report["delivery"]["sent"] == 2 + 2 * LINES
