@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KM
+from tests.uplink.fake_api import GOOD_KEY, FakeApi, serving
 
 LINES = 50
 HOLD_S = 60  # the lock holder lets go by itself after this long, whatever the test does
@@ -128,8 +129,6 @@ def test_km_status_says_when_journals_must_wait(
 def test_km_sync_folds_the_journal_in_and_delivers_it(
     locked_session: subprocess.CompletedProcess[bytes], km_env: dict[str, str], spool_path: Path
 ) -> None:
-    from tests.uplink.fake_api import GOOD_KEY, FakeApi, serving
-
     assert len(journals(spool_path)) == 1
     with serving(FakeApi()) as server:
         env = {**km_env, "KM_API_URL": server.url, "KM_API_KEY": GOOD_KEY}
