@@ -61,6 +61,8 @@ COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor")
 
 
 def _err(message: str) -> None:
+    if not message.isprintable():  # a command name may hold control characters: show them
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
     os.write(2, f"km: {message}\n".encode("utf-8", "replace"))
 
 

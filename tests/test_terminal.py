@@ -25,10 +25,12 @@ def rendered(text: str) -> str:
     return out.getvalue()
 
 
-@given(st.text())
+@given(st.text(alphabet=st.sampled_from(list("[]\\/ab@#x= "))) | st.text())
 def test_rich_prints_safe_text_exactly_as_visible_text(text: str) -> None:
-    # as km's views use it: inside markup (a trailing backslash must not escape the next tag)
+    # alone, inside markup (backslashes must not escape the next tag) and before plain text
+    assert rendered(safe(text)) == visible(text)
     assert rendered(f"[bold]{safe(text)}[/bold]") == visible(text)
+    assert rendered(f"a {safe(text)} b") == f"a {visible(text)} b"
 
 
 @given(st.text())
@@ -66,3 +68,14 @@ def test_km_status_shows_hostile_server_names(km_env: dict[str, str]) -> None:
     shown = subprocess.run([*KM, "status", "--json"], capture_output=True, env=km_env, timeout=60)
     names = {s["server"] for s in json.loads(shown.stdout)["sessions"]}
     assert names == set(HOSTILE)
+
+
+def test_an_unknown_command_with_control_characters_is_shown_escaped(
+    km_env: dict[str, str],
+) -> None:
+    result = subprocess.run(
+        [*KM, f"nosuch{TITLE}"], input=b"", capture_output=True, env=km_env, timeout=60
+    )
+    assert result.returncode == 127
+    assert b"\x1b" not in result.stderr and b"\x07" not in result.stderr
+    assert b"nosuch\\x1b]0;pwned\\x07" in result.stderr
