@@ -20,8 +20,8 @@ class CommandNotFound(KmError):
 
     exit_code = 127
 
-    def __init__(self, command: str) -> None:
-        super().__init__(f"cannot start `{command}`: command not found in PATH")
+    def __init__(self, command: str, hint: str = "") -> None:
+        super().__init__(f"cannot start `{command}`: command not found in PATH{hint}")
         self.command = command
 
 
@@ -42,4 +42,15 @@ class SpoolError(KmError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"spool {path}: {reason}")
         self.path = path
+        self.reason = reason
+
+
+class InputError(KmError):
+    """An input file or stream km was asked to read is unreadable or not what it should be."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
         self.reason = reason

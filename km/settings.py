@@ -14,12 +14,15 @@ from km.errors import UsageError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: typing costs start-up time
 if TYPE_CHECKING:
+    from km.insight.cost import Price
     from km.redact import RedactionRules
 
 MIB = 1024 * 1024
 
 # Defaults, each with its reason.
 DEFAULT_PAYLOAD_CAP = 64 * 1024  # a stored payload past this is truncated (forwarding never is)
+DEFAULT_DEFINITIONS_CAP = 16 * MIB  # initialize and list results (tool definitions) are kept
+# whole up to this, whatever the payload cap: drift and poisoning need every definition
 DEFAULT_QUEUE_MAX_BYTES = (
     4 * MIB
 )  # captures waiting for the capture process (and in it), before drops
@@ -109,10 +112,14 @@ class Settings:
         "capture_off_reason",
         "config_path",
         "database_url",
+        "definitions_cap",
         "drain_s",
         "flush_s",
         "grace_s",
+        "model",
+        "otlp_endpoint",
         "payload_cap",
+        "prices",
         "queue_max_bytes",
         "queue_max_frames",
         "redact",
@@ -143,6 +150,7 @@ class Settings:
         self.allow_insecure_http = False  # send the API key over http:// to a non-loopback host
         self.relay = "auto"  # auto | threads (the portable relay, as on Windows)
         self.payload_cap = DEFAULT_PAYLOAD_CAP
+        self.definitions_cap = DEFAULT_DEFINITIONS_CAP
         self.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES
         self.queue_max_frames = DEFAULT_QUEUE_MAX_FRAMES
         self.spool_max_bytes = DEFAULT_SPOOL_MAX_BYTES
@@ -151,6 +159,9 @@ class Settings:
         self.flush_s = DEFAULT_FLUSH_S
         self.spool_max_age_s = DEFAULT_SPOOL_MAX_AGE_S
         self.sync_timeout_s = DEFAULT_SYNC_TIMEOUT_S
+        self.otlp_endpoint: str | None = None  # live OTLP/HTTP traces (km.export.live)
+        self.model: str | None = None  # for token costs; None: km.insight.cost.DEFAULT_MODEL
+        self.prices: dict[str, Price] = {}  # config file `[prices]`: over the built-in table
 
     @property
     def capture(self) -> bool:
@@ -200,6 +211,8 @@ class Settings:
             "database_url",
             "config_path",
             "ca_bundle",
+            "model",
+            "otlp_endpoint",
         ):
             setattr(self, field, text or None)
         elif field == "redact":
@@ -222,7 +235,13 @@ class Settings:
             self.capture = _parse_bool(source, text)
         elif field == "allow_insecure_http":
             self.allow_insecure_http = _parse_bool(source, text)
-        elif field in ("payload_cap", "queue_max_bytes", "queue_max_frames", "spool_max_bytes"):
+        elif field in (
+            "payload_cap",
+            "definitions_cap",
+            "queue_max_bytes",
+            "queue_max_frames",
+            "spool_max_bytes",
+        ):
             size = _parse_size(source, text)
             if size < 1 and field in _POSITIVE:
                 raise UsageError(f"{source}: must be at least 1, got {text!r}")
@@ -295,6 +314,16 @@ class Settings:
             self.warn(note)
         by_key = {var.removeprefix(ENV_PREFIX).lower(): field for field, var in ENV_VARS.items()}
         for key, value in data.items():
+            if key == "prices":  # a table: model = [input_per_m, output_per_m]
+                from km.insight.cost import PriceError, parse_prices
+
+                try:
+                    self.prices = parse_prices(value, f"config file {path}: [prices]")
+                except PriceError as exc:
+                    if strict:
+                        raise
+                    self.warn(f"{exc}; ignored, using the built-in prices")
+                continue
             field = by_key.get(key)
             if field is None:
                 problem = (
@@ -332,6 +361,7 @@ ENV_VARS = {
     "capture": "KM_CAPTURE",
     "relay": "KM_RELAY",
     "payload_cap": "KM_MAX_PAYLOAD",
+    "definitions_cap": "KM_MAX_DEFINITIONS",
     "queue_max_bytes": "KM_QUEUE_MAX_BYTES",
     "queue_max_frames": "KM_QUEUE_MAX_FRAMES",
     "spool_max_bytes": "KM_SPOOL_MAX_BYTES",
@@ -342,6 +372,8 @@ ENV_VARS = {
     "sync_timeout_s": "KM_SYNC_TIMEOUT",
     "ca_bundle": "KM_CA_BUNDLE",
     "allow_insecure_http": "KM_ALLOW_INSECURE_HTTP",
+    "model": "KM_MODEL",
+    "otlp_endpoint": "KM_OTLP_ENDPOINT",
 }
 
 

@@ -24,16 +24,19 @@ from km.server.errors import (
     RateLimited,
     StoreUnavailable,
     Unauthorized,
+    UnknownTool,
     UnsupportedEncoding,
 )
 from km.server.handlers import json_response
 from km.server.handlers.health import get_health, get_ready
 from km.server.handlers.ingest import post_events
+from km.server.handlers.insight import get_findings, get_tools, post_approve
 from km.server.handlers.openapi import get_openapi
 from km.server.handlers.read import get_events, get_sessions, get_stats
+from km.server.insight import Ingest
 from km.server.ratelimit import RateLimiter, retry_after_header
 from km.server.redaction import load_redactor
-from km.server.state import CONFIG, LIMITER, REDACTOR, STORE
+from km.server.state import CONFIG, INSIGHT, LIMITER, REDACTOR, STORE
 from km.server.stores.base import EventStore
 
 log = logging.getLogger("km.server")
@@ -47,6 +50,9 @@ ROUTES = (
     ("GET", "/api/v1/events", get_events),
     ("GET", "/api/v1/sessions", get_sessions),
     ("GET", "/api/v1/stats", get_stats),
+    ("GET", "/api/v1/findings", get_findings),
+    ("GET", "/api/v1/tools", get_tools),
+    ("POST", "/api/v1/tools/approve", post_approve),
     ("GET", "/health", get_health),
     ("GET", "/ready", get_ready),
     ("GET", "/api/v1/openapi.json", get_openapi),
@@ -57,6 +63,7 @@ _STATUS: tuple[tuple[type[KmError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (UnknownTool, 404),
     (BodyTooLarge, 413),
     (UnsupportedEncoding, 415),
     (RateLimited, 429),
@@ -105,6 +112,7 @@ def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[LIMITER] = RateLimiter(config.rate_limit)
     app[REDACTOR] = load_redactor()
+    app[INSIGHT] = Ingest()
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

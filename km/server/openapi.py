@@ -11,6 +11,7 @@ from typing import Any
 
 from km import __version__
 from km.events import KINDS
+from km.server import openapi_insight
 from km.server.config import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, MAX_PAGE
 from km.server.validate import DIRECTIONS, ENCODINGS, MAX_METHOD, MAX_NAME, REQUIRED_FIELDS
 
@@ -28,14 +29,18 @@ _EXAMPLE_EVENT = {
     "kind": "request",
     "method": "tools/call",
     "rpc_id": "1",
-    "size": 58,
-    "payload": '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}',
+    "size": 80,
+    "payload": '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_issues"}}',
     "payload_encoding": "utf8",
     "truncated": False,
     "link_id": None,
     "latency_us": None,
     "host": "laptop",
     "km_version": "0.1.0",
+    "tool": "search_issues",
+    "status": None,
+    "tokens": 12,
+    "risk": 5,
 }
 
 
@@ -120,6 +125,7 @@ def _event_properties() -> Schema:
         "latency_us": _nullable(_INT64),
         "host": _nullable(text),
         "km_version": _nullable(text),
+        **openapi_insight.event_properties(),
     }
 
 
@@ -220,6 +226,7 @@ def _schemas() -> Schema:
                 "latency_p50_us",
                 "latency_p95_us",
                 "bytes",
+                *openapi_insight.stat_properties(),
             ],
             "properties": {
                 "server": {"type": "string"},
@@ -234,6 +241,7 @@ def _schemas() -> Schema:
                 "latency_p50_us": _nullable({"type": "integer", "minimum": 0}),
                 "latency_p95_us": _nullable({"type": "integer", "minimum": 0}),
                 "bytes": {"type": "integer", "minimum": 0},
+                **openapi_insight.stat_properties(),
             },
         },
         "Stats": {
@@ -246,6 +254,7 @@ def _schemas() -> Schema:
             "required": ["status"],
             "properties": {"status": {"enum": ["ok", "ready"]}},
         },
+        **openapi_insight.schemas(),
     }
 
 
@@ -299,6 +308,7 @@ def _paths() -> Schema:
                     _query("server", {"type": "string"}, "Only this server."),
                     _query("method", {"type": "string"}, "Only this JSON-RPC method."),
                     _query("direction", {"enum": list(DIRECTIONS)}, "Only this direction."),
+                    _query("tool", {"type": "string"}, "Only events acting on this tool."),
                     _SINCE,
                     _UNTIL,
                     _LIMIT,
@@ -330,16 +340,20 @@ def _paths() -> Schema:
         "/api/v1/stats": {
             "get": {
                 "operationId": "getStats",
-                "summary": "Hourly counts, errors, bytes and latency percentiles per server and "
-                "method, for the hours overlapping [since_ns, until_ns).",
+                "summary": "Hourly counts, errors, tool errors, tokens, bytes and latency "
+                "percentiles per server, method and tool, for the hours overlapping "
+                "[since_ns, until_ns).",
                 "parameters": [_SINCE, _UNTIL],
                 "responses": {
-                    "200": _json(_ref("Stats"), "Hourly rollups, by hour, server, method."),
+                    "200": _json(_ref("Stats"), "Hourly rollups, by hour, server, method, tool."),
                     "400": _error("A bad query parameter."),
                     **_AUTH_ERRORS,
                 },
             }
         },
+        **openapi_insight.paths(
+            _json, _error, _query, _AUTH_ERRORS, [_SINCE, _UNTIL, _LIMIT, _CURSOR]
+        ),
         "/health": {
             "get": {
                 "operationId": "health",

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from km.server.app import RUNNER_OPTIONS, make_app
 from km.server.config import ServerConfig
+from km.server.errors import ListenError
 from km.server.stores import open_store
 
 log = logging.getLogger("km.server")
@@ -24,14 +25,17 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
     store = await open_store(database_url)
     try:
         found = await store.migrate()
-        log.info("event store %s ready (schema was at version %d, now current)", where, found)
         runner = web.AppRunner(make_app(store, config), **RUNNER_OPTIONS)
         await runner.setup()
         try:
             site = web.TCPSite(
                 runner, config.host, config.port, shutdown_timeout=SHUTDOWN_TIMEOUT_S
             )
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ListenError(config.host, config.port, exc) from None
+            log.info("event store %s ready (schema was at version %d, now current)", where, found)
             for address in runner.addresses:
                 host, port = address[0], address[1]
                 log.info("listening on http://%s:%d", host, port)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from km.server.stores.base import HourStat, IngestEvent, SessionSummary
+from km.server.stores.insight import (
+    TOOLS_LIST,
+    DefinitionChange,
+    Inventory,
+    Pin,
+    StoredFinding,
+    current_definitions,
+)
 
 
 def event_json(e: IngestEvent) -> dict[str, object]:
@@ -34,6 +45,10 @@ def event_json(e: IngestEvent) -> dict[str, object]:
         "latency_us": e.latency_us,
         "host": e.host,
         "km_version": e.km_version,
+        "tool": e.tool,
+        "status": e.status,
+        "tokens": e.tokens,
+        "risk": e.risk,
     }
 
 
@@ -58,10 +73,112 @@ def stat_json(s: HourStat) -> dict[str, object]:
     return {
         "server": s.server,
         "method": s.method,
+        "tool": s.tool,
         "hour": hour_iso(s.hour_ns),
         "count": s.count,
         "errors": s.errors,
+        "tool_errors": s.tool_errors,
+        "tokens": s.tokens,
         "latency_p50_us": s.latency_p50_us,
         "latency_p95_us": s.latency_p95_us,
         "bytes": s.bytes,
     }
+
+
+def finding_json(s: StoredFinding) -> dict[str, object]:
+    return {
+        "id": s.id,
+        "session_id": s.session_id,
+        "event_id": s.event_id,
+        "ts_ns": s.ts_ns,
+        **s.finding.to_json(),
+        "server": s.server,
+    }
+
+
+APPROVED, UNAPPROVED, CHANGED, UNCHANGED, PREVIOUS = (
+    "approved",
+    "unapproved",
+    "changed",
+    "unchanged",
+    "previous",
+)
+
+
+def tools_json(inventory: Inventory) -> dict[str, object]:
+    """Per server: every version of every definition (the current ones with their drift state
+    against the pins), the server's tool-list tokens, and the changes recorded."""
+    current = current_definitions(inventory.definitions)
+    pins = {(p.server, p.name): p for p in inventory.pins}
+    versions: dict[tuple[str, str, str], int] = {}
+    for d in inventory.definitions:
+        versions[d.server, d.kind, d.name] = versions.get((d.server, d.kind, d.name), 0) + 1
+    servers: dict[str, dict[str, Any]] = {}
+    for d in inventory.definitions:
+        entry = servers.get(d.server)
+        if entry is None:
+            entry = servers[d.server] = {
+                "server": d.server,
+                "server_name": None,
+                "server_version": None,
+                "tokens": 0,
+                "definitions": [],
+                "changes": [],
+                "_seen": -1,
+            }
+        is_current = current.get((d.server, d.kind), {}).get(d.name) is d
+        pin = pins.get((d.server, d.name)) if d.kind == TOOLS_LIST else None
+        if not is_current:
+            drift = PREVIOUS
+        elif pin is not None:
+            drift = APPROVED if pin.hash == d.hash else UNAPPROVED
+        else:
+            drift = CHANGED if versions[d.server, d.kind, d.name] > 1 else UNCHANGED
+        if d.last_seen_ns > entry["_seen"]:
+            entry["_seen"] = d.last_seen_ns
+            entry["server_name"], entry["server_version"] = d.server_name, d.server_version
+        if is_current and d.kind == TOOLS_LIST:
+            entry["tokens"] += d.tokens or 0
+        entry["definitions"].append(
+            {
+                "kind": d.kind,
+                "name": d.name,
+                "hash": d.hash,
+                "tokens": d.tokens,
+                "first_seen_ns": d.first_seen_ns,
+                "last_seen_ns": d.last_seen_ns,
+                "sessions": d.sessions,
+                "current": is_current,
+                "drift": drift,
+                "pinned_hash": pin.hash if pin is not None else None,
+                "definition": orjson.loads(d.definition),
+            }
+        )
+    for c in inventory.changes:
+        if c.server in servers:
+            servers[c.server]["changes"].append(change_json(c))
+    out = []
+    for name in sorted(servers):
+        entry = servers[name]
+        del entry["_seen"]
+        out.append(entry)
+    return {"servers": out}
+
+
+def change_json(c: DefinitionChange) -> dict[str, object]:
+    return {
+        "kind": c.kind,
+        "name": c.name,
+        "change": c.change,
+        "old_hash": c.old_hash,
+        "new_hash": c.new_hash,
+        "fields": list(c.fields),
+        "diff": c.diff,
+        "version_changed": c.version_changed,
+        "session_id": c.session_id,
+        "ts_ns": c.ts_ns,
+    }
+
+
+def pin_json(p: Pin) -> dict[str, object]:
+    return {"server": p.server, "tool": p.name, "hash": p.hash, "pinned_ns": p.pinned_ns}

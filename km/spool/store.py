@@ -22,6 +22,7 @@ from km.errors import SpoolError
 from km.events import DROPPED, KM, SENT, Event, SessionInfo
 from km.private import PrivateFileError, check_companion, check_directory, open_private
 from km.spool.errors import SpoolCorrupt, SpoolRefused, classify_os, classify_sqlite
+from km.spool.insight import write_notes
 from km.spool.schema import migrate
 
 BUSY_TIMEOUT_S = 5.0  # longest wait for the other km processes' write lock before SpoolBusy
@@ -40,8 +41,8 @@ FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a path named when
 
 _INSERT_EVENT = """
     INSERT INTO events (id, session_id, server, direction, ts_ns, mono_ns, kind, method, rpc_id,
-                        size, payload, truncated, link_id, latency_us)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        size, payload, truncated, link_id, latency_us, tool, status, tokens, risk)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO NOTHING
 """
 _UPDATE_SESSION_CAPTURE = """
@@ -200,8 +201,10 @@ class SpoolStore:
     # -- events ------------------------------------------------------------------------------
 
     def append(self, events: Sequence[Event]) -> None:
-        """Store `events` in one transaction. An event id already stored is skipped, so a batch
-        retried after an unclear failure is never stored twice."""
+        """Store `events`, and what the session's analysis attached to them (`Event.notes`:
+        findings, definitions, inventory changes), in one transaction. An event id already
+        stored is skipped, so a batch retried after an unclear failure is never stored twice
+        (its notes are written idempotently too)."""
         if not events:
             return
         rows = [
@@ -220,13 +223,20 @@ class SpoolStore:
                 int(e.truncated),
                 e.link_id,
                 e.latency_us,
+                e.tool,
+                e.status,
+                e.tokens,
+                e.risk,
             )
             for e in events
         ]
         sessions = _session_updates(events)
+        notes = [note for e in events if e.notes for note in e.notes]
         with self._transaction() as conn:
             conn.executemany(_INSERT_EVENT, rows)
             conn.executemany(_UPDATE_SESSION_CAPTURE, sessions)
+            if notes:
+                write_notes(conn, notes)
 
     def used_bytes(self) -> int:
         """Bytes of the database in use: `(page_count - freelist_count) * page_size`."""

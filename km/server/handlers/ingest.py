@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import hdrs, web
 
 from km.server.batch import parse_batch, plan_batch, response_body
@@ -9,7 +11,7 @@ from km.server.body import BodyDecoder, wire_limit
 from km.server.config import READ_CHUNK
 from km.server.errors import BodyTooLarge
 from km.server.handlers import json_response
-from km.server.state import CONFIG, PRINCIPAL, REDACTOR, STORE
+from km.server.state import CONFIG, INSIGHT, PRINCIPAL, REDACTOR, STORE
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -29,5 +31,16 @@ async def post_events(request: web.Request) -> web.Response:
     body = await read_body(request, config.max_batch_bytes)
     items = parse_batch(body, config.max_batch_events)
     plan = plan_batch(items, request.app[REDACTOR])
-    result = await request.app[STORE].ingest(request[PRINCIPAL].account_id, plan.events)
+    store, insight = request.app[STORE], request.app[INSIGHT]
+    account_id = request[PRINCIPAL].account_id
+    # The analyzers (km.insight's, as in the capture process) see each new event once: inside
+    # the store's transaction; a failed one sends the batch's sessions back to be rebuilt.
+    try:
+        await insight.prepare(store, account_id, plan.events)
+        result = await store.ingest(
+            account_id, plan.events, functools.partial(insight.analyse, account_id)
+        )
+    except BaseException:
+        insight.forget(account_id, plan.events)
+        raise
     return json_response(response_body(plan, result))

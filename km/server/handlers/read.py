@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from km.server.handlers import json_response
-from km.server.params import cursor_param, event_filter, limit_param, time_range
+from km.server.params import cursor_param, event_filter, filter_param, limit_param, time_range
 from km.server.shapes import event_json, session_json, stat_json
 from km.server.state import CONFIG, PRINCIPAL, STORE
 
@@ -15,7 +15,7 @@ async def get_sessions(request: web.Request) -> web.Response:
     query = request.rel_url.query
     limit = limit_param(query, config.default_page, config.max_page)
     page = await request.app[STORE].list_sessions(
-        request[PRINCIPAL].account_id, cursor_param(query), limit
+        request[PRINCIPAL].account_id, cursor_param(query), limit, filter_param(query)
     )
     return json_response(
         {"sessions": [session_json(s) for s in page.items], "next_cursor": page.next_cursor}

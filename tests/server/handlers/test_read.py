@@ -115,9 +115,12 @@ async def test_stats_over_http(api: Api) -> None:
             {
                 "server": "github",
                 "method": "tools/call",
+                "tool": None,  # the events say they act on none
                 "hour": hour,
                 "count": 10,
                 "errors": 1,
+                "tool_errors": 0,
+                "tokens": 0,
                 "latency_p50_us": 400,  # worked out in tests/server/test_latency.py
                 "latency_p95_us": 4000,
                 "bytes": 500,
