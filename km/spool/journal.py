@@ -11,8 +11,12 @@ end and last error; then the file is removed.
 A journal is claimed before it is folded (renamed to `...folding-<pid>`), so two processes never
 fold the same one; a claim whose process died is taken over. The format is JSON lines: a header
 (`session`, `ended_ns`, `exit_code`, `last_error`), then one event per line with its payload in
-base64. Every plain field an `Event` has is kept (str, int, float, bool, None), whichever
-fields it grows; derived objects it may carry are not.
+base64. Every plain field an `Event` has is kept (str, int, float, bool, None: the insight
+fields `tool`, `status`, `tokens`, `risk` among them), whichever fields it grows; its analysis
+notes (km.capture.notes rows: findings, listings, server identity, problem counts, already
+redacted) are kept as `notes`, each tagged with its row type, so the folded session has its
+findings and inventory too. A note that cannot be read back is dropped (derived data), never
+its event.
 """
 
 from __future__ import annotations
@@ -36,6 +40,47 @@ MAX_JOURNAL_BYTES = 256 * 1024 * 1024  # a larger file is not a km journal: left
 
 
 _PLAIN = (str, int, float, bool)
+
+
+def _note_json(note: object) -> dict[str, object] | None:
+    """A notes row as JSON-ready data tagged with its type; None for anything else."""
+    from km.capture.notes import FindingRow, ListingRow, ProblemsRow, ServerRow
+
+    if not isinstance(note, FindingRow | ListingRow | ProblemsRow | ServerRow):
+        return None
+    return {"type": type(note).__name__, **dataclasses.asdict(note)}
+
+
+def _note_from_json(data: object) -> object | None:
+    """The notes row `_note_json` wrote; None when `data` is not one."""
+    from km.capture.notes import (
+        ChangeRow,
+        DefinitionRow,
+        FindingRow,
+        ListingRow,
+        ProblemsRow,
+        ServerRow,
+    )
+
+    if not isinstance(data, dict):
+        return None
+    fields = {k: v for k, v in data.items() if k != "type"}
+    try:
+        kind = data.get("type")
+        if kind == "FindingRow":
+            return FindingRow(**fields)
+        if kind == "ServerRow":
+            return ServerRow(**fields)
+        if kind == "ProblemsRow":
+            return ProblemsRow(**fields)
+        if kind == "ListingRow":
+            fields["definitions"] = tuple(DefinitionRow(**d) for d in fields["definitions"])
+            fields["changes"] = tuple(ChangeRow(**c) for c in fields["changes"])
+            fields["problems"] = tuple(fields["problems"])
+            return ListingRow(**fields)
+    except (TypeError, KeyError):
+        return None
+    return None
 
 
 class JournalError(Exception):
@@ -66,9 +111,12 @@ def write_journal(
     lines = [orjson.dumps(header)]
     for event in events:
         fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-        # plain values only: anything else an event carries (analysis notes) is derived data
+        # plain values, and the analysis notes as tagged rows
         fields = {k: v for k, v in fields.items() if v is None or isinstance(v, _PLAIN)}
         fields["payload"] = base64.b64encode(event.payload).decode()
+        notes = [n for n in map(_note_json, event.notes or ()) if n is not None]
+        if notes:
+            fields["notes"] = notes
         lines.append(orjson.dumps(fields))
     path = journal_path(spool_path, session.session_id)
     replace_atomically(path, b"\n".join(lines) + b"\n", 0o600)
@@ -172,7 +220,8 @@ def read_journal(path: str) -> tuple[SessionInfo, list[Event], dict[str, object]
                 continue
             row = orjson.loads(line)
             row["payload"] = base64.b64decode(row["payload"])
-            events.append(Event(**row))
+            notes = [n for n in map(_note_from_json, row.pop("notes", None) or ()) if n is not None]
+            events.append(Event(**row, notes=notes or None))
     except (ValueError, TypeError, KeyError) as exc:
         raise JournalError(f"{path}: not a km journal ({exc})") from None
     return session, events, header

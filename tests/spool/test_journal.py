@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -99,6 +100,15 @@ def test_a_locked_spool_keeps_the_session_in_a_journal_folded_by_km_status(
     sessions = {s["events"]: s for s in report["sessions"]}
     assert sessions[2 * LINES]["exit_code"] == 0 and sessions[2 * LINES]["ended_ns"] is not None
     assert journals(spool_path) == []
+    # the capture's insight fields came through the journal: each request's tool is `t`
+    db = sqlite3.connect(f"file:{spool_path}?mode=ro", uri=True)
+    try:
+        tools = db.execute(
+            "SELECT tool, count(*) FROM events WHERE direction = 'c2s' GROUP BY tool"
+        ).fetchall()
+    finally:
+        db.close()
+    assert tools == [("t", 1 + LINES)]
     again = json.loads(status(km_env).stdout)  # folding twice stores nothing twice
     assert again["events_total"] == report["events_total"]
 
