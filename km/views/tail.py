@@ -24,6 +24,7 @@ from typing import IO, Any
 import orjson
 
 from km.insight.filter import Filter
+from km.terminal import safe
 from km.views import fmt, render
 from km.views.exchange import Line, Pairer
 from km.views.spool_read import NoSpool, SpoolReader
@@ -78,6 +79,8 @@ class Output:
 
     def notice(self, message: str) -> None:
         """A line about km tail itself (a skip, a wait), shown in the stream's own form."""
+        if not self.as_json:
+            message = safe(message, markup=False)  # it may name a path
         if self.as_json:
             self.stream.write(orjson.dumps({"type": "notice", "message": message}).decode() + "\n")
         elif self.console is not None:
