@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from km.errors import UsageError
-from km.settings import DEFAULT_GRACE_S, DEFAULT_PAYLOAD_CAP, Settings
+from km.insight.cost import Price
+from km.settings import DEFAULT_DEFINITIONS_CAP, DEFAULT_GRACE_S, DEFAULT_PAYLOAD_CAP, Settings
 from tests.conftest import KM
 
 SECRET = "ghp_" + "A" * 36
@@ -49,6 +50,8 @@ def spool_rows(spool: Path, sql: str) -> list[tuple[object, ...]]:
         ("KM_SPOOL_MAX_BYTES", "1e400"),
         ("KM_CAPTURE", "maybe"),
         ("KM_FLUSH", "soon"),
+        ("KM_MAX_DEFINITIONS", "lots"),
+        ("KM_MAX_DEFINITIONS", "inf"),
     ],
 )
 def test_a_bad_value_is_warned_once_and_the_server_runs(
@@ -92,7 +95,7 @@ def test_bad_config_file_values_follow_the_same_rule(
     km_env: dict[str, str], spool_path: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('max_payload = "0"\ndrain = "nan"\nno_such_key = 1\n')
+    config.write_text('max_payload = "0"\ndrain = "nan"\nno_such_key = 1\n[prices]\nm = 1\n')
     config.chmod(0o600)
     km_env["KM_CONFIG"] = str(config)
     result = subprocess.run(
@@ -101,7 +104,7 @@ def test_bad_config_file_values_follow_the_same_rule(
     assert result.returncode == 3
     assert result.stdout == MESSAGE
     lines = km_lines(result.stderr)
-    assert len(lines) == 3, result.stderr
+    assert len(lines) == 4, result.stderr
     assert spool_rows(spool_path, "SELECT count(*) FROM events") == [(2,)]
 
 
@@ -147,3 +150,35 @@ def test_durations_take_units() -> None:
     settings = Settings.load({"KM_SPOOL_MAX_AGE": "7d", "KM_SYNC_TIMEOUT": "1m"})
     assert settings.spool_max_age_s == 7 * 86400
     assert settings.sync_timeout_s == 60
+
+
+def test_insight_settings_follow_the_same_rule() -> None:
+    settings = Settings.load({"KM_MAX_DEFINITIONS": "nan", "KM_MODEL": "claude-sonnet-4-5"})
+    assert settings.definitions_cap == DEFAULT_DEFINITIONS_CAP
+    assert settings.model == "claude-sonnet-4-5"
+    assert Settings.load({"KM_MAX_DEFINITIONS": "32M"}).definitions_cap == 32 * 1024 * 1024
+    with pytest.raises(UsageError):
+        Settings().set("definitions_cap", "1e400", "km config set max_definitions")
+
+
+def test_a_bad_prices_table_is_warned_once_and_the_built_in_prices_used(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('grace = "1"\n\n[prices]\nmy-model = ["cheap", 2]\n')
+    config.chmod(0o600)
+    settings = Settings()
+    settings.set("config_path", str(config), "KM_CONFIG")
+    settings.load_config_file()
+    assert settings.prices == {} and settings.grace_s == 1.0
+    lines = km_lines(capfd.readouterr().err.encode())
+    assert len(lines) == 1 and "[prices] my-model" in lines[0] and "ignored" in lines[0]
+    strict = Settings()
+    strict.set("config_path", str(config), "KM_CONFIG")
+    with pytest.raises(UsageError, match=r"\[prices\] my-model"):  # km doctor: strict
+        strict.load_config_file(strict=True)
+    config.write_text("[prices]\nmy-model = [1.5, 7]\n")
+    good = Settings()
+    good.set("config_path", str(config), "KM_CONFIG")
+    good.load_config_file()
+    assert good.prices == {"my-model": Price(1.5, 7.0)}
