@@ -304,8 +304,15 @@ class Settings:
         except FileNotFoundError:
             return
         except (OSError, PrivateFileError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            problem = f"config file {path}: {reason}"
+            if isinstance(exc, PrivateFileError):  # names the path itself
+                problem = f"config file {exc}"
+            elif isinstance(exc, OSError):
+                problem = (
+                    f"config file {path}: cannot read it ({exc.strerror or exc}): fix its "
+                    "permissions, or set KM_CONFIG to another file"
+                )
+            else:
+                problem = f"config file {path}: not valid TOML ({exc}): fix or remove it"
             if strict:
                 raise UsageError(problem) from None
             self.warn(f"{problem}; ignored, going on with environment and defaults")
