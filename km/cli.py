@@ -95,6 +95,8 @@ COMMANDS = (
 
 
 def _err(message: str) -> None:
+    if not message.isprintable():  # a command name may hold control characters: show them
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
     os.write(2, f"km: {message}\n".encode("utf-8", "replace"))
 
 
@@ -117,7 +119,7 @@ def parse_proxy_args(args: list[str], settings: Settings) -> list[str]:
                 value = args[i]
             else:
                 raise UsageError(f"{name} needs a value (see km --help)")
-            settings.set(_VALUE_FLAGS[name], value, name)
+            settings.apply(_VALUE_FLAGS[name], value, name)  # a bad value: warned, ignored
         elif word == "--no-capture":
             settings.capture = False
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import ssl
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from urllib.parse import quote
 from km.arguments import CommandParser, ParserExit
 from km.errors import KmError
 from km.settings import Settings
+from km.terminal import safe
 
 HTTP_TIMEOUT_S = 3.0  # a healthy API answers /health in milliseconds; don't hang the doctor
 SPOOL_BUSY_TIMEOUT_MS = 2000  # readers only wait for a WAL recovery
@@ -56,12 +58,21 @@ def run_doctor(args: list[str], settings: Settings, environ: Mapping[str, str]) 
 
 def run_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     checks = [check_path(environ)]
+    checks.append(check_access("config file", settings.resolve_config_path()))
     try:
-        settings.load_config_file()
+        settings.load_config_file(strict=True)
     except KmError as exc:
         checks.append(Check("config", "fail", str(exc), "km config path  (then fix or remove it)"))
-    checks.append(check_spool(settings.resolve_spool_path()))
-    checks += check_api(settings.api_url, settings.api_key)
+        settings.load_config_file()  # the rest of the checks use what km itself would use
+    spool = settings.resolve_spool_path()
+    checks.append(check_access("spool file", spool))
+    checks.append(check_spool(spool))
+    checks += check_api(
+        settings.api_url,
+        settings.api_key,
+        ca_bundle=settings.ca_bundle,
+        allow_insecure_http=settings.allow_insecure_http,
+    )
     checks += check_clients(environ)
     return checks
 
@@ -70,9 +81,10 @@ def render(checks: list[Check]) -> str:
     width = max(len(check.name) for check in checks)
     lines = []
     for check in checks:
-        lines.append(f"{check.status:<5} {check.name:<{width}}  {check.detail}")
+        detail, fix = safe(check.detail, markup=False), safe(check.fix, markup=False)
+        lines.append(f"{check.status:<5} {check.name:<{width}}  {detail}")
         if check.fix:
-            lines.append(f"{'':<5} {'':<{width}}  fix: {check.fix}")
+            lines.append(f"{'':<5} {'':<{width}}  fix: {fix}")
     failures = sum(check.status == "fail" for check in checks)
     warnings = sum(check.status == "warn" for check in checks)
     lines.append(f"{failures} failed, {warnings} warnings, {len(checks)} checks")
@@ -92,6 +104,23 @@ def check_path(environ: Mapping[str, str]) -> Check:
     if os.path.realpath(found) != os.path.realpath(running) and os.path.isabs(running):
         return Check("km on PATH", "ok", f"{found} (this km: {running})")
     return Check("km on PATH", "ok", found)
+
+
+def check_access(name: str, path: str) -> Check:
+    """A private file (the config file holds the API key, the spool the captured traffic):
+    the user's own, no link, mode 0600."""
+    from km.private import describe_access
+
+    if not os.path.lexists(path):
+        return Check(name, "ok", f"{path} does not exist yet (created private, mode 0600)")
+    problem = describe_access(path)
+    if problem is None:
+        return Check(name, "ok", f"{path}: yours, mode 0600")
+    if "open to other users" in problem:
+        return Check(name, "fail", problem, f"chmod 600 {path}")
+    if "writable by other users" in problem:
+        return Check(name, "fail", problem, f"chmod go-w {os.path.dirname(os.path.abspath(path))}")
+    return Check(name, "fail", f"{problem}: km refuses it", f"rm {path}  (km creates a new one)")
 
 
 def check_spool(path: str) -> Check:
@@ -130,15 +159,27 @@ def check_spool(path: str) -> Check:
     return Check(name, "ok", detail)
 
 
-def check_api(url: str | None, key: str | None) -> list[Check]:
+def check_api(
+    url: str | None,
+    key: str | None,
+    *,
+    ca_bundle: str | None = None,
+    allow_insecure_http: bool = False,
+) -> list[Check]:
+    from km.uplink.client import check_transport, tls_context
     from km.uplink.secret import display_url, mask
 
     if not url:
         return [Check("API", "warn", "not configured: captures stay on this machine",
                       "km login --url URL")]  # fmt: skip
     shown = display_url(url)
+    try:
+        check_transport(url, allow_insecure_http)
+        tls = tls_context(ca_bundle) if url.lower().startswith("https:") else None
+    except KmError as exc:
+        return [Check("API", "fail", str(exc), "km login --url https://...")]
     base = url.rstrip("/")
-    status, reason = _http_get(base + "/health", None)
+    status, reason = _http_get(base + "/health", None, tls)
     if status != 200:
         problem = f"HTTP {status}" if status else reason
         return [Check("API", "fail", f"{shown} is not reachable: {problem}",
@@ -147,7 +188,7 @@ def check_api(url: str | None, key: str | None) -> list[Check]:
     if not key:
         checks.append(Check("API key", "fail", "no API key configured", "km login"))
         return checks
-    status, reason = _http_get(base + KEY_CHECK_PATH, key)
+    status, reason = _http_get(base + KEY_CHECK_PATH, key, tls)
     if status == 200:
         checks.append(Check("API key", "ok", f"{mask(key)} accepted"))
     elif status in (401, 403):
@@ -226,7 +267,7 @@ def _existing_ancestor(path: str) -> str:
     return path
 
 
-def _http_get(url: str, key: str | None) -> tuple[int, str]:
+def _http_get(url: str, key: str | None, tls: ssl.SSLContext | None = None) -> tuple[int, str]:
     """The HTTP status of a GET (0 and the reason when there is no answer). The key goes in an
     unredirected header: a redirect never carries it to another host."""
     import urllib.error
@@ -236,7 +277,7 @@ def _http_get(url: str, key: str | None) -> tuple[int, str]:
     if key:
         request.add_unredirected_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S, context=tls) as response:
             return int(response.status), ""
     except urllib.error.HTTPError as exc:
         exc.close()

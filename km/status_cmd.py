@@ -8,6 +8,7 @@ from typing import Any
 
 from km.errors import SpoolError
 from km.settings import Settings
+from km.terminal import safe
 
 EXAMPLE = "km python -m mcp_server_time"
 # What the columns beside a server name need at the least (borders and padding included), so
@@ -23,10 +24,11 @@ def run_status(settings: Settings, as_json: bool) -> int:
 
     api = _api_info(settings)  # reads the config file first: it may name the spool too
     path = settings.resolve_spool_path()
+    _fold_journals(settings, path)
     try:
         status = read_status(path)
     except SpoolError as exc:
-        sys.stderr.write(f"km: {exc}\n")
+        sys.stderr.write(f"km: {safe(exc, markup=False)}\n")
         return exc.exit_code
     status["attention"] = _attention(path)
     if as_json:
@@ -56,11 +58,10 @@ def _attention(path: str) -> dict[str, Any]:
 
 def _print_attention(att: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.markup import escape
 
     console = Console()
     if att["count"] is None:
-        console.print(f"findings: unreadable ({escape(att['error'] or '?')})", soft_wrap=True)
+        console.print(f"findings: unreadable ({safe(att['error'] or '?')})", soft_wrap=True)
     elif not att["count"]:
         console.print("findings: none need attention")
     else:
@@ -69,6 +70,19 @@ def _print_attention(att: dict[str, Any]) -> None:
             f"[bold]findings: {att['count']} need attention[/] ({parts}): see `km tools`",
             soft_wrap=True,
         )
+
+
+FOLD_BUSY_TIMEOUT_S = 2.0  # km status waits this long for the lock to fold side journals in
+
+
+def _fold_journals(settings: Settings, path: str) -> None:
+    """Store the sessions km processes had to leave in side journals (the spool was locked);
+    one stderr line when they must wait longer."""
+    from km.spool.journal import fold_pending
+
+    problem = fold_pending(path, settings.spool_max_bytes, FOLD_BUSY_TIMEOUT_S)
+    if problem:
+        sys.stderr.write(f"km: {safe(problem, markup=False)}\n")
 
 
 def _api_info(settings: Settings) -> dict[str, Any]:
@@ -126,13 +140,13 @@ def describe_bytes(n: int) -> str:
 
 def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from km.display import fit_names
+    from km.terminal import escape_markup, visible
 
-    console = Console()
-    path = status["path"]
+    console = Console(emoji=False)
+    path = safe(status["path"])
     if not status["exists"]:
         console.print(
             f"No spool yet at {path}. Run an MCP server through km, e.g. `{EXAMPLE}`.",
@@ -160,25 +174,32 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     dropped, evicted = status["dropped"], status["evicted"]
     summary.add_row("dropped", f"{dropped['frames']} frames, {describe_bytes(dropped['bytes'])}")
     summary.add_row("evicted", f"{evicted['events']} events, {describe_bytes(evicted['bytes'])}")
+    expired = status.get("expired", {"events": 0, "bytes": 0})
+    summary.add_row(
+        "expired (sent, past age cap)",
+        f"{expired['events']} events, {describe_bytes(expired['bytes'])}",
+    )
     summary.add_row("live km processes", str(len(status["live"])))
     console.print(summary)
     _print_delivery(console, status["delivery"], api, now_ns)
 
     by_server = status["events_by_server"]
-    names, width = fit_names(list(by_server), console.width, SERVERS_OTHER_COLUMNS)
+    # Names made visible (control characters escaped) before they are cut to fit, markup
+    # escaped after, so the cut never splits an escape and the column width is what shows.
+    server_names = [visible(str(name)) for name in by_server]
+    names, width = fit_names(server_names, console.width, SERVERS_OTHER_COLUMNS)
     servers = Table(title="events by server")
     servers.add_column("server", no_wrap=True, min_width=width)
     servers.add_column("events", justify="right")
     for name, count in zip(names, by_server.values(), strict=True):
-        servers.add_row(escape(name), str(count))
+        servers.add_row(escape_markup(name), str(count))
     console.print(servers)
 
     shown, total = len(status["sessions"]), status["sessions_total"]
     title = "sessions" if shown == total else f"sessions (latest {shown} of {total})"
     sessions = Table(title=title)
-    session_names, width = fit_names(
-        [s["server"] for s in status["sessions"]], console.width, SESSIONS_OTHER_COLUMNS
-    )
+    session_servers = [visible(str(s["server"])) for s in status["sessions"]]
+    session_names, width = fit_names(session_servers, console.width, SESSIONS_OTHER_COLUMNS)
     sessions.add_column("server", no_wrap=True, min_width=width)
     for column in ("pid", "started", "ended", "exit", "events", "dropped", "state"):
         if column in ("pid", "exit", "events", "dropped"):
@@ -188,9 +209,9 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     for name, s in zip(session_names, status["sessions"], strict=True):
         state = "live" if s["live"] else ("ended" if s["ended_ns"] is not None else "gone")
         if s["last_error"]:
-            state += f" (last error: {s['last_error']})"
+            state += f" (last error: {safe(s['last_error'])})"
         sessions.add_row(
-            escape(name),
+            escape_markup(name),
             "-" if s["pid"] is None else str(s["pid"]),
             describe_when(s["started_ns"], now_ns, console.width),
             describe_when(s["ended_ns"], now_ns, console.width),
@@ -203,8 +224,9 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
 
 
 def _print_delivery(console: Any, d: dict[str, Any], api: dict[str, Any], now_ns: int) -> None:
-    from rich.markup import escape
     from rich.table import Table
+
+    escape = safe
 
     table = Table(title="delivery", show_header=False)
     if api.get("error"):

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 
-# A `[` that rich would read as the start of a tag: `[bold]`, `[/]`, `[/bogus]`, `[@click]`.
-_MARKUP = re.compile(r"(\\*)(\[[a-zA-Z#/@][^[]*?\])")
+# Each `[` with the backslashes before it; `tag` when rich would read it as the start of a
+# tag (`[bold]`, `[/]`, `[/bogus]`, `[@click]`).
+_NO_OP_TAGS = "[not dim][/not dim]"  # styles nothing; ends a run of backslashes for rich
+_BRACKET = re.compile(r"(\\*)\[(?P<tag>(?=[a-zA-Z#/@][^\[]*?\]))?")
 
 
 def _escape(ch: str) -> str:
@@ -36,16 +38,20 @@ def visible(text: str) -> str:
 
 
 def escape_markup(text: str) -> str:
-    """What `rich.markup.escape` does (without importing rich): a backslash before each `[`
-    that would open a tag, and doubled backslashes before it kept literal."""
+    """`text` for rich markup, printed as it is: what `rich.markup.escape` does (a backslash
+    before each `[` that would open a tag, the backslashes before it doubled), and one more
+    backslash before a `[` that follows backslashes (rich reads `\\[` in plain text as `[`)."""
 
     def repl(match: re.Match[str]) -> str:
-        backslashes, tag = match.groups()
-        return f"{backslashes}{backslashes}\\{tag}"
+        backslashes = match.group(1)
+        if match.group("tag") is not None:
+            return f"{backslashes}{backslashes}\\["
+        return f"{backslashes}\\[" if backslashes else "["
 
-    text = _MARKUP.sub(repl, text)
-    if text.endswith("\\") and not text.endswith("\\\\"):
-        text += "\\"  # a trailing backslash would escape whatever rich appends
+    text = _BRACKET.sub(repl, text)
+    trailing = len(text) - len(text.rstrip("\\"))
+    if trailing:  # rich halves a run of backslashes before a tag: double it, end it with an
+        text += "\\" * trailing + _NO_OP_TAGS  # empty tag pair, whatever follows in the markup
     return text
 
 

@@ -23,7 +23,9 @@ FORMATS = ("jsonl", "otlp", "sarif")
 
 
 def _err(message: str) -> None:
-    sys.stderr.write(f"km: {message}\n")
+    from km.terminal import safe  # a message may quote a captured or typed value
+
+    sys.stderr.write(f"km: {safe(message, markup=False)}\n")
     sys.stderr.flush()
 
 

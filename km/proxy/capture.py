@@ -14,6 +14,8 @@ from km.capture.ids import new_session_id
 from km.errors import KmError
 from km.events import SessionInfo
 from km.proxy.capture_queue import CaptureQueue
+from km.redact import redact_text
+from km.redact.argv import redact_argv
 from km.redact.needles import cache_compiled_scanners_in
 from km.server_name import derive_server_name
 from km.settings import Settings
@@ -31,11 +33,13 @@ UPLINK_LAST_DRAIN_S = 3.0  # of which the session's last events may spend sendin
 def start_writer(
     settings: Settings, argv: list[str], km_pid: int, queue: CaptureQueue
 ) -> SpoolWriter:
-    """Open the session in the spool and start writing; `km_pid` is the forwarding process."""
+    """Open the session in the spool and start writing; `km_pid` is the forwarding process.
+    The command line is stored redacted (`--api-key sk-...`, `-e TOKEN=...`, URL passwords)."""
+    rules = settings.redaction_rules()
     session = SessionInfo(
         session_id=new_session_id(),
-        server=settings.server_name or derive_server_name(argv),
-        command=tuple(argv),
+        server=redact_text(settings.server_name or derive_server_name(argv), rules),
+        command=tuple(redact_argv(argv, rules)),
         pid=km_pid,
         host=socket.gethostname(),
         started_ns=time.time_ns(),

@@ -15,6 +15,7 @@ sensitive `name=` in text, else the pattern's kind (`github_token`, `email`, `ca
 Redaction is idempotent, and a payload with nothing to redact comes back as the same object.
 """
 
+from km.redact.argv import redact_argv
 from km.redact.keys import key_words
 from km.redact.patterns import BUILTIN_KINDS, marker
 from km.redact.payload import (
@@ -46,6 +47,7 @@ __all__ = [
     "RedactionRules",
     "key_words",
     "marker",
+    "redact_argv",
     "redact_payload",
     "redact_payload_with_report",
     "redact_text",

@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from km.redact.credentials import ALNUM, B64URL, VENDOR_RULES, WORD
+
 MARKER_PREFIX = "[REDACTED:"
 KIND_RE = re.compile(r"[a-z][a-z0-9_]*")
 MARKER_RE = re.compile(r"\[REDACTED:[a-z][a-z0-9_]*\]")
@@ -156,6 +158,7 @@ _ALNUM = _chars("A-Z", "a-z", "0-9")
 _B64URL_CHARS = _ALNUM | {"_", "-"}
 _UPPER_DIGITS = _chars("A-Z", "0-9")
 _WORD = _ALNUM | {"_"}
+_NOT_AFTER = {"": frozenset[str](), ALNUM: _ALNUM, WORD: _WORD, B64URL: _B64URL_CHARS}
 _B64URL = r"[A-Za-z0-9_\-]"
 _NOT_B64URL_AFTER = r"(?![A-Za-z0-9_\-])"
 # A value a `key = value` shape separates from its name: closing quote, `:`/`=`/`,`, opening quote.
@@ -227,11 +230,17 @@ BUILTIN_PATTERNS: tuple[ValuePattern, ...] = (
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
         not_after=_WORD,
     ),
-    _p("slack_token", r"xox[abposr]-[A-Za-z0-9\-]{10,}", ("xox",), not_after=_ALNUM),
+    _p(
+        "slack_token",
+        r"xox(?:[abposr]|e(?:\.xox[bp])?)-[A-Za-z0-9\-]{10,}",
+        ("xox",),
+        not_after=_ALNUM,
+    ),
+    _p("slack_token", r"xapp-[0-9]-[A-Za-z0-9\-]{20,}", ("xapp-",), not_after=_ALNUM),
     _p(
         "stripe_key",
-        r"[rs]k_(?:live|test)_[A-Za-z0-9]{10,}",
-        ("k_live_", "k_test_"),
+        r"(?:[rs]k_(?:live|test|prod)|whsec)_[A-Za-z0-9]{10,}",
+        ("k_live_", "k_test_", "k_prod_", "whsec_"),
         not_after=_ALNUM,
     ),
     _p("secret_key", rf"sk-{_B64URL}{{20,}}", ("sk-",), not_after=_B64URL_CHARS),
@@ -257,6 +266,10 @@ BUILTIN_PATTERNS: tuple[ValuePattern, ...] = (
         r"A(?:KIA|SIA)[A-Z0-9]{16}(?![A-Z0-9])",
         ("akia", "asia"),
         not_after=_UPPER_DIGITS,
+    ),
+    *(
+        _p(kind, regex, needles, not_after=_NOT_AFTER[before], left=left)
+        for kind, regex, needles, before, left in VENDOR_RULES
     ),
     _p(
         "email",

@@ -64,7 +64,9 @@ def run_replay(args: list[str], settings: Settings) -> int:
     except ParserExit as done:
         return done.status
     except KmError as exc:
-        sys.stderr.write(f"km: {exc}\n")
+        from km.terminal import safe  # a message may quote a captured or typed value
+
+        sys.stderr.write(f"km: {safe(exc, markup=False)}\n")
         return exc.exit_code
 
 

@@ -12,6 +12,7 @@ from km.settings import Settings
 from km.setup.apply import FileResult, km_executable, unwrap_file, wrap_file
 from km.setup.clients import CLIENTS, DISPLAY_NAMES, ConfigLocation, config_locations
 from km.setup.files import BackupStore
+from km.terminal import safe
 
 
 class NoConfigFound(KmError):
@@ -96,12 +97,12 @@ def run_setup(args: list[str], settings: Settings, environ: Mapping[str, str]) -
             else:
                 result = wrap_file(location.path, km_command, store, options.dry_run)
         except KmError as exc:
-            sys.stderr.write(f"km: {exc}\n")
+            sys.stderr.write(f"km: {safe(exc, markup=False)}\n")
             failures += 1
             continue
         changed += result.changed
         if options.dry_run:
-            sys.stdout.write(result.diff)
+            sys.stdout.write(_shown_lines(result.diff))
         sys.stdout.write(describe(location, result, options.dry_run))
     if options.dry_run:
         sys.stdout.write("dry run: nothing was written\n")
@@ -113,7 +114,8 @@ def run_setup(args: list[str], settings: Settings, environ: Mapping[str, str]) -
 def describe(location: ConfigLocation, result: FileResult, dry_run: bool) -> str:
     """The summary of one file: per action, the servers it applied to."""
     label = DISPLAY_NAMES.get(location.client, "config")
-    lines = [f"{label}: {result.path}" + ("" if result.changed else " (unchanged)")]
+    path = safe(result.path, markup=False)
+    lines = [f"{label}: {path}" + ("" if result.changed else " (unchanged)")]
     by_action: dict[str, list[str]] = {}
     for outcome in result.outcomes:
         name = outcome.name
@@ -121,7 +123,7 @@ def describe(location: ConfigLocation, result: FileResult, dry_run: bool) -> str
             name = f"{name} ({outcome.table.removesuffix('.mcpServers')})"
         if outcome.reason:
             name = f"{name} [{outcome.reason}]"
-        by_action.setdefault(outcome.action, []).append(name)
+        by_action.setdefault(outcome.action, []).append(safe(name, markup=False))
     if not by_action:
         lines.append("  no MCP servers")
     for action in ACTION_ORDER:
@@ -133,5 +135,14 @@ def describe(location: ConfigLocation, result: FileResult, dry_run: bool) -> str
             )
             lines.append(f"  {verb}: {', '.join(by_action[action])}")
     if result.note:
-        lines.append(f"  {result.note}")
+        lines.append(f"  {safe(result.note, markup=False)}")
     return "\n".join(lines) + "\n"
+
+
+def _shown_lines(text: str) -> str:
+    """Multi-line text for the terminal: each line made safe, the line breaks kept."""
+    lines = text.split("\n")
+    return "\n".join(
+        safe(line[:-1], markup=False) + "\r" if line.endswith("\r") else safe(line, markup=False)
+        for line in lines
+    )

@@ -45,6 +45,11 @@ class SpoolUnwritable(SpoolError):
     """The spool cannot be created or written: permissions, a read-only or failing filesystem."""
 
 
+class SpoolRefused(SpoolError):
+    """The spool (or its directory) is a symbolic link, another user's, or open to others in a
+    way km will not fix: km neither writes nor reads it."""
+
+
 class SpoolTooNew(SpoolError):
     """The spool was created by a newer km whose schema this km does not know."""
 

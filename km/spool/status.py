@@ -17,6 +17,7 @@ import orjson
 from km.events import IN_FLIGHT, PENDING, QUARANTINED, STATE_NAMES
 from km.spool.errors import SpoolTooNew, classify_sqlite
 from km.spool.schema import SCHEMA_VERSION, schema_version
+from km.spool.store import check_spool_files
 
 READ_BUSY_TIMEOUT_MS = 2000  # a reader waits only for a WAL recovery, which is short
 MAX_SESSIONS = 50  # most recent sessions listed (all are counted)
@@ -32,6 +33,7 @@ def read_status(path: str, max_sessions: int = MAX_SESSIONS) -> Status:
     status: Status = {"path": path, "exists": os.path.exists(path)}
     if not status["exists"]:
         return status
+    check_spool_files(path)  # a planted link or another user's file is refused, not read
     status.update(_file_sizes(path))
     try:
         conn = sqlite3.connect(_read_only_uri(path), uri=True, isolation_level=None)
@@ -108,6 +110,10 @@ def _read(conn: sqlite3.Connection, path: str, max_sessions: int) -> Status:
             "sessions": sessions,
             "live": _live(conn, live),
             "dropped": {"frames": dropped_frames, "bytes": dropped_bytes},
+            "expired": {  # delivered events deleted by the age cap (KM_SPOOL_MAX_AGE)
+                "events": stats.get("expired_events", 0),
+                "bytes": stats.get("expired_bytes", 0),
+            },
             "evicted": {
                 "events": stats.get("evicted_events", 0),
                 "bytes": stats.get("evicted_bytes", 0),
@@ -248,6 +254,7 @@ def _empty() -> Status:
         "live": [],
         "dropped": {"frames": 0, "bytes": 0},
         "evicted": {"events": 0, "bytes": 0},
+        "expired": {"events": 0, "bytes": 0},
         "last_capture_ns": None,
         "delivery": _empty_delivery(),
     }

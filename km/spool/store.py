@@ -20,7 +20,8 @@ import orjson
 
 from km.errors import SpoolError
 from km.events import DROPPED, KM, SENT, Event, SessionInfo
-from km.spool.errors import SpoolCorrupt, classify_os, classify_sqlite
+from km.private import PrivateFileError, check_companion, check_directory, open_private
+from km.spool.errors import SpoolCorrupt, SpoolRefused, classify_os, classify_sqlite
 from km.spool.insight import write_notes
 from km.spool.schema import migrate
 
@@ -33,6 +34,8 @@ ROW_OVERHEAD = 150  # rough bytes a row costs besides its payload (other columns
 # the estimate can be low (pages free only when empty), so aiming short and repeating keeps
 # the spool from being emptied far below the target.
 EVICT_STEP_SHARE = 0.5
+AGE_BATCH = 2000  # sent events past the age cap deleted per transaction...
+AGE_BATCHES = 5  # ...and transactions per eviction check (the rest waits for the next one)
 
 FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a path named when it was opened
 
@@ -69,8 +72,10 @@ class SpoolStore:
         self._conn = conn
         self.path = path
         self.max_bytes = max_bytes
+        self.max_age_s: float | None = None  # sent events older than this are deleted
         self.identity = identity
         self.moved_aside = moved_aside  # where a corrupt file at `path` went, if `open` moved one
+        self.notes: list[str] = []  # permissions `open` had to tighten, one line each
         self._closed = False
 
     @classmethod
@@ -82,8 +87,10 @@ class SpoolStore:
         recover: bool = False,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         autocheckpoint_pages: int | None = None,
+        max_age_s: float | None = None,
     ) -> SpoolStore:
         """Open (creating it private to this user) and migrate the spool at `path`.
+        `max_age_s`: sent events older than this are deleted by the evictions.
 
         With `recover`, a corrupt file is moved aside (see `recover_corrupt`) and a fresh spool
         created in its place; `moved_aside` then names the old file. `autocheckpoint_pages`
@@ -91,21 +98,24 @@ class SpoolStore:
         leaves checkpoints to `km.spool.checkpoint`).
         """
         try:
-            return cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
+            store = cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
         except SpoolCorrupt as exc:
             if not recover:
                 raise
             moved = recover_corrupt(path, exc.identity)
             store = cls._open(path, max_bytes, busy_timeout_s, autocheckpoint_pages)
             store.moved_aside = moved
-            return store
+        store.max_age_s = max_age_s
+        return store
 
     @classmethod
     def _open(
         cls, path: str, max_bytes: int, busy_timeout_s: float, autocheckpoint_pages: int | None
     ) -> SpoolStore:
         try:
-            identity = _create_private(path)
+            identity, notes = _create_private(path)
+        except PrivateFileError as exc:
+            raise SpoolRefused(path, exc.reason if exc.path == path else str(exc)) from None
         except OSError as exc:
             raise classify_os(path, exc) from exc
         try:
@@ -125,7 +135,9 @@ class SpoolStore:
                     error.identity = identity
                 raise error from exc
             raise
-        return cls(conn, path, max_bytes, identity)
+        store = cls(conn, path, max_bytes, identity)
+        store.notes = notes
+        return store
 
     def close(self) -> None:
         self._closed = True
@@ -136,6 +148,13 @@ class SpoolStore:
             warnings.warn(
                 f"SpoolStore({self.path!r}) was never closed", ResourceWarning, stacklevel=1
             )
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long the next transactions wait for another process's write lock."""
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000)):d}")
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
 
     def is_current(self) -> bool:
         """Whether `path` still names the file this store has open (not moved aside by a km)."""
@@ -233,10 +252,46 @@ class SpoolStore:
         except sqlite3.Error as exc:
             raise classify_sqlite(self.path, exc) from exc
 
+    def evict_expired(self, now_ns: int | None = None) -> int:
+        """Delete sent (delivered) events older than `max_age_s`, oldest first, in bounded
+        batches (at most `AGE_BATCHES` transactions of `AGE_BATCH` rows: the rest goes at the
+        next check). Events not yet delivered are never deleted for their age. Returns how many
+        were deleted; they are added to `spool_stats` (`expired_events`, `expired_bytes`)."""
+        if self.max_age_s is None:
+            return 0
+        now = time.time_ns() if now_ns is None else now_ns
+        cutoff = now - int(self.max_age_s * 1e9)
+        oldest = (
+            f"SELECT seq, ts_ns, length(payload) FROM events WHERE state = {SENT:d} ORDER BY seq"
+        )
+        total = 0
+        try:
+            first = self._conn.execute(oldest + " LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
+        if first is None or first[1] >= cutoff:  # the usual case: one indexed row read
+            return 0
+        for _ in range(AGE_BATCHES):
+            with self._transaction() as conn:
+                rows = conn.execute(f"{oldest} LIMIT {AGE_BATCH:d}").fetchall()
+                old = [(seq, size) for seq, ts, size in rows if ts < cutoff]
+                conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s, _ in old])
+                if old:
+                    nbytes = sum(size for _, size in old)
+                    conn.executemany(
+                        _ADD_STAT, [("expired_events", len(old)), ("expired_bytes", nbytes)]
+                    )
+            total += len(old)
+            if len(old) < AGE_BATCH:
+                break
+        return total
+
     def evict_if_needed(self) -> tuple[int, int]:
-        """Past `max_bytes`, delete the oldest events (already-sent ones first) until the spool
-        is under `EVICT_TARGET` of the cap. Returns (events, payload bytes) evicted, which are
+        """Delete sent events past the age cap (`evict_expired`); then, past `max_bytes`,
+        delete the oldest events (already-sent ones first) until the spool is under
+        `EVICT_TARGET` of the cap. Returns (events, payload bytes) evicted for size, which are
         also added to `spool_stats` (`evicted_events`, `evicted_bytes`)."""
+        self.evict_expired()
         if self.used_bytes() <= self.max_bytes:
             return (0, 0)
         target = int(self.max_bytes * EVICT_TARGET)
@@ -320,8 +375,10 @@ def recover_corrupt(path: str, identity: FileIdentity | None = None) -> str | No
     return target
 
 
-def _create_private(path: str) -> FileIdentity:
-    """Create the spool's directory (0700) and file (0600) if missing; the file's identity.
+def _create_private(path: str) -> tuple[FileIdentity, list[str]]:
+    """Create the spool's directory (0700) and file (0600) if missing; the file's identity and
+    notes on permissions tightened (see `km.private`: a symbolic link, a file or directory of
+    another user, or a directory others can write is refused with `PrivateFileError`).
 
     SQLite gives the `-wal` and `-shm` files it creates the database file's permissions.
     """
@@ -329,17 +386,33 @@ def _create_private(path: str) -> FileIdentity:
     if os.path.lexists(directory) and not os.path.isdir(directory):
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", directory)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    notes = check_directory(directory)
+    fd, more = open_private(path, os.O_RDWR, create=True)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        st = os.stat(path)
-    else:
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
-    return (st.st_dev, st.st_ino)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    notes += more
+    for suffix in ("-wal", "-shm"):
+        notes += check_companion(path + suffix)
+    return (st.st_dev, st.st_ino), notes
+
+
+def check_spool_files(path: str) -> None:
+    """Refuse (`SpoolRefused`) a spool that is a symbolic link or someone else's, before a
+    reader or the uplink opens it by name."""
+    try:
+        check_directory(os.path.dirname(os.path.abspath(path)))
+        fd, _ = open_private(path, os.O_RDONLY)
+        os.close(fd)
+        for suffix in ("-wal", "-shm"):
+            check_companion(path + suffix)
+    except PrivateFileError as exc:
+        raise SpoolRefused(path, exc.reason if exc.path == path else str(exc)) from None
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise classify_os(path, exc) from exc
 
 
 def _configure(conn: sqlite3.Connection, path: str, busy_timeout_s: float) -> None:

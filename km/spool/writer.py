@@ -26,7 +26,7 @@ import time
 from contextlib import suppress
 
 from km.errors import SpoolError
-from km.spool.errors import SpoolBusy, SpoolCorrupt, SpoolTooNew
+from km.spool.errors import SpoolBusy, SpoolCorrupt, SpoolRefused, SpoolTooNew
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs ~8 ms to import
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ CLOSE_MARGIN_S = 0.2  # the writer gives up this long before close()'s timeout (
 MAX_RECOVERIES = 3  # corrupt spools moved aside in one run before capture gives up
 EVENT_OVERHEAD = 200  # bytes an in-memory Event costs besides its payload
 MAX_PROBLEMS = 20  # distinct problems remembered for `problems`
+BUSY_SLICE_S = 0.1  # one wait for another process's write lock (see `_busy_s`)
 
 STARTING = "starting"
 CAPTURING = "capturing"
@@ -101,6 +102,7 @@ class SpoolWriter:
         self._bytes_since_maintenance = 0
         self._last_error: str | None = None
         self._last_error_saved = True
+        self._busy_since = 0.0  # monotonic time the spool's lock was first found busy, or 0
 
     # -- the proxy's side --------------------------------------------------------------------
 
@@ -206,6 +208,7 @@ class SpoolWriter:
 
     def _open_store(self) -> None:
         from km.spool import checkpoint
+        from km.spool.journal import fold_journals
         from km.spool.store import SpoolStore
 
         assert self._spool_path is not None
@@ -215,10 +218,16 @@ class SpoolWriter:
                 self._settings.spool_max_bytes,
                 recover=True,
                 autocheckpoint_pages=checkpoint.BACKSTOP_PAGES,
+                busy_timeout_s=self._busy_s(),
+                max_age_s=self._settings.spool_max_age_s,
             )
             if self._store.moved_aside is not None:
                 self._report_recovery(self._store.moved_aside)
+            for note in self._store.notes:
+                self._report(note, note)
             self._store.begin_session(self._session)
+            with suppress(SpoolError):  # sessions earlier km processes left in side journals
+                fold_journals(self._store, self._spool_path)
             self._store.evict_if_needed()
         except SpoolError as exc:
             self._on_spool_error(exc)
@@ -264,6 +273,8 @@ class SpoolWriter:
             return
         started = time.monotonic()
         try:
+            if self._stop.is_set():  # closing: wait for the lock no longer than the deadline
+                self._store.set_busy_timeout(self._busy_s())
             self._store.append(batch)
         except SpoolError as exc:
             self._on_spool_error(exc)
@@ -276,6 +287,7 @@ class SpoolWriter:
         self._pending = []
         self._pending_bytes = 0
         self._backoff = 0.0
+        self._busy_since = 0.0
         self._status = CAPTURING
         self._save_last_error()
         if not self._stop.is_set():
@@ -333,6 +345,10 @@ class SpoolWriter:
         return time.monotonic() >= self._deadline
 
     def _end_session(self) -> None:
+        if self._store is not None and self._flushed() and self._record_end():
+            return
+        if self._busy_since and self._journal_rest():  # locked by another process: keep the
+            return  # rest in a side journal beside the spool
         unsaved = len(self._pending) + len(self._queue.drain())
         unsaved += self._queue.dropped()[0] - self._recorded_drops[0]
         self._lost_frames += unsaved
@@ -347,18 +363,82 @@ class SpoolWriter:
         except SpoolError as exc:
             self._note(f"could not record the end of the session: {exc}")
 
+    def _record_end(self) -> bool:
+        """Everything is committed: record the session's end (True when that worked)."""
+        assert self._store is not None
+        try:
+            self._store.set_busy_timeout(self._busy_s())
+            self._save_last_error()
+            ended_ns = self._ended_ns if self._ended_ns is not None else time.time_ns()
+            self._store.end_session(self._session.session_id, ended_ns, self._exit_code)
+        except SpoolError as exc:
+            self._last_error = str(exc)
+            return False
+        self._session_ended = True
+        return True
+
+    def _busy_s(self) -> float:
+        """One wait for another process's write lock: a short slice, so that close() is never
+        kept past its deadline by a wait begun before it (the rest then goes to the side
+        journal); retried at once, so a lock released later is still taken."""
+        if not self._stop.is_set():
+            return BUSY_SLICE_S
+        return max(0.01, min(BUSY_SLICE_S, self._deadline - time.monotonic() - 0.02))
+
+    def _journal_rest(self) -> bool:
+        """The spool could not take the rest of the session (another process holds its lock):
+        keep it in a side journal beside the spool, stored by the next km or `km status`.
+        False when that fails too (the loss is then counted and reported)."""
+        from km.spool.journal import keep_in_journal
+
+        if self._session_ended or self._spool_path is None or self._pipeline is None:
+            return False
+        while self._queue.items:  # bounded: the queue is
+            before = len(self._pending)
+            self._fill_batch()
+            if len(self._pending) == before:
+                break
+        events = list(self._pending)
+        frames, nbytes = self._queue.dropped()
+        if frames > self._recorded_drops[0]:
+            events.append(
+                self._pipeline.dropped(
+                    time.monotonic_ns(),
+                    time.time_ns(),
+                    frames - self._recorded_drops[0],
+                    nbytes - self._recorded_drops[1],
+                )
+            )
+        last_error = self._redacted(self._last_error) if self._last_error else None
+        kept, message = keep_in_journal(
+            self._spool_path, self._session, events, self._ended_ns, self._exit_code, last_error
+        )
+        self._report("journal", message)
+        if kept:
+            self._pending, self._pending_bytes = [], 0
+            self._recorded_drops = (frames, nbytes)
+            self._session_ended = True
+        return kept
+
     # -- failures ----------------------------------------------------------------------------
 
     def _on_spool_error(self, exc: SpoolError) -> None:
+        if isinstance(exc, SpoolBusy):  # retried at once: the busy timeout already waited
+            from km.spool.store import BUSY_TIMEOUT_S
+
+            now = time.monotonic()
+            self._busy_since = self._busy_since or now
+            if now - self._busy_since < BUSY_TIMEOUT_S:
+                return  # waits come in short slices (see `_busy_s`); only a long one is news
         self._last_error = str(exc)
         self._last_error_saved = False
         if isinstance(exc, SpoolBusy):
-            self._note(str(exc))  # retried at once: the busy timeout already waited
+            self._note(str(exc))
             return
         if isinstance(exc, SpoolCorrupt):
             self._recover(exc)
             return
-        if isinstance(exc, SpoolTooNew):
+        if isinstance(exc, SpoolTooNew | SpoolRefused):
             self._disable(f"{exc}; capture is off for this run, forwarding continues")
             return
         self._drop_store()
@@ -407,7 +487,7 @@ class SpoolWriter:
         if self._last_error_saved or self._store is None or self._last_error is None:
             return
         with suppress(SpoolError):
-            self._store.record_error(self._session.session_id, self._last_error)
+            self._store.record_error(self._session.session_id, self._redacted(self._last_error))
             self._last_error_saved = True
 
     def _fail(self, exc: BaseException) -> None:
@@ -415,7 +495,18 @@ class SpoolWriter:
         store = self._store
         if store is not None:
             with suppress(Exception):
-                store.record_error(self._session.session_id, f"internal error: {exc!r}")
+                message = self._redacted(f"internal error: {exc!r}")
+                store.record_error(self._session.session_id, message)
+
+    def _redacted(self, text: str) -> str:
+        """Text km stores about the session goes through the same redactor as its events."""
+        from km.redact import DEFAULT_RULES, redact_text
+
+        try:
+            rules = self._settings.redaction_rules()
+        except Exception:
+            rules = DEFAULT_RULES
+        return redact_text(text, rules)
 
     def _disable(self, message: str) -> None:
         self._status = DISABLED

@@ -142,10 +142,10 @@ def tools_of(doc: Any, source: str) -> list[Any]:
 
 def _print_table(findings: list[Finding], tool_count: int, out: TextIO) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from km.insight.text import visible
+    from km.terminal import safe as escape  # captured text: visible, markup escaped for rich
 
     console = Console(file=out, width=min(Console(file=out).width, 100), highlight=False)
     if not findings:

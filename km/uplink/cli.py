@@ -1,6 +1,8 @@
 """`km sync`, `km login` and `km config`: the uplink's commands.
 
-    km sync [--spool PATH] [--quiet]     deliver everything now, with a progress bar on stderr
+    km sync [--spool PATH] [--quiet] [--timeout S]   deliver everything now, a progress bar on
+                                         stderr; exit 0 all sent, 1 some left, 2 not
+                                         configured, 3 key rejected, 4 API failing, 5 timed out
     km login [--url URL]                 the key comes from stdin or a hidden prompt, never argv
     km config [show]                     settings in effect (the key masked)
     km config set KEY VALUE              write KEY to the config file (not api_key: km login)
@@ -24,18 +26,21 @@ from typing import IO, Any, TypeVar
 
 from km.arguments import CommandParser, ParserExit
 from km.errors import KmError, UsageError
-from km.settings import ENV_PREFIX, ENV_VARS, Settings
-from km.uplink.errors import KeyRejected, NotConfigured
+from km.settings import DEFAULT_SYNC_TIMEOUT_S, ENV_PREFIX, ENV_VARS, Settings
+from km.uplink.errors import KeyRejected, NotConfigured, SyncTimedOut
 from km.uplink.secret import display_url, mask
 
 T = TypeVar("T")
 
 LOGIN_TIMEOUT_S = 15.0  # checking a key against the API
+FOLD_BUSY_TIMEOUT_S = 2.0  # km sync waits this long for the spool's lock to fold side journals
 EXIT_REMAINING = 1  # km sync ended with deliverable events left
 
 
 def _err(message: str) -> None:
-    sys.stderr.write(f"km: {message}\n")
+    from km.terminal import safe
+
+    sys.stderr.write(f"km: {safe(message, markup=False)}\n")
     sys.stderr.flush()
 
 
@@ -73,9 +78,16 @@ def _sync(args: list[str], settings: Settings) -> int:
     parser = CommandParser(prog="km sync", description="Deliver captured events to the API now.")
     parser.add_argument("--spool", metavar="PATH", help="spool database (KM_SPOOL)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help=f"give up after this long (KM_SYNC_TIMEOUT; default {DEFAULT_SYNC_TIMEOUT_S:g})",
+    )
     options = parser.parse_args(args)
     if options.spool:
         settings.set("spool_path", options.spool, "--spool")
+    if options.timeout is not None:
+        settings.set("sync_timeout_s", options.timeout, "--timeout")
     settings.load_config_file()
     if not settings.api_url:
         raise NotConfigured("URL")
@@ -85,15 +97,23 @@ def _sync(args: list[str], settings: Settings) -> int:
     if not os.path.exists(path):
         _err(f"nothing to send: no spool at {path} yet")
         return 0
+    from km.spool.journal import fold_pending
     from km.uplink.run import DrainResult, Uplink
 
+    problem = fold_pending(path, settings.spool_max_bytes, FOLD_BUSY_TIMEOUT_S)
+    if problem:  # sessions left beside a locked spool: sent once they are in it
+        _err(problem)
     uplink = Uplink(settings, path)
     url = display_url(settings.api_url)
+    timeout = settings.sync_timeout_s
     started = time.monotonic()
-    if options.quiet or not sys.stderr.isatty():
-        result: DrainResult = _run(uplink.run_until_drained())
-    else:
-        result = _with_progress_bar(uplink, url)
+    try:
+        if options.quiet or not sys.stderr.isatty():
+            result: DrainResult = _run(asyncio.wait_for(uplink.run_until_drained(), timeout))
+        else:
+            result = _with_progress_bar(uplink, url, timeout)
+    except TimeoutError:
+        raise SyncTimedOut(url, timeout, uplink.sent, _waiting(path), uplink.last_error) from None
     elapsed = time.monotonic() - started
     if result.sent or result.quarantined:
         parts = [f"sent {result.sent} events to {url} in {elapsed:.1f} s"]
@@ -130,17 +150,43 @@ def _nothing_left(path: str) -> str:
     return "nothing to send: no captured events are waiting"
 
 
-def _with_progress_bar(uplink: Any, url: str) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+def _waiting(path: str) -> int:
+    """Deliverable events left in the spool (after a sync gave up); -1 when unreadable."""
+    from km.uplink.leases import LeaseStore
 
+    try:
+        store = LeaseStore.open(path)
+    except KmError:
+        return -1
+    try:
+        backlog = store.backlog()
+        return backlog.deliverable + backlog.leased
+    except KmError:
+        return -1
+    finally:
+        store.close()
+
+
+def _with_progress_bar(uplink: Any, url: str, timeout: float = DEFAULT_SYNC_TIMEOUT_S) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from km.terminal import safe
     from km.uplink.run import Progress as Step
 
     console = Console(stderr=True)
     with Progress(
-        TextColumn(f"sending to {url}"),
+        TextColumn(f"sending to {safe(url)}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn(f"(gives up after {timeout:g} s)"),
         TextColumn("{task.fields[note]}"),
         console=console,
         transient=True,
@@ -151,7 +197,7 @@ def _with_progress_bar(uplink: Any, url: str) -> Any:
             note = f"{step.quarantined} quarantined" if step.quarantined else ""
             bar.update(task, completed=step.sent + step.quarantined, total=step.total, note=note)
 
-        return _run(uplink.run_until_drained(show))
+        return _run(asyncio.wait_for(uplink.run_until_drained(show), timeout))
 
 
 # -- km login ---------------------------------------------------------------------------------
@@ -183,7 +229,10 @@ def _login(args: list[str], settings: Settings, stdin: IO[str]) -> int:
         raise UsageError("no API URL: km login --url https://...")
     _check_url(url)
     key = _read_key(stdin)
-    verdict = _run(_verify(url, key))
+    from km.uplink.client import check_transport
+
+    check_transport(url, settings.allow_insecure_http)  # before the key goes anywhere
+    verdict = _run(_verify(url, key, settings))
     shown = display_url(url)
     if verdict[0] == "rejected":
         raise KeyRejected(shown, verdict[1], verdict[2])
@@ -229,14 +278,20 @@ def _read_key(stdin: IO[str]) -> str:
     return key
 
 
-async def _verify(url: str, key: str) -> tuple[str, int, str]:
+async def _verify(url: str, key: str, settings: Settings) -> tuple[str, int, str]:
     """("ok", 200, ""), ("rejected", status, reason) or ("unreachable", status, reason)."""
     from km.uplink.client import ApiClient, TransportError
     from km.uplink.outcome import Pause as PauseOutcome
     from km.uplink.outcome import decide
     from km.uplink.secret import Secret
 
-    async with ApiClient(url, Secret(key), timeout_s=LOGIN_TIMEOUT_S) as client:
+    async with ApiClient(
+        url,
+        Secret(key),
+        timeout_s=LOGIN_TIMEOUT_S,
+        ca_bundle=settings.ca_bundle,
+        allow_insecure_http=settings.allow_insecure_http,
+    ) as client:
         try:
             reply = await client.check_key()
         except TransportError as exc:

@@ -9,14 +9,16 @@ to fix the URL instead). Responses are read whole, up to `MAX_RESPONSE_BYTES`.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 from types import TracebackType
 
 import aiohttp
 
 from km import __version__
-from km.uplink.errors import UplinkError
+from km.uplink.errors import InsecureTransport, UplinkError
 from km.uplink.secret import Scrubber, Secret, display_url
 
 REQUEST_TIMEOUT_S = 30.0  # one whole request; well under the 60 s lease on the events it carries
@@ -48,6 +50,42 @@ def endpoint(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1: traffic that never leaves this machine."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, allow_insecure_http: bool) -> None:
+    """Raise `InsecureTransport` for an `http://` URL to a host that is not loopback, unless
+    the user allowed it explicitly (`KM_ALLOW_INSECURE_HTTP=1`): the API key would cross the
+    network in clear."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return  # aiohttp reports the bad URL itself
+    if parts.scheme.lower() == "http" and not allow_insecure_http and not is_loopback(host):
+        raise InsecureTransport(display_url(url), host)
+
+
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Certificates verified against the system's CAs, or only against `ca_bundle` (a PEM
+    file, `KM_CA_BUNDLE`) when given. Raises `UplinkError` when the bundle cannot be read."""
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UplinkError(f"CA bundle {ca_bundle}: {reason} (KM_CA_BUNDLE)") from None
+
+
 class ApiClient:
     """Requests to one API with one key. Use as `async with ApiClient(...) as client:`."""
 
@@ -58,7 +96,13 @@ class ApiClient:
         *,
         timeout_s: float = REQUEST_TIMEOUT_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        ca_bundle: str | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
+        """Raises `InsecureTransport` (plain http to another machine, not allowed) and
+        `UplinkError` (an unreadable CA bundle) before any connection is made."""
+        check_transport(url, allow_insecure_http)
+        self._tls = tls_context(ca_bundle) if url.lower().startswith("https:") else None
         self.url = url
         self.shown_url = display_url(url)
         self._key = key
@@ -94,6 +138,7 @@ class ApiClient:
                 },
                 timeout=self._timeout,
                 raise_for_status=False,
+                connector=aiohttp.TCPConnector(ssl=self._tls if self._tls is not None else True),
             )
         return self._session
 
@@ -145,6 +190,11 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
 
 def describe(exc: BaseException) -> str:
     """One line about a transport failure, built from parts that cannot hold the key."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return (
+            f"the TLS certificate of {exc.host}:{exc.port} cannot be verified "
+            f"({exc.certificate_error}); if the API uses a private CA, set KM_CA_BUNDLE"
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to {exc.host}:{exc.port}: {_os_reason(exc.os_error)}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):

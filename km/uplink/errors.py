@@ -48,6 +48,40 @@ class ApiUnavailable(UplinkError):
         self.reason = reason
 
 
+class SyncTimedOut(UplinkError):
+    """`km sync` reached its deadline: what was not acknowledged stays in the spool."""
+
+    exit_code = 5
+
+    def __init__(
+        self, url: str, timeout_s: float, sent: int, waiting: int, last_error: str | None
+    ) -> None:
+        why = f"last error: {last_error}" if last_error else "no answer in time"
+        super().__init__(
+            f"gave up after {timeout_s:g} s (--timeout) delivering to {url} ({why}); "
+            f"{sent} events sent, {waiting} still wait in the spool: run km sync again"
+        )
+        self.url = url
+        self.timeout_s = timeout_s
+        self.sent = sent
+        self.waiting = waiting
+
+
+class InsecureTransport(UplinkError):
+    """The API URL is plain http:// to a host that is not this machine: the key would cross
+    the network in clear."""
+
+    exit_code = 2
+
+    def __init__(self, url: str, host: str) -> None:
+        super().__init__(
+            f"refusing to send the API key to {url} over plain http ({host} is not this "
+            "machine): use https://, or set KM_ALLOW_INSECURE_HTTP=1 to allow it"
+        )
+        self.url = url
+        self.host = host
+
+
 class ConfigWriteError(KmError):
     """The config file cannot be written."""
 

@@ -32,7 +32,7 @@ from km.errors import SpoolError
 from km.events import IN_FLIGHT, PENDING, QUARANTINED, SENT
 from km.spool.errors import classify_sqlite
 from km.spool.schema import migrate
-from km.spool.store import immediate_transaction
+from km.spool.store import check_spool_files, immediate_transaction
 from km.uplink.batches import SpoolRow, claim_count, estimate_encoded
 
 T = TypeVar("T")
@@ -126,8 +126,9 @@ class LeaseStore:
         """Open an existing spool (never create one: `SpoolMissing`), migrating it if needed."""
         if lease_s <= 0:
             raise ValueError(f"lease_s must be positive, got {lease_s}")
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             raise SpoolMissing(path)
+        check_spool_files(path)  # never someone else's spool, never through a planted link
         try:
             conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:

@@ -156,6 +156,7 @@ class Uplink:
         self.spool_path = spool_path
         self.config = config or UplinkConfig()
         self._creds = credentials_of(settings)
+        self._tls = (settings.ca_bundle, settings.allow_insecure_http)  # CA bundle, plain http
         self._reload = reload or (lambda: credentials_of(reread_config(settings)))
         self._clock = clock
         self._backoff = Backoff(self.config.backoff, rand)
@@ -187,6 +188,11 @@ class Uplink:
         return self._creds.complete
 
     @property
+    def last_error(self) -> str | None:
+        """The last delivery problem (scrubbed of the key), None before any."""
+        return self._last_error
+
+    @property
     def paused_reason(self) -> str | None:
         return None if self._paused is None else self._paused.reason
 
@@ -206,6 +212,7 @@ class Uplink:
             raise NotConfigured("URL")
         if not self._creds.key:
             raise NotConfigured("key")
+        self._api()  # a refused transport or an unreadable CA bundle: say so before any claim
         self._progress = progress_callback
         try:
             store = await self._db(self._open_store)
@@ -635,6 +642,8 @@ class Uplink:
                 self._creds.url,
                 Secret(self._creds.key),
                 timeout_s=self.config.request_timeout_s,
+                ca_bundle=self._tls[0],
+                allow_insecure_http=self._tls[1],
             )
         return self._client
 

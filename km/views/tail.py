@@ -87,6 +87,8 @@ class Output:
 
     def notice(self, message: str) -> None:
         """A line about km tail itself (a skip, a wait), shown in the stream's own form."""
+        if not self.as_json:
+            message = safe(message, markup=False)  # it may name a path
         if self.as_json:
             self.stream.write(orjson.dumps({"type": "notice", "message": message}).decode() + "\n")
         else:

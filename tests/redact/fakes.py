@@ -99,3 +99,123 @@ NEGATIVE: list[str] = [
     "the author of the session notes",
     "[REDACTED:email] and [REDACTED:key]",
 ]
+
+# Vendor credentials (km.redact.credentials), with a look-alike each must leave alone.
+_HEX = "0123456789abcdef"
+SLACK_WEBHOOK_PATH = "T" + "0ABCDEF12" + "/B" + "0ABCDEF34" + "/" + "aBcDeFgHiJkLmNoPqRsTuVwX"
+SLACK_APP = "xapp-" + "1-A0123456789-1234567890123-" + _HEX * 4
+SLACK_CONFIG = "xoxe.xoxp-" + "1-Mi0yLTEyMzQ1Njc4OTAtMTIzNA"
+DISCORD_HOOK_SECRET = "Xy1_" * 17
+GITLAB_PAT = "glpat-" + "xYz12AbCdEfGhIjKlMnO"
+GITLAB_DEPLOY = "gldt-" + "aBcDeFgHiJkLmNoPqRsTuV"
+GITLAB_RUNNER_REG = "GR1348941" + "aBcDeFgHiJkLmNoPqRsT"
+NPM = "npm_" + "aB3dEf6hIj9lMn2pQr5tUv8xYz1AbC4dEf7H"
+PYPI = "pypi-" + "AgEIcHlwaS5vcmc" + "CJDk2ZGQ5YWI4LTQ1ZjEtNDJkNy1hNmE5LTk1MzY0MjA4ZmE1ZgACKlsz"
+HUGGINGFACE = "hf_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH"
+HUGGINGFACE_ORG = "api_org_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH"
+TWILIO = "SK" + _HEX * 2
+SENDGRID = "SG." + "aBcDeFgHiJkLmNoPqRsTuV" + "." + "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-_aBcDe"
+GOOGLE_CLIENT_SECRET = "GOCSPX-" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ01"
+GOOGLE_ACCESS = "ya29." + "a0AfH6SMBx-aBcDeFgHiJkLmNoPqRsTuV"
+AZURE_ACCOUNT_KEY = (
+    "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789+/aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789+/aBcDeFgH=="
+)
+AZURE_CLIENT_SECRET = "abc8" + "Q~" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ01234"
+TELEGRAM = "123456789" + ":AA" + "HdqTcvCH1vGWJxfSeofSAs0K5PALDsaw3"
+LINEAR = "lin_api_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789aBcD"
+NOTION = "secret_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789aBcDeFg"
+NOTION_NEW = "ntn_" + "12345678901" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ012345678"
+ATLASSIAN = "ATATT3" + "xFfGF0" + "aB1_cD2-eF3=" * 15
+DATABRICKS = "dapi" + _HEX * 2
+DIGITALOCEAN = "dop_v1_" + _HEX * 4
+SHOPIFY = "shpat_" + _HEX * 2
+POSTMAN = "PMAK-" + _HEX + "01234567" + "-" + _HEX * 2 + "ab"
+SENTRY = "sntrys_" + "eyJpYXQiOjE3MDAwMDAwMDAuMCwidXJsIjoiaHR0cHM6Ly9zZW50cnkuaW8ifQ"
+GRAFANA = "glsa_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ012345_0a1b2c3d"
+FIGMA = "figd_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789_-aB"
+PERPLEXITY = "pplx-" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789aBcDeFgHiJkL"
+GROQ = "gsk_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789aBcDeFgHiJkLmNoP"
+REPLICATE = "r8_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789a"
+TAVILY = "tvly-" + "dev-" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ012345"
+SUPABASE = "sbp_" + _HEX * 2 + "0a1b2c3d"
+STRIPE_WEBHOOK = "whsec_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ012345"
+
+SLACK_HOOKS = "https://hooks.slack.com/services"
+DISCORD_HOOKS = "https://discord.com/api/webhooks/123456789012345678"
+AZURE_CONN = "DefaultEndpointsProtocol=https;AccountName=x"
+
+POSITIVE += [
+    ("slack_webhook", f"url {SLACK_HOOKS}/{SLACK_WEBHOOK_PATH} ok", SLACK_WEBHOOK_PATH),
+    ("slack_token", f"app token {SLACK_APP}", SLACK_APP),
+    ("slack_token", f"config {SLACK_CONFIG}", SLACK_CONFIG),
+    ("discord_webhook", f"{DISCORD_HOOKS}/{DISCORD_HOOK_SECRET}", DISCORD_HOOK_SECRET),
+    ("gitlab_token", f"GITLAB {GITLAB_PAT}", GITLAB_PAT),
+    ("gitlab_token", f"deploy {GITLAB_DEPLOY}", GITLAB_DEPLOY),
+    ("gitlab_token", f"runner {GITLAB_RUNNER_REG}", GITLAB_RUNNER_REG),
+    ("npm_token", f"//registry.npmjs.org/:_authToken={NPM}", NPM),
+    ("npm_token", f"NPM {NPM}", NPM),
+    ("pypi_token", f"upload with {PYPI}", PYPI),
+    ("huggingface_token", f"HF {HUGGINGFACE}", HUGGINGFACE),
+    ("huggingface_token", f"org {HUGGINGFACE_ORG}", HUGGINGFACE_ORG),
+    ("twilio_key", f"twilio {TWILIO}", TWILIO),
+    ("sendgrid_key", f"mail {SENDGRID}", SENDGRID),
+    ("google_oauth", f"client {GOOGLE_CLIENT_SECRET}", GOOGLE_CLIENT_SECRET),
+    ("google_oauth", f"access {GOOGLE_ACCESS}", GOOGLE_ACCESS),
+    ("azure_key", f"{AZURE_CONN};AccountKey={AZURE_ACCOUNT_KEY};", AZURE_ACCOUNT_KEY),
+    ("azure_client_secret", f"secret {AZURE_CLIENT_SECRET}", AZURE_CLIENT_SECRET),
+    ("telegram_bot_token", f"bot {TELEGRAM} here", TELEGRAM),
+    ("linear_key", f"LINEAR {LINEAR}", LINEAR),
+    ("notion_token", f"NOTION {NOTION}", NOTION),
+    ("notion_token", f"NOTION {NOTION_NEW}", NOTION_NEW),
+    ("atlassian_token", f"jira {ATLASSIAN}", ATLASSIAN),
+    ("databricks_token", f"db {DATABRICKS}", DATABRICKS),
+    ("digitalocean_token", f"do {DIGITALOCEAN}", DIGITALOCEAN),
+    ("shopify_token", f"shop {SHOPIFY}", SHOPIFY),
+    ("postman_key", f"postman {POSTMAN}", POSTMAN),
+    ("sentry_token", f"sentry {SENTRY}", SENTRY),
+    ("grafana_token", f"grafana {GRAFANA}", GRAFANA),
+    ("figma_token", f"figma {FIGMA}", FIGMA),
+    ("perplexity_key", f"pplx {PERPLEXITY}", PERPLEXITY),
+    ("groq_key", f"groq {GROQ}", GROQ),
+    ("replicate_token", f"replicate {REPLICATE}", REPLICATE),
+    ("tavily_key", f"tavily {TAVILY}", TAVILY),
+    ("supabase_key", f"supabase {SUPABASE}", SUPABASE),
+    ("stripe_key", f"webhook {STRIPE_WEBHOOK}", STRIPE_WEBHOOK),
+]  # fmt: skip
+
+NEGATIVE += [
+    "see https://hooks.slack.com/services/ for incoming webhooks",
+    "https://api.slack.com/apps and xapp-1-short",
+    "https://discord.com/api/webhooks (docs)",
+    "glpat-short and gitlab-ci.yml",
+    "npm_config_registry=https://registry.npmjs.org/",  # an npm setting, not a token
+    "npm_lifecycle_event",
+    "pypi-simple index and pypi-AgEIcHlwaS5vcmc alone",
+    "hf_hub_download(repo_id) and hf_transfer",
+    "api_org_name",
+    "the task asks SKU 0123456789abcdef to ship",  # 'sk' and hex, but no Twilio key
+    "SKIP" + "0123456789abcdef" * 2 + "00",  # glued to letters: not a key
+    "SG.com and SG.short.value",
+    "GOCSPX-short",
+    "ya29.short",
+    "AccountName=x;EndpointSuffix=core.windows.net",
+    "~/Q~/path and abc8Q~short",
+    "time 12:AAPL stock quote",
+    "at 123456789:AAshort",
+    "lin_api_docs and linear.app",
+    "secret_sauce_recipe and ntn_short",
+    "ATATT3 is the prefix of an Atlassian token",
+    "dapi" + "0123456789abcdef" + " is too short",
+    "dop_v1_short and do_v1",
+    "shpat_short",
+    "PMAK-short",
+    "sntrys_short",
+    "glsa_short and glc_x",
+    "figd_short",
+    "pplx-short",
+    "gsk_short",
+    "r8_short",
+    "tvly-short",
+    "sbp_short",
+    "whsec_",
+]

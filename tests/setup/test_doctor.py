@@ -49,10 +49,11 @@ def test_all_good_then_a_bad_key(home: Home, tmp_path: Path, reaper: ProcessReap
     status, checks, printed = doctor(home)
     assert status == 0, printed
     assert {name: c["status"] for name, c in checks.items()} == {
-        "km on PATH": "ok", "spool": "ok", "API": "ok", "API key": "ok", "Cursor": "ok",
+        "km on PATH": "ok", "config file": "ok", "spool file": "ok", "spool": "ok", "API": "ok",
+        "API key": "ok", "Cursor": "ok",
     }  # fmt: skip
     assert checks["km on PATH"]["detail"] == KM_SCRIPT
-    assert f"healthy, schema {SCHEMA_VERSION}" in checks["spool"]["detail"]
+    assert f"healthy, schema {SCHEMA_VERSION}," in checks["spool"]["detail"]
     assert "all 1 stdio servers wrapped" in checks["Cursor"]["detail"]
     assert key not in printed
 

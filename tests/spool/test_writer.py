@@ -15,6 +15,8 @@ from km.capture.framing import Frame
 from km.events import C2S, DROPPED, KM, REQUEST, RESPONSE, S2C
 from km.proxy.capture_queue import CaptureQueue, Lane
 from km.settings import Settings
+from km.spool.journal import fold_journals, pending_journals
+from km.spool.store import SpoolStore
 from km.spool.writer import SpoolWriter
 from tests.spool.conftest import fill
 from tests.spool.helpers import PYTHON, REPO_ROOT, child_env, make_session, query, read_line
@@ -178,6 +180,28 @@ def test_capture_resumes_when_the_spool_becomes_writable(tmp_path: Path, stderr_
     assert exit_code == 3 and "not a directory" in last_error
 
 
+def test_last_error_is_stored_redacted(tmp_path: Path, stderr_pipe: Pipe) -> None:
+    """Text km stores about a session goes through the redactor (issue 12, item 2): here a
+    spool path holding a token ends up in last_error."""
+    token = "ghp_" + "T" * 36
+    parent = tmp_path / f"GITHUB_TOKEN={token}"
+    parent.mkdir()
+    blocker = parent / "afile"
+    blocker.write_bytes(b"in the way")
+    path = blocker / "spool.db"
+    queue = CaptureQueue(1024 * 1024, 10_000)
+    writer = SpoolWriter(settings_for(path), make_session(), queue, stderr_fd=stderr_pipe.write_fd)
+    writer.start()
+    assert put(queue.lane(C2S), request(1))
+    assert "not a directory" in stderr_pipe.line()
+    blocker.unlink()
+    blocker.mkdir()
+    assert writer.finish(0, CLOSE_TIMEOUT_S) is True
+    ((last_error,),) = query(path, "SELECT last_error FROM sessions")
+    assert "not a directory" in last_error and token not in last_error
+    assert "[REDACTED:" in last_error
+
+
 def test_while_the_spool_fails_memory_is_bounded_and_drops_are_recorded_later(
     tmp_path: Path, stderr_pipe: Pipe
 ) -> None:
@@ -291,11 +315,21 @@ def test_close_is_bounded_while_other_processes_hold_the_spool(
         writer = SpoolWriter(settings_for(path), make_session(), queue)
         writer.start()
         started = time.monotonic()
-        assert writer.close(0.5) is False
+        # the spool stays locked past the deadline: the rest goes to a side journal (issue 12,
+        # item 4), stored by the next km once the lock is free
+        writer.close(0.5)
         assert time.monotonic() - started < 1.0
+        assert writer.lost_frames == 0
+        journals = pending_journals(str(path))
+        assert len(journals) == 1
         holder.stdin.close()  # the other process commits and lets go
         assert holder.wait(timeout=10) == 0
-        assert writer.close(CLOSE_TIMEOUT_S) is True  # it gets the lock and finishes the job
+        store = SpoolStore.open(str(path), 1 << 30)
+        try:
+            assert fold_journals(store, str(path)) == (1, 1)
+        finally:
+            store.close()
+        assert pending_journals(str(path)) == []
     finally:
         if holder.poll() is None:
             holder.kill()
