@@ -57,7 +57,9 @@ def tree(root: Path) -> list[str]:
 
 
 def km_env(spool: Path, home: Path) -> dict[str, str]:
-    return {"HOME": str(home), "PATH": MINIMAL_PATH, "KM_SPOOL": str(spool), "KM_GRACE": "0.5"}
+    # KM_GRACE is an upper bound for the server's own exit, not a wait: mcp-server-time can
+    # take a second to exit under load, and must not be SIGTERMed into exit 143.
+    return {"HOME": str(home), "PATH": MINIMAL_PATH, "KM_SPOOL": str(spool), "KM_GRACE": "15"}
 
 
 def run_session(km: Path, spool: Path, home: Path) -> dict[str, object]:
