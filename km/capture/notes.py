@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from km.capture.ids import uuid7
 from km.insight.session import Found, Listing, News, ServerInfo
-from km.insight.tokens import tool_list_tokens
 
 RedactBytes = Callable[[bytes], bytes]
 RedactText = Callable[[str], str]
@@ -148,7 +147,7 @@ def _listing_row(
             d.name,
             d.hash,
             redact_json(d.canonical.encode("utf-8", "surrogatepass")).decode("utf-8", "replace"),
-            tool_list_tokens([d.doc]) if tools else None,
+            item.definition_tokens.get(d.name) if tools else None,
         )
         for d in snapshot.definitions.values()
     )

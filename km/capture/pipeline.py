@@ -15,7 +15,7 @@ from km.capture.classify import classify
 from km.capture.correlate import DEFAULT_MAX_PENDING, Correlator
 from km.capture.framing import Frame
 from km.capture.ids import uuid7
-from km.events import DROPPED, KM, Event
+from km.events import DROPPED, KM, REQUEST, Event
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 _T = TypeVar("_T")
+CALL = "tools/call"
 
 
 class CapturePipeline:
@@ -33,6 +34,7 @@ class CapturePipeline:
         "_correlator",
         "_new_id",
         "_redact",
+        "_redact_report",
         "_redact_text",
         "analysis_errors",
         "analyzer",
@@ -50,16 +52,20 @@ class CapturePipeline:
         redact: Callable[[bytes], bytes] | None = None,
         analyzer: SessionAnalyzer | None = None,
         redact_text: Callable[[str], str] | None = None,
+        redact_report: Callable[[bytes], tuple[bytes, dict[str, int]]] | None = None,
     ) -> None:
         """`redact` rewrites a payload before it is stored (classification, correlation and
         the `analyzer` read the frame as it crossed the wire; only what is kept is redacted,
-        `redact_text` for the analyzer's text: finding messages, excerpts, diffs)."""
+        `redact_text` for the analyzer's text: finding messages, excerpts, diffs;
+        `redact_report`, `redact` that also says what it found, for `tools/call` requests:
+        the secrets in a call's arguments count in its risk)."""
         self.session_id = session_id
         self.server = server
         self._correlator = Correlator(max_pending)
         self._new_id = new_id
         self._redact = redact
         self._redact_text = redact_text
+        self._redact_report = redact_report
         self.analyzer = analyzer
         self._analyze = analyzer.observe if analyzer is not None else None
         self.analysis_errors = 0
@@ -78,6 +84,12 @@ class CapturePipeline:
         method = env.method
         if method is None:
             method = link.method
+        data = frame.data
+        secrets = None
+        if method == CALL and self._redact_report is not None and env.kind == REQUEST:
+            stored, secrets = self._redact_report(data)
+        else:
+            stored = data if self._redact is None else self._redact(data)
         event = Event(  # positionally, in field order: this runs for every message
             event_id,
             self.session_id,
@@ -89,7 +101,7 @@ class CapturePipeline:
             method,
             env.rpc_id,
             frame.size,
-            frame.data if self._redact is None else self._redact(frame.data),
+            stored,
             frame.truncated,
             link.link_id,
             link.latency_us,
@@ -103,10 +115,12 @@ class CapturePipeline:
                     direction,
                     env.kind,
                     method,
-                    frame.data,
+                    data,
                     link.link_id,
                     frame.truncated,
+                    secrets,
                 )
+
                 event.tool, event.status, event.tokens, event.risk = insight
                 if self._has_news():
                     event.notes = self._notes(wall_ns)

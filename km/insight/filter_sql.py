@@ -49,9 +49,12 @@ class SqlTarget:
     alias: str = "e"
     columns: frozenset[str] | None = None
     findings: bool = True
+    # Columns read from elsewhere: `{"server": "s.server"}` when filtering sessions by their
+    # events (equal by construction), so such a term is decided once per session.
+    elsewhere: tuple[tuple[str, str], ...] = ()
 
     def has(self, column: str) -> bool:
-        return self.columns is None or column in self.columns
+        return self.columns is None or column in self.columns or column in dict(self.elsewhere)
 
 
 SPOOL_TARGET = SqlTarget(SQLITE, SPOOL)
@@ -77,6 +80,9 @@ class _Compiler:
         return f"${len(self.params)}{cast}" if self.pg else "?"
 
     def col(self, column: str) -> str:
+        for name, expr in self.t.elsewhere:
+            if name == column:
+                return expr
         return f"{self.t.alias}.{column}"
 
     def node(self, node: Node) -> str:

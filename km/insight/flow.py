@@ -133,9 +133,7 @@ class FlowTracker:
         )
 
 
-def toxic_flow(
-    tools: Iterable[Mapping[str, Any]], *, server: str | None = None
-) -> Finding | None:
+def toxic_flow(tools: Iterable[Mapping[str, Any]], *, server: str | None = None) -> Finding | None:
     """The flow finding for a session that used `tools` (definitions, or `{"name": ...}`), or
     None when they do not together read private data, take in untrusted content and send out.
     """

@@ -17,7 +17,7 @@ approved one, for as long as that holds.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -163,22 +163,38 @@ def drift_findings(diff: InventoryDiff, new: Snapshot | None = None) -> list[Fin
 
 
 def pin_findings(
-    server: str, current: Mapping[str, str], pins: Mapping[str, str], kind: str = "tools/list"
+    server: str,
+    current: Mapping[str, str],
+    pins: Mapping[str, str],
+    kind: str = "tools/list",
+    *,
+    approved: Collection[str] | None = None,
+    version_moved: Collection[str] = (),
 ) -> list[Finding]:
-    """A finding for each pinned name whose current hash (name -> hash) is not its pin."""
+    """A drift finding for each name whose current hash (`current`: name -> hash) is not its
+    baseline (`pins`: name -> hash), for as long as that holds. `approved` names the baselines
+    the user approved (`km tools approve`; the others are the first definition ever seen;
+    None: all approved). A change under the same server version is high, one that came with
+    a new version (`version_moved`) medium, as in `drift_findings`."""
     out: list[Finding] = []
-    severity, _ = DRIFT_RULES[UNAPPROVED]
+    what = _noun(kind)
     for name in sorted(pins):
         now = current.get(name)
         if now is None or now == pins[name]:
             continue
+        was = "approved" if approved is None or name in approved else "first seen"
+        moved = name in version_moved
+        rule = UNAPPROVED if was == "approved" else (UPDATED if moved else RUG_PULL)
+        severity = MEDIUM if moved else DRIFT_RULES[UNAPPROVED][0]
         out.append(
             Finding(
-                UNAPPROVED,
+                rule,
                 severity,
                 DRIFT,
-                f"{_noun(kind)} {name!r} differs from the approved definition "
-                f"({pins[name][:12]} -> {now[:12]}); `km tools approve` once reviewed",
+                f"{what} {name!r} differs from the {was} definition "
+                f"({pins[name][:12]} -> {now[:12]}"
+                f"{', with a new server version' if moved else ''}); "
+                "`km tools approve` once reviewed",
                 tool=name,
                 server=server,
             )

@@ -44,12 +44,36 @@ LONG, HUGE = 10_000, 100_000  # P180, P181
 VALUE_KEYS = frozenset(("default", "const", "enum", "examples", "example"))
 
 _WORDS = re.compile(r"[a-z]+")
-_PADDING = re.compile(r"(?:[ \t\u00a0\u3000]{60,}|(?:[ \t]*\r?\n){12,})(?=[^\n]*\S)")
+_NAME_TOKENS = re.compile(r"[\w.-]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_QUOTES = "'\"`\u2018\u2019\u201c\u201d"
+_MENTIONED = frozenset(("P101", "P103", "P104"))  # quoted, these are talked about, not used
+_PADDING = re.compile(r"(?:[ \t\u00a0\u3000]{100,}|(?:[ \t]*\r?\n){16,})(?=[^\n]*\S)")
 _HEX_SPACED = re.compile(r"(?:\b[0-9a-fA-F]{2}[ :,-]){16,}[0-9a-fA-F]{2}\b")
 _HEX_RUN = re.compile(r"\b(?:[0-9a-fA-F]{2}){24,}\b")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40,}={0,2}")
 _PROSE = re.compile(r"[A-Za-z]{2,}(?:[ ,.'\[\]:;-]+[A-Za-z]+){4,}")
+_BY_TRIGGER: dict[str, list[int]] = {}
+for _i, _rule in enumerate(R.TEXT_RULES):
+    for _word in _rule.triggers:
+        _BY_TRIGGER.setdefault(_word, []).append(_i)
+_ALL_TRIGGERS = frozenset(_BY_TRIGGER)
+_UNGATED_IDX = tuple(i for i, rule in enumerate(R.TEXT_RULES) if not rule.triggers)
+_UNGATED = [R.TEXT_RULES[i] for i in _UNGATED_IDX]
+# Keys of JSON Schema and MCP definitions, never suspicious (skips a regex per key).
+_PLAIN_KEY_TEXT = (
+    "type description properties required items enum default title name inputSchema "
+    "outputSchema annotations additionalProperties $schema format minimum maximum "
+    "minLength maxLength pattern anyOf oneOf allOf const examples example readOnlyHint "
+    "destructiveHint idempotentHint openWorldHint minItems maxItems uniqueItems $ref $defs "
+    "definitions nullable exclusiveMinimum exclusiveMaximum multipleOf not if then else "
+    "_meta icons"
+)
+_PLAIN_KEYS = frozenset(_PLAIN_KEY_TEXT.split())
+_P121 = R.BY_ID["P121"]
+_NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+$", re.IGNORECASE)
 _POINTS = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+_LEVELS = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(slots=True)
@@ -60,6 +84,8 @@ class _Hit:
     excerpt: str
     detail: str = ""
     severity: str = ""
+    source: str = ""  # the (stripped) text matched, for rules evaluated later (P121)
+    at: int = 0  # where in `source` the match starts
 
     def finding(self, tool: str | None, server: str | None) -> Finding:
         message = self.rule.title + (f": {self.detail}" if self.detail else "")
@@ -85,21 +111,32 @@ def scan_tools(tools: Sequence[object], *, server: str | None = None) -> list[Fi
     names = [t.get("name") for t in tools if isinstance(t, Mapping)]
     known = frozenset(n for n in names if isinstance(n, str))
     findings: list[Finding] = []
+    clean: set[tuple[str, str]] = set()
     for index, tool in enumerate(tools):
         if not isinstance(tool, Mapping):
             kind = "null" if tool is None else type(tool).__name__
-            hit = _Hit(R.BY_ID["P190"], f"tools[{index}]", (0, 0), visible(repr(tool), 60),
-                       f"entry {index} is {kind}, not an object")
+            hit = _Hit(
+                R.BY_ID["P190"],
+                f"tools[{index}]",
+                (0, 0),
+                visible(repr(tool), 60),
+                f"entry {index} is {kind}, not an object",
+            )
             findings.append(hit.finding(f"#{index}", server))
             continue
         name = tool.get("name")
         label = name if isinstance(name, str) else f"#{index}"
         others = known - {name} if isinstance(name, str) else known
-        findings.extend(_scan(tool, label, server, others))
+        findings.extend(_scan(tool, label, server, others, clean))
     for name, count in Counter(n for n in names if isinstance(n, str)).items():
         if count > 1:
-            hit = _Hit(R.BY_ID["P191"], "name", (0, len(name)), visible(name),
-                       f"{count} definitions named {visible(name, 60)!r}")
+            hit = _Hit(
+                R.BY_ID["P191"],
+                "name",
+                (0, len(name)),
+                visible(name),
+                f"{count} definitions named {visible(name, 60)!r}",
+            )
             findings.append(hit.finding(name, server))
     return findings
 
@@ -114,7 +151,7 @@ def scan_tool(
         return [hit.finding(None, server)]
     name = tool.get("name")
     label = name if isinstance(name, str) else None
-    return _scan(tool, label, server, frozenset(other_tools))
+    return _scan(tool, label, server, frozenset(other_tools), set())
 
 
 # ---------------------------------------------------------------------------- the walk
@@ -131,16 +168,30 @@ def _strings(tool: Mapping[str, Any], hits: list[_Hit]) -> Iterator[tuple[str, s
         if isinstance(value, str):
             count += 1
             if count > MAX_STRINGS:
-                hits.append(_Hit(R.BY_ID["P192"], path, (0, 0), "",
-                                 f"more than {MAX_STRINGS} strings; the rest was not scanned"))
+                hits.append(
+                    _Hit(
+                        R.BY_ID["P192"],
+                        path,
+                        (0, 0),
+                        "",
+                        f"more than {MAX_STRINGS} strings; the rest was not scanned",
+                    )
+                )
                 return
             yield path, value, role
         elif isinstance(value, Mapping | list | tuple):
             if depth >= MAX_DEPTH:
                 if not too_deep:
                     too_deep = True
-                    hits.append(_Hit(R.BY_ID["P192"], path, (0, 0), "",
-                                     f"nested deeper than {MAX_DEPTH} levels; not scanned below"))
+                    hits.append(
+                        _Hit(
+                            R.BY_ID["P192"],
+                            path,
+                            (0, 0),
+                            "",
+                            f"nested deeper than {MAX_DEPTH} levels; not scanned below",
+                        )
+                    )
                 continue
             if isinstance(value, Mapping):
                 is_props = path.endswith(".properties") or path.endswith("patternProperties")
@@ -160,31 +211,54 @@ def _strings(tool: Mapping[str, Any], hits: list[_Hit]) -> Iterator[tuple[str, s
 
 
 def _scan(
-    tool: Mapping[str, Any], label: str | None, server: str | None, others: frozenset[str]
+    tool: Mapping[str, Any],
+    label: str | None,
+    server: str | None,
+    others: frozenset[str],
+    clean: set[tuple[str, str]],
 ) -> list[Finding]:
     hits: list[_Hit] = []
     name = tool.get("name")
     if not isinstance(name, str):
         what = "missing" if name is None else f"a {type(name).__name__}, not a string"
-        hits.append(_Hit(R.BY_ID["P190"], "name", (0, 0), visible(repr(name), 60),
-                         f"the name is {what}"))
+        hits.append(
+            _Hit(R.BY_ID["P190"], "name", (0, 0), visible(repr(name), 60), f"the name is {what}")
+        )
     for key in ("description", "title"):
         if key in tool and not isinstance(tool[key], str):
-            hits.append(_Hit(R.BY_ID["P190"], key, (0, 0), visible(repr(tool[key]), 60),
-                             f"{key} is not a string"))
+            hits.append(
+                _Hit(
+                    R.BY_ID["P190"],
+                    key,
+                    (0, 0),
+                    visible(repr(tool[key]), 60),
+                    f"{key} is not a string",
+                )
+            )
     for key in ("inputSchema", "outputSchema", "annotations"):
         if key in tool and not isinstance(tool[key], Mapping):
-            hits.append(_Hit(R.BY_ID["P190"], key, (0, 0), visible(repr(tool[key]), 60),
-                             f"{key} is not an object"))
+            hits.append(
+                _Hit(
+                    R.BY_ID["P190"],
+                    key,
+                    (0, 0),
+                    visible(repr(tool[key]), 60),
+                    f"{key} is not an object",
+                )
+            )
     for path, text, role in _strings(tool, hits):
         if role == "param":
             _check_param(text, path, hits)
             continue
         if role == "key":
-            if R.SUSPICIOUS_KEY.search(text):
+            if text not in _PLAIN_KEYS and R.SUSPICIOUS_KEY.search(text):
                 hits.append(_Hit(R.BY_ID["P171"], path, (0, len(text)), visible(text)))
             continue
-        _check_text(text, path, role, hits, others)
+        if (text, role) in clean:
+            continue  # seen in this list and found clean (schemas repeat many strings)
+        before = len(hits)
+        if not _check_text(text, path, role, hits, others) and len(hits) == before:
+            clean.add((text, role))
     return [h.finding(label, server) for h in _combine(hits)]
 
 
@@ -193,16 +267,38 @@ def _scan(
 
 def _check_param(name: str, path: str, hits: list[_Hit]) -> None:
     normal = re.sub(r"[\s_\-.]", "", name.lower())
+    spaced = " ".join(_CAMEL.sub(" ", name).replace("_", " ").replace("-", " ").lower().split())
     if normal in R.SIDE_CHANNEL_NAMES:
-        hits.append(_Hit(R.BY_ID["P126"], path, (0, len(name)), visible(name),
-                         f"parameter {visible(name, 40)!r}"))
+        hits.append(
+            _Hit(
+                R.BY_ID["P126"],
+                path,
+                (0, len(name)),
+                visible(name),
+                f"parameter {visible(name, 40)!r}",
+            )
+        )
+    elif R.SECRET_PARAM.search(spaced) and R.SECRET_PARAM_CONTENT.search(spaced):
+        hits.append(
+            _Hit(
+                R.BY_ID["P126"],
+                path,
+                (0, len(name)),
+                visible(name),
+                f"parameter {visible(name, 40)!r} is named for a credential file",
+                severity="high",
+            )
+        )
     _check_chars(name, path, hits)
     _check_confusable(name, path, hits)
 
 
 def _check_text(
     text: str, path: str, role: str, hits: list[_Hit], others: frozenset[str], decoded: bool = False
-) -> None:
+) -> bool:
+    """Append the hits of one string; True when a sibling exemption applied (the verdict
+    then depends on the list, so it must not be cached)."""
+    exempted = False
     size = len(text)
     if size >= LONG:
         rule = R.BY_ID["P181" if size >= HUGE else "P180"]
@@ -215,28 +311,70 @@ def _check_text(
     plain, where = strip_hidden(body)
     lowered = plain.lower()
     words = set(_WORDS.findall(lowered))
-    for rule in R.TEXT_RULES:
-        if rule.triggers and rule.triggers.isdisjoint(words):
+    active = words & _ALL_TRIGGERS
+    for rule in _UNGATED if not active else _rules_for(active):
+        if rule.id == "P121":
+            continue  # evaluated lazily, only next to a data move (see _combine)
+        if rule.needs and not any(n in lowered for n in rule.needs):
             continue
+        found: _Hit | None = None
+        count = 0
         for pattern in rule.patterns:
             match = _first(pattern, plain, rule.near)
             if match is None:
                 continue
-            if rule.id in ("P141", "P140") and any(o in match[2] for o in others if len(o) > 3):
+            if rule.id in ("P141", "P150") and others and _names_sibling(match[2], others):
+                exempted = True
                 continue  # an ordering hint about a sibling tool of the same server
-            start, end = _origin(match[0], match[1], where)
-            hits.append(_Hit(rule, path, (start, end), excerpt(text, start, end)))
-            break
+            if rule.id in _MENTIONED and _quoted(plain, match[0], match[1]):
+                continue  # "detects phrases such as 'ignore previous instructions'"
+            if rule.negatable and _NEGATED.search(plain, max(0, match[0] - 8), match[0]):
+                continue  # "do not include personal data in ..." forbids, it does not order
+            count += 1
+            if found is None:
+                start, end = _origin(match[0], match[1], where)
+                found = _Hit(rule, path, (start, end), excerpt(text, start, end))
+                found.source, found.at = plain, match[0]
+            if not rule.many:
+                break
+        if found is not None:
+            if rule.many and count >= rule.many:
+                found.severity = _LEVELS[_POINTS[rule.severity] + 1]
+                found.detail = f"{count} different phrases"
+            hits.append(found)
     if not words.isdisjoint(R.HYPE_TRIGGERS) or "⭐" in plain:
-        _check_hype(plain, text, where, path, hits)
+        _check_hype(plain, text, where, path, hits, words)
     if role == "value" and R.SCHEMA_VALUE_INSTRUCTION.search(plain) and len(plain) >= 20:
         hits.append(_Hit(R.BY_ID["P170"], path, (0, len(text)), visible(text, 80)))
     padding = _PADDING.search(body)
     if padding is not None:
-        hits.append(_Hit(R.BY_ID["P111"], path, padding.span(),
-                         excerpt(text, padding.start(), padding.end())))
+        hits.append(
+            _Hit(
+                R.BY_ID["P111"], path, padding.span(), excerpt(text, padding.start(), padding.end())
+            )
+        )
     if not decoded and size >= 40:
         _check_encoded(plain, text, where, path, hits, others)
+    return exempted
+
+
+def _rules_for(words: set[str]) -> list[R.Rule]:
+    """The text rules gated by any of `words`, in table order."""
+    picked: set[int] = set()
+    for word in words:
+        picked.update(_BY_TRIGGER[word])
+    picked.update(_UNGATED_IDX)
+    return [R.TEXT_RULES[i] for i in sorted(picked)]
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 1) : start]
+    after = text[end : end + 2]
+    return bool(before) and before in _QUOTES and any(c in _QUOTES for c in after)
+
+
+def _names_sibling(text: str, others: frozenset[str]) -> bool:
+    return not others.isdisjoint(_NAME_TOKENS.findall(text))
 
 
 def _first(
@@ -260,19 +398,23 @@ def _origin(start: int, end: int, where: list[int] | None) -> tuple[int, int]:
 
 
 def _check_hype(
-    plain: str, text: str, where: list[int] | None, path: str, hits: list[_Hit]
+    plain: str, text: str, where: list[int] | None, path: str, hits: list[_Hit], words: set[str]
 ) -> None:
     score = 0
     first: tuple[int, int] | None = None
-    for pattern, weight in R.HYPE:
+    stars = "⭐" in plain
+    for pattern, weight, gate in R.HYPE:
+        if gate.isdisjoint(words) and not (stars and "⭐" in pattern.pattern):
+            continue
         m = pattern.search(plain)
         if m is not None:
             score += weight
             if first is None:
                 first = _origin(m.start(), m.end(), where)
     if score >= 2 and first is not None:
-        hits.append(_Hit(R.BY_ID["P151"], path, first, excerpt(text, *first),
-                         f"{score} advertising claims"))
+        hits.append(
+            _Hit(R.BY_ID["P151"], path, first, excerpt(text, *first), f"{score} advertising claims")
+        )
 
 
 def _check_chars(text: str, path: str, hits: list[_Hit]) -> None:
@@ -296,16 +438,26 @@ def _check_chars(text: str, path: str, hits: list[_Hit]) -> None:
             tags.append(i)
         elif cp in BIDI:
             bidi.append(i)
-        elif cp in ZERO_WIDTH or cp == 0xAD or VS_SUP_FIRST <= cp <= VS_SUP_LAST or (
-            not ch.isprintable() and unicodedata.category(ch) == "Cf"
+        elif (
+            cp in ZERO_WIDTH
+            or cp == 0xAD
+            or VS_SUP_FIRST <= cp <= VS_SUP_LAST
+            or (not ch.isprintable() and unicodedata.category(ch) == "Cf")
         ):
-            if cp == 0x200D and 0 < i < len(text) - 1 and not text[i - 1].isascii() and not (
-                text[i + 1].isascii()
+            if (
+                cp == 0x200D
+                and 0 < i < len(text) - 1
+                and not text[i - 1].isascii()
+                and not (text[i + 1].isascii())
             ):
                 continue  # a zero-width joiner inside an emoji sequence
             invisible.append(i)
     for rule_id, where in (
-        ("P160", tags), ("P161", bidi), ("P162", invisible), ("P163", ansi), ("P164", control)
+        ("P160", tags),
+        ("P161", bidi),
+        ("P162", invisible),
+        ("P163", ansi),
+        ("P164", control),
     ):
         if not where:
             continue
@@ -313,8 +465,15 @@ def _check_chars(text: str, path: str, hits: list[_Hit]) -> None:
         detail = f"{len(where)} at offset {start}"
         if rule_id == "P160":
             detail += f", hidden text {visible(tag_text(text), 80)!r}"
-        hits.append(_Hit(R.BY_ID[rule_id], path, (start, end),
-                         excerpt(text, start, min(end, start + 40)), detail))
+        hits.append(
+            _Hit(
+                R.BY_ID[rule_id],
+                path,
+                (start, end),
+                excerpt(text, start, min(end, start + 40)),
+                detail,
+            )
+        )
 
 
 def _check_confusable(name: str, path: str, hits: list[_Hit]) -> None:
@@ -325,15 +484,29 @@ def _check_confusable(name: str, path: str, hits: list[_Hit]) -> None:
         if ch.isalpha():
             scripts.add(unicodedata.name(ch, "X").split(" ")[0])
     if "LATIN" in scripts and scripts & {"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"}:
-        hits.append(_Hit(R.BY_ID["P165"], path, (0, len(name)), visible(name),
-                         "scripts " + ", ".join(sorted(scripts)).lower()))
+        hits.append(
+            _Hit(
+                R.BY_ID["P165"],
+                path,
+                (0, len(name)),
+                visible(name),
+                "scripts " + ", ".join(sorted(scripts)).lower(),
+            )
+        )
 
 
 def _check_encoded(
-    plain: str, text: str, where: list[int] | None, path: str, hits: list[_Hit],
+    plain: str,
+    text: str,
+    where: list[int] | None,
+    path: str,
+    hits: list[_Hit],
     others: frozenset[str],
 ) -> None:
+    long_token = any(len(token) >= 40 for token in plain.split())
     for pattern, decode in ((_HEX_SPACED, _unhex), (_HEX_RUN, _unhex), (_BASE64, _unbase64)):
+        if pattern is not _HEX_SPACED and not long_token:
+            continue
         for m in pattern.finditer(plain):
             decoded = decode(m.group(0))
             if decoded is None or not _PROSE.search(decoded):
@@ -377,6 +550,23 @@ def _readable(raw: bytes) -> str | None:
 # ---------------------------------------------------------------------------- combining
 
 
+def _secret_near(move: _Hit) -> _Hit | None:
+    """A P121 mention of secrets within 300 characters of a data-move instruction."""
+    if not move.source:
+        return None
+    lo = max(0, move.at - 300)
+    window = move.source[lo : move.at + 300]
+    for pattern in _P121.patterns:
+        m = pattern.search(window)
+        if m is not None:
+            return _Hit(_P121, move.field, move.span, visible(m.group(0), 60))
+    return None
+
+
+def _points(hit: _Hit) -> int:
+    return _POINTS[hit.severity or hit.rule.severity]
+
+
 def _combine(hits: list[_Hit]) -> list[_Hit]:
     """The findings to report: each rule once per field, plus P130/P199 when weak signals
     of different kinds meet."""
@@ -384,35 +574,38 @@ def _combine(hits: list[_Hit]) -> list[_Hit]:
     seen: set[tuple[str, str]] = set()
     for hit in hits:
         key = (hit.rule.id, hit.field)
-        if hit.rule.alone and key not in seen:
+        if (hit.rule.alone or hit.severity) and key not in seen:
             seen.add(key)
             out.append(hit)
     secret = next((h for h in hits if h.rule.id == "P120"), None)
     moves = [h for h in hits if h.rule.id in ("P122", "P123", "P124", "P126")]
-    if secret is None and moves:
-        words = [h for h in hits if h.rule.id == "P121"]
-        secret = next(
-            (w for w in words for m in moves
-             if w.field == m.field and abs(w.span[0] - m.span[0]) < 300),
-            None,
-        )
+    if secret is None:
+        secret = next((w for m in moves if (w := _secret_near(m)) is not None), None)
     if secret is not None and moves:
         move = moves[0]
-        out.append(_Hit(R.BY_ID["P130"], move.field, move.span, move.excerpt,
-                        f"{secret.rule.title} ({secret.excerpt}) and {move.rule.title}"))
+        out.append(
+            _Hit(
+                R.BY_ID["P130"],
+                move.field,
+                move.span,
+                move.excerpt,
+                f"{secret.rule.title}; {move.rule.title}",
+            )
+        )
     best: dict[str, _Hit] = {}
     for hit in hits:
-        if _POINTS[hit.rule.severity] == 0:
+        if _points(hit) == 0:
             continue
         held = best.get(hit.rule.category)
-        if held is None or _POINTS[hit.rule.severity] > _POINTS[held.rule.severity]:
+        if held is None or _points(hit) > _points(held):
             best[hit.rule.category] = hit
-    total = sum(_POINTS[h.rule.severity] for h in best.values())
+    total = sum(_points(h) for h in best.values())
     level = "critical" if total >= 7 else "high" if total >= 5 else "medium" if total >= 3 else ""
-    current = max((_POINTS[h.severity or h.rule.severity] for h in out), default=0)
+    current = max((_points(h) for h in out), default=0)
     if len(best) >= 2 and level and _POINTS[level] > current:
-        top = max(best.values(), key=lambda h: _POINTS[h.rule.severity])
+        top = max(best.values(), key=_points)
         kinds = ", ".join(sorted(best))
-        out.append(_Hit(R.BY_ID["P199"], top.field, top.span, top.excerpt,
-                        f"{kinds}", severity=level))
+        out.append(
+            _Hit(R.BY_ID["P199"], top.field, top.span, top.excerpt, f"{kinds}", severity=level)
+        )
     return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from km.insight.findings import CRITICAL, HIGH, LOW, MEDIUM, RISK, Finding
 from km.insight.flow import FlowTracker, definition_text, tool_capabilities, toxic_flow
 from km.insight.risk_rules import RULES, RULES_BY_ID, RiskRule
+from km.insight.text import excerpt, visible
 
 __all__ = [
     "CRITICAL_AT",
@@ -82,20 +83,17 @@ def score_of(weights: Sequence[int]) -> int:
 # --- compiled rules -------------------------------------------------------------------------
 
 
-def _combined(target: str) -> re.Pattern[str]:
-    parts = [f"(?P<{r.id}>{r.pattern})" for r in RULES if r.target == target and r.pattern]
-    return re.compile("|".join(parts), re.IGNORECASE)
+Compiled = list[tuple[RiskRule, re.Pattern[str]]]
+_NOTHING: Compiled = []
 
 
-_PATH_RE = _combined("path")
-_COMMAND_RE = _combined("command")
-_SQL_RE = _combined("sql")
-
-
-def _each(target: str, flags: int = re.IGNORECASE) -> list[tuple[RiskRule, re.Pattern[str]]]:
+def _each(target: str, flags: int = re.IGNORECASE) -> Compiled:
     return [(r, re.compile(r.pattern, flags)) for r in RULES if r.target == target and r.pattern]
 
 
+_PATH_RES = _each("path")
+_COMMAND_RES = _each("command")
+_SQL_RES = _each("sql")
 _VERB_RES = _each("verb")
 _HOST_RES = _each("host")
 _URL_RES = _each("url")
@@ -104,7 +102,7 @@ _ANNOTATION_RULES = [r for r in RULES if r.target == "annotation"]
 
 _URL_FIND = re.compile(r"\b(?:https?|wss?|ftp)://[^\s\"'<>\\`]+", re.IGNORECASE)
 _BARE_HOST = re.compile(r"^[a-z0-9][a-z0-9.-]*\.[a-z]{2,}(?::\d+)?(?:[/?#]|$)", re.IGNORECASE)
-_TRAVERSAL = re.compile(r"(?:^|/)\.\.(?:/|$)|%2e%2e(?:%2f|/)", re.IGNORECASE)
+_TRAVERSAL = re.compile(r"(?:^|/|%2f)(?:\.\.|%2e%2e)(?:/|%2f|$)", re.IGNORECASE)
 _SQL_LEAD = re.compile(
     r"^\s*(?:--[^\n]*\n\s*)*(?:select|insert|update|delete|drop|truncate|alter|create|grant"
     r"|revoke|with|begin|merge|replace|exec)\b",
@@ -112,6 +110,62 @@ _SQL_LEAD = re.compile(
 )
 _DRIVE = re.compile(r"^[a-z]:[\\/]", re.IGNORECASE)
 _HOME_ROOT = re.compile(r"^(?:/home/[^/]+|/users/[^/]+|/root)/?$", re.IGNORECASE)
+
+
+# The pre-scan: one pass over all of a call's strings finds which rules' needles they hold; a
+# rule none of whose needles is there is not tried (most calls hold none at all). RE2's Set
+# (google-re2, a dependency of the redactor too) answers in ~0.7 us for a short call, where
+# Hyperscan's Python binding costs ~1.5 us and one `in` per needle ~10 us.
+URL_NEEDLE = "://"
+_RULES_OF_NEEDLE: dict[str, set[str]] = {URL_NEEDLE: set()}
+for _rule in RULES:
+    for _needle in _rule.needles:
+        _RULES_OF_NEEDLE.setdefault(_needle, set()).add(_rule.id)
+_NEEDLES = sorted(_RULES_OF_NEEDLE)
+_RE2_MAX_MEM = 32 << 20  # bytes, for the lazily built DFA
+_scanner: list[Callable[[bytes], list[int]]] = []
+
+
+def _build_scanner() -> Callable[[bytes], list[int]]:
+    """bytes -> indexes into _NEEDLES of the needles they hold, ASCII letters in any case."""
+    try:
+        import re2
+
+        options = re2.Options()
+        options.encoding = re2.Options.Encoding.LATIN1  # one byte, one character: any bytes
+        options.max_mem = _RE2_MAX_MEM
+        matcher = re2.Set.SearchSet(options)
+        for needle in _NEEDLES:
+            matcher.Add(("(?i)" + re.escape(needle)).encode())
+        matcher.Compile()
+        match = matcher.Match
+        return lambda data: match(data) or []
+    except Exception:  # no RE2 here, or a build that rejects a pattern: the loop is right too
+        return _loop_scanner()
+
+
+def _loop_scanner() -> Callable[[bytes], list[int]]:
+    encoded = [(i, n.encode()) for i, n in enumerate(_NEEDLES)]
+    return lambda data: [i for i, n in encoded if n in data.lower()]
+
+
+def _candidates(texts: list[str]) -> tuple[set[str], bool]:
+    """The ids of the rules whose needles `texts` hold, and whether they hold a URL."""
+    if not _scanner:
+        _scanner.append(_build_scanner())
+    blob = "\n".join(texts).replace("\\", "/")
+    if "%" in blob:
+        from urllib.parse import unquote
+
+        blob += "\n" + unquote(blob)
+    ids: set[str] = set()
+    urls = False
+    for index in _scanner[0](blob.encode("utf-8", "surrogatepass")):
+        needle = _NEEDLES[index]
+        ids |= _RULES_OF_NEEDLE[needle]
+        urls = urls or needle == URL_NEEDLE
+    return ids, urls
+
 
 # Key names that say what a string argument is.
 def _names(words: str) -> frozenset[str]:
@@ -140,10 +194,11 @@ def _annotations(tool: Mapping[str, Any]) -> Mapping[str, Any]:
 
 @lru_cache(maxsize=2048)
 def _definition_rules(
-    name: str, head: str, destructive: bool, read_only: bool, open_world: bool
+    name: str, description: str, destructive: bool, read_only: bool, open_world: bool
 ) -> tuple[tuple[RiskRule, str, str, tuple[int, int] | None], ...]:
     """(rule, field, excerpt text, span) for the rules a definition matches (cached: the same
     definition is assessed on every call of its tool)."""
+    head = _description_head(description)
     out: list[tuple[RiskRule, str, str, tuple[int, int] | None]] = []
     flags = {"destructiveHint": destructive and not read_only, "openWorldHint": open_world}
     for rule in _ANNOTATION_RULES:
@@ -163,9 +218,7 @@ def _definition_rules(
     return tuple(out)
 
 
-def _description_head(description: object) -> str:
-    if not isinstance(description, str):
-        return ""
+def _description_head(description: str) -> str:
     head = description[:200]
     for stop in (". ", ".\n", "\n\n"):
         cut = head.find(stop)
@@ -177,36 +230,54 @@ def _description_head(description: object) -> str:
 # --- the arguments --------------------------------------------------------------------------
 
 
-def _strings(arguments: object) -> Iterator[tuple[str, str, str]]:
+def _strings(arguments: object) -> list[tuple[str, str, str]]:
     """(field path, key name, text) for each string in `arguments`, within the bounds."""
+    out: list[tuple[str, str, str]] = []
+    if isinstance(arguments, dict) and len(arguments) <= 16 and "command" not in arguments:
+        # The common shape: a flat object of short strings and numbers.
+        for k, v in arguments.items():
+            if isinstance(v, str) and isinstance(k, str) and len(v) <= MAX_TEXT:
+                out.append(("arguments." + k, k.lower(), v))
+            elif isinstance(v, dict | list | tuple | str) or not isinstance(k, str):
+                out.clear()
+                break  # not flat after all: the general walk below
+        else:
+            return out
     stack: list[tuple[str, str, object, int]] = [("arguments", "", arguments, 0)]
     nodes = 0
-    while stack and nodes < MAX_NODES:
+    budget = MAX_SCAN
+    while stack and nodes < MAX_NODES and budget > 0:
         field, key, value, depth = stack.pop()
         nodes += 1
         if isinstance(value, str):
-            yield field, key, value[:MAX_TEXT]
+            text = value[: min(MAX_TEXT, budget)]
+            budget -= len(text)
+            out.append((field, key, text))
         elif depth >= MAX_DEPTH:
             continue
         elif isinstance(value, Mapping):
             items = list(value.items())[:MAX_NODES]
             command = _joined_command(value)
             if command is not None:
-                yield f"{field}.command", "command", command
+                out.append((f"{field}.command", "command", command))
             for k, v in reversed(items):
                 name = k if isinstance(k, str) else str(k)
                 stack.append((f"{field}.{name}", name.lower(), v, depth + 1))
         elif isinstance(value, list | tuple):
             for i in range(min(len(value), MAX_NODES) - 1, -1, -1):
                 stack.append((f"{field}[{i}]", key, value[i], depth + 1))
+    return out
 
 
 def _joined_command(value: Mapping[Any, Any]) -> str | None:
     """`{"command": "rm", "args": ["-rf", "/"]}` as the one command line it runs."""
     command = value.get("command", value.get("cmd"))
     args = value.get("args", value.get("argv"))
-    if isinstance(command, str) and isinstance(args, list) and args and all(
-        isinstance(a, str) for a in args
+    if (
+        isinstance(command, str)
+        and isinstance(args, list)
+        and args
+        and all(isinstance(a, str) for a in args)
     ):
         return " ".join([command, *args])[:MAX_TEXT]
     return None
@@ -231,10 +302,13 @@ def _normalise_path(text: str) -> str:
         path = unquote(path[7:])
         if path.startswith("localhost/"):
             path = path[9:]
+        if _DRIVE.match(path[1:]):
+            path = path[1:]  # file:///C:/x
     return path
 
 
-def _root_paths(roots: Sequence[str]) -> tuple[str, ...]:
+@lru_cache(maxsize=64)
+def _root_paths(roots: tuple[object, ...]) -> tuple[str, ...]:
     out = []
     for root in roots:
         if isinstance(root, str) and root:
@@ -250,9 +324,10 @@ def _outside_roots(path: str, roots: tuple[str, ...]) -> bool:
         path = path.lower()
     elif not path.startswith("/"):
         return False  # relative to the server's working directory: unknown
-    import posixpath
+    if "/." in path or "//" in path:
+        import posixpath
 
-    path = posixpath.normpath(path)
+        path = posixpath.normpath(path)
     return not any(root == "/" or path == root or path.startswith(root + "/") for root in roots)
 
 
@@ -275,36 +350,48 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 class _Matches:
-    """The first match of each rule (a rule counts once), in the order found."""
+    """One call's scan: the rules worth trying (those whose needles the arguments hold), and
+    the first match of each rule found (a rule counts once), in the order found."""
 
-    __slots__ = ("budget", "found")
+    __slots__ = ("commands", "found", "paths", "roots", "sql", "traversal", "urls")
 
-    def __init__(self) -> None:
+    def __init__(self, candidates: set[str], urls: bool, roots: tuple[str, ...]) -> None:
         self.found: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
-        self.budget = MAX_SCAN
+        if candidates:
+            self.paths = [(r, p) for r, p in _PATH_RES if r.id in candidates]
+            self.commands = [(r, p) for r, p in _COMMAND_RES if r.id in candidates]
+            self.sql = [(r, p) for r, p in _SQL_RES if r.id in candidates]
+        else:
+            self.paths = self.commands = self.sql = _NOTHING
+        self.traversal = "R208" in candidates
+        self.urls = urls
+        self.roots = roots
 
     def add(self, rule_id: str, field: str, text: str, span: tuple[int, int] | None) -> None:
         if rule_id not in self.found:
             self.found[rule_id] = (field, text, span)
 
-    def regex(self, pattern: re.Pattern[str], field: str, text: str) -> None:
-        for match in pattern.finditer(text):
-            rule_id = match.lastgroup
-            if rule_id is not None:
-                self.add(rule_id, field, text, match.span())
+    def search(self, rules: Compiled, field: str, text: str) -> None:
+        for rule, pattern in rules:
+            if rule.id not in self.found:
+                match = pattern.search(text)
+                if match:
+                    self.found[rule.id] = (field, text, match.span())
 
 
-def _scan_path(m: _Matches, field: str, text: str, roots: tuple[str, ...]) -> None:
+def _scan_path(m: _Matches, field: str, text: str) -> None:
     path = _normalise_path(text)
-    m.regex(_PATH_RE, field, path)
-    traversal = _TRAVERSAL.search(path)
-    if traversal:
-        m.add("R208", field, path, traversal.span())
-    if roots and _outside_roots(path, roots):
+    if m.paths:
+        m.search(m.paths, field, path)
+    if m.traversal:
+        traversal = _TRAVERSAL.search(path)
+        if traversal:
+            m.add("R208", field, path, traversal.span())
+    if m.roots and _outside_roots(path, m.roots):
         m.add("R209", field, path, None)
 
 
-def _scan_urls(m: _Matches, field: str, text: str, key: str, roots: tuple[str, ...]) -> None:
+def _scan_urls(m: _Matches, field: str, text: str, key: str) -> None:
     urls: list[tuple[str, tuple[int, int]]] = []
     if "://" in text:
         for i, match in enumerate(_URL_FIND.finditer(text)):
@@ -312,7 +399,7 @@ def _scan_urls(m: _Matches, field: str, text: str, key: str, roots: tuple[str, .
                 break
             urls.append((match.group(), match.span()))
         if text[:7].lower() == "file://":
-            _scan_path(m, field, text, roots)
+            _scan_path(m, field, text)
     elif key in _URL_KEYS and _BARE_HOST.match(text):
         urls.append(("http://" + text, (0, len(text))))
     for url, span in urls:
@@ -332,21 +419,18 @@ def _scan_urls(m: _Matches, field: str, text: str, key: str, roots: tuple[str, .
                 m.add("R502", field, text, span)
 
 
-def _scan_string(
-    m: _Matches, field: str, key: str, text: str, command_tool: bool, roots: tuple[str, ...]
-) -> None:
-    if m.budget <= 0 or len(text) < 2:
-        return
-    m.budget -= len(text)
-    if "://" in text or key in _URL_KEYS:
-        _scan_urls(m, field, text, key, roots)
+def _scan_string(m: _Matches, field: str, key: str, text: str, command_tool: bool) -> None:
+    if (m.urls and "://" in text) or key in _URL_KEYS:
+        _scan_urls(m, field, text, key)
     if key in _COMMAND_KEYS or (command_tool and (" " in text or "|" in text)):
-        m.regex(_COMMAND_RE, field, text)
-        m.regex(_PATH_RE, field, text.replace("\\", "/"))
+        if m.commands:
+            m.search(m.commands, field, text)
+        if m.paths:
+            m.search(m.paths, field, text.replace("\\", "/"))
     elif "://" not in text and _looks_like_path(text, key):
-        _scan_path(m, field, text, roots)
-    if key in _SQL_KEYS or _SQL_LEAD.match(text):
-        m.regex(_SQL_RE, field, text)
+        _scan_path(m, field, text)
+    if m.sql and (key in _SQL_KEYS or _SQL_LEAD.match(text)):
+        m.search(m.sql, field, text)
 
 
 def _secrets(m: _Matches, secret_kinds: Mapping[str, int]) -> None:
@@ -364,28 +448,15 @@ def _secrets(m: _Matches, secret_kinds: Mapping[str, int]) -> None:
 
 # --- excerpts -------------------------------------------------------------------------------
 
-EXCERPT_CHARS = 80
-_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e"
-                     r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
-                     r"\ufff0-\ufffb\U000e0000-\U000e007f\ud800-\udfff]")
+EXCERPT_CHARS = 100
 
 
-def _visible_char(match: re.Match[str]) -> str:
-    ch = match.group()
-    return "<ESC>" if ch == "\x1b" else f"<U+{ord(ch):04X}>"
-
-
-def excerpt(text: str, span: tuple[int, int] | None, limit: int = EXCERPT_CHARS) -> str:
-    """At most `limit` characters of `text` around `span`, hidden and control characters
-    shown as `<U+200B>`/`<ESC>` (safe on a terminal); a cut is marked with `...`."""
-    start, end = span if span is not None else (0, min(len(text), limit))
-    if len(text) > limit:
-        lead = max(0, min(start - (limit - (end - start)) // 2, len(text) - limit))
-        piece = text[lead : lead + limit]
-        piece = ("..." if lead > 0 else "") + piece + ("..." if lead + limit < len(text) else "")
-    else:
-        piece = text
-    return _HIDDEN.sub(_visible_char, piece)
+def _excerpt(text: str, span: tuple[int, int] | None) -> str:
+    """A short piece of `text` around `span`, hidden characters made visible (km.insight.text,
+    the same as poisoning findings)."""
+    if span is None:
+        return visible(text, EXCERPT_CHARS)
+    return excerpt(text, span[0], span[1], context=30, limit=EXCERPT_CHARS)
 
 
 # --- the call -------------------------------------------------------------------------------
@@ -410,31 +481,47 @@ def assess_call(
     if name is None and tool is not None:
         tool_name = tool.get("name")
         name = tool_name if isinstance(tool_name, str) else None
-    m = _Matches()
     definition: tuple[tuple[RiskRule, str, str, tuple[int, int] | None], ...] = ()
     if tool is not None or name:
         annotations = _annotations(tool) if tool is not None else {}
+        description = tool.get("description") if tool is not None else None
         definition = _definition_rules(
             name or "",
-            _description_head(tool.get("description")) if tool is not None else "",
+            description if isinstance(description, str) else "",
             annotations.get("destructiveHint") is True,
             annotations.get("readOnlyHint") is True,
             annotations.get("openWorldHint") is True,
         )
+    strings = _strings(arguments)
+    texts = [text for _, _, text in strings]
+    candidates, urls = _candidates(texts) if texts else (set(), False)
+    m = _Matches(candidates, urls, _roots(roots))
     for rule, field, text, span in definition:
         m.add(rule.id, field, text, span)
     command_tool = "R104" in m.found
-    root_paths = _root_paths(roots) if roots else ()
-    for field, key, text in _strings(arguments):
-        _scan_string(m, field, key, text, command_tool, root_paths)
+    for field, key, text in strings:
+        if len(text) >= 2:
+            _scan_string(m, field, key, text, command_tool)
     if secret_kinds:
         _secrets(m, secret_kinds)
     return _result(m, name, server)
 
 
+def _roots(roots: Sequence[str]) -> tuple[str, ...]:
+    if not roots:
+        return ()
+    try:
+        return _root_paths(tuple(roots))
+    except TypeError:  # an unhashable entry: not a root anyway
+        return _root_paths(tuple(r for r in roots if isinstance(r, str)))
+
+
+_NO_RISK = CallRisk(0, LOW, ())
+
+
 def _result(m: _Matches, tool: str | None, server: str | None) -> CallRisk:
     if not m.found:
-        return CallRisk(0, LOW, ())
+        return _NO_RISK
     rules = sorted((RULES_BY_ID[i] for i in m.found), key=lambda r: -r.weight)
     reasons = []
     for rule in rules:
@@ -449,7 +536,7 @@ def _result(m: _Matches, tool: str | None, server: str | None) -> CallRisk:
                 server=server,
                 field=field,
                 span=span,
-                excerpt=excerpt(text, span),
+                excerpt=_excerpt(text, span),
             )
         )
     score = score_of([r.weight for r in rules])

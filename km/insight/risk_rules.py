@@ -33,12 +33,18 @@ class RiskRule:
     target: str
     pattern: str | None
     message: str  # what the call does and why it matters, one line
+    # Lowercase strings one of which any text the pattern matches contains (backslashes read
+    # as `/`): a call whose arguments hold none of a rule's needles skips its pattern. Empty:
+    # the rule is always tried where it applies.
+    needles: tuple[str, ...] = ()
 
 
 # Shared pieces of patterns.
-_SEP = r"(?:^|[\s'\"=:,;(\[{/\\])"  # what may stand before a path component
+# What may stand before a path component; lookbehinds, so that a rule matching just before
+# (`/root/`) does not consume it from the next one (`.docker/config.json`).
+_SEP = r"(?:^|(?<=[\s'\"=:,;(\[{/\\]))"
 _END = r"(?=$|[\s'\"`,;)\]}|&>])"  # what may follow a path or a word in a command
-_ROOTED = r"(?:^|[\s'\"=:]|\.\.)"  # what may stand before an absolute system path
+_ROOTED = r"(?:^|(?<=[\s'\"=:])|(?<=\.\.))"  # what may stand before a system path
 _SHELL = r"(?:sudo\s+)?(?:ba|z|k|da|fi|c|tc)?sh\b"
 _FETCH = r"(?:curl|wget|fetch|iwr|invoke-webrequest|irm|invoke-restmethod)\b"
 
@@ -67,15 +73,18 @@ RULES: tuple[RiskRule, ...] = (
     ),
     RiskRule(
         "R105", MEDIUM, 25, "verb",
-        r"\b(?:send|sends|sending|email|emails|mail|publish|publishes|upload|uploads|tweet|webhook"
+        r"\b(?:send|sends|sending|publish|publishes|upload|uploads|tweet|webhook"
         r"|notify|notifies|sms|dm|share|shares|forward|forwards|broadcast|transmit|exfiltrate)\b",
         "the tool's name or description says it sends data out",
     ),
     RiskRule(
         "R106", HIGH, 50, "verb",
-        r"\b(?:pay|pays|payment|payments|purchase|purchases|buy|buys|charge|charges|refund"
-        r"|refunds|transfer|transfers|withdraw|withdraws|checkout|invoice|wire|trade|trades"
-        r"|order|orders|swap|stake)\b",
+        r"\b(?:pay|pays|paying|purchase|purchases|buy|buys|charge|charges|refund|refunds"
+        r"|withdraw|withdraws|sell|sells|payout|payouts)\b"
+        r"|\b(?:transfer|transfers|send|sends|wire|wires)\s+(?:funds|money|payments?|crypto"
+        r"|tokens?|usdc|usdt|eth|btc|sol)\b"
+        r"|\b(?:place|places|create|creates|submit|submits)\s+(?:an?\s+)?(?:order|orders"
+        r"|payment|payments|trade|trades|invoice|invoices|transfer|transfers)\b",
         "the tool's name or description says it moves money or places orders",
     ),
     RiskRule(
@@ -92,6 +101,10 @@ RULES: tuple[RiskRule, ...] = (
         r"|\.gnupg(?:/|" + _END + r")|id_(?:rsa|dsa|ecdsa|ed25519)(?:" + _END + r"|\.pub)"
         r"|[^/\s'\"]+\.(?:pem|key|p12|pfx|kdbx|gpg|asc|ppk)" + _END + r")",
         "a private key or key store: SSH, GPG, TLS or password-manager keys",
+        needles=(
+            ".ssh", ".gnupg", "id_", ".pem", ".key", ".p12", ".pfx", ".kdbx", ".gpg", ".asc",
+            ".ppk",
+        ),
     ),
     RiskRule(
         "R202", HIGH, 75, "path",
@@ -101,12 +114,19 @@ RULES: tuple[RiskRule, ...] = (
         r"|credentials\.json|\.boto|\.s3cfg|\.pgpass|\.my\.cnf|keychains?/|login\.keychain"
         r"|\.password-store/)",
         "a cloud, registry or service credentials file",
+        needles=(
+            ".aws", "gcloud", "application_default_credentials", ".azure", ".kube", ".docker",
+            "netrc", ".npmrc", ".pypirc", ".git-credentials", "gh/hosts", ".terraform.d",
+            ".vault-token", "credentials.json", ".boto", ".s3cfg", ".pgpass", ".my.cnf",
+            "keychain", ".password-store",
+        ),
     ),
     RiskRule(
         "R203", HIGH, 60, "path",
         _SEP + r"\.env(?:\.[a-z0-9_-]+)?" + _END
         + r"|" + _SEP + r"(?:secrets?\.(?:json|ya?ml|toml)|\.secrets?)" + _END,
         "an environment or secrets file (.env, secrets.json): usually holds API keys",
+        needles=(".env", "secret"),
     ),
     RiskRule(
         "R204", HIGH, 55, "path",
@@ -116,6 +136,11 @@ RULES: tuple[RiskRule, ...] = (
         r"|/etc/rc\.local|/etc/systemd/|\.config/systemd/user/|microsoft\.powershell_profile\.ps1"
         r"|start menu/programs/startup)",
         "a shell start-up, cron or autostart file: writing it runs code later (persistence)",
+        needles=(
+            "bash", ".profile", "zsh", "zprofile", "zlogin", "kshrc", "cshrc", "inputrc", "fish",
+            "autostart", "launchagents", "launchdaemons", ".git/hooks", "cron", "/etc/profile",
+            "rc.local", "systemd", "powershell_profile", "startup",
+        ),
     ),
     RiskRule(
         "R205", CRITICAL, 85, "path",
@@ -123,6 +148,10 @@ RULES: tuple[RiskRule, ...] = (
         r"|/etc/sudoers\.d/|" + _ROOTED + r"/etc/ssh/ssh_host_[a-z0-9_]*key"
         r"|windows[/\\]system32[/\\]config[/\\](?:sam|system|security)" + _END,
         "system password or privilege files (/etc/shadow, /etc/sudoers, the SAM hive)",
+        needles=(
+            "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "master.passwd", "opasswd",
+            "ssh_host_", "system32",
+        ),
     ),
     RiskRule(
         "R206", HIGH, 50, "path",
@@ -131,6 +160,10 @@ RULES: tuple[RiskRule, ...] = (
         r"|/usr/(?:s?bin|lib)/|/s?bin/|/var/lib/|/system/|/library/(?:keychains|preferences)"
         r"|[a-z]:[/\\]windows(?:[/\\]|" + _END + r"))",
         "a system file or directory outside any user's data",
+        needles=(
+            "/etc/", "/boot/", "/root", "/proc/", "/sys/", "/dev/", "/usr/", "bin/", "/var/lib/",
+            "/system/", "/library/", "windows",
+        ),
     ),
     RiskRule(
         "R207", HIGH, 65, "path",
@@ -140,10 +173,16 @@ RULES: tuple[RiskRule, ...] = (
         r"|login data|cookies(?:\.sqlite)?" + _END + r"|\.mozilla/firefox/|google/chrome/"
         r"|bravesoftware/|key[34]\.db|logins\.json)",
         "an AI client's MCP configuration or a browser's credential store",
+        needles=(
+            "mcp.json", "claude", "mcp_config", "codeium", "cline_mcp", "continue/config",
+            ".codex", "login data", "cookies", "mozilla", "chrome", "bravesoftware", "key3.db",
+            "key4.db", "logins.json",
+        ),
     ),
     RiskRule(
         "R208", MEDIUM, 30, "traversal", None,
         "a path climbs out of its directory with `..` segments",
+        needles=("..", "%2e"),
     ),
     RiskRule(
         "R209", MEDIUM, 35, "roots", None,
@@ -153,10 +192,14 @@ RULES: tuple[RiskRule, ...] = (
     RiskRule(
         "R301", CRITICAL, 95, "command",
         r"/dev/(?:tcp|udp)/[^\s/]+/\d+|\b(?:nc|ncat|netcat)\b[^|;\n]*\s-(?:e|c)\s"
-        r"|\bsocat\b[^|;\n]*\bexec:|\bmkfifo\b[^;\n]*\|\s*(?:nc|ncat|netcat)\b"
+        r"|\bsocat\b[^|;\n]*\bexec:|\bmkfifo\b[^\n]*\|\s*(?:nc|ncat|netcat)\b"
         r"|socket\.socket\([^)]*\)[^\n]*(?:subprocess|pty\.spawn|os\.dup2)"
         r"|\bbash\s+-i\s*>&|new-object\s+(?:system\.)?net\.sockets\.tcpclient",
         "a reverse shell: hands a remote machine a shell on this one",
+        needles=(
+            "/dev/tcp", "/dev/udp", "nc", "netcat", "socat", "mkfifo", "socket", "bash",
+            "tcpclient",
+        ),
     ),
     RiskRule(
         "R302", CRITICAL, 90, "command",
@@ -166,6 +209,7 @@ RULES: tuple[RiskRule, ...] = (
         r"|>\s*/dev/(?:sd|nvme|hd|disk|mmcblk)[a-z0-9]*\b|\bformat(?:-volume)?\s+[a-z]:"
         r"|\bformat-volume\b|\bdiskpart\b",
         "destroys a disk or the machine's availability (fork bomb, dd/mkfs on a device)",
+        needles=("{", "/dev/", "mkfs", "wipefs", "format", "diskpart"),
     ),
     RiskRule(
         "R303", CRITICAL, 85, "command",
@@ -174,6 +218,7 @@ RULES: tuple[RiskRule, ...] = (
         r"|\b(?:ba|z)?sh\s+(?:-c\s+)?[\"']?(?:<\(|\$\()\s*" + _FETCH
         + r"|\b(?:iex|invoke-expression)\b[^\n]*(?:downloadstring|" + _FETCH + r")",
         "downloads a script and runs it unseen (curl | sh)",
+        needles=("curl", "wget", "fetch", "iwr", "invoke-", "irm", "iex"),
     ),
     RiskRule(
         "R304", CRITICAL, 90, "command",
@@ -182,6 +227,7 @@ RULES: tuple[RiskRule, ...] = (
         r"|\brm\s+(?:--recursive\s+--force|--force\s+--recursive)\s+(?:/|~/?|\*)(?=$|[\s;&|])"
         r"|--no-preserve-root",
         "deletes everything under /, the home directory or the working directory",
+        needles=("rm", "--no-preserve-root"),
     ),
     RiskRule(
         "R305", HIGH, 60, "command",
@@ -191,18 +237,21 @@ RULES: tuple[RiskRule, ...] = (
         r"|\brm\s+--(?:recursive|force)\b|\bremove-item\b[^|;\n]*-recurse"
         r"|\b(?:rd|rmdir)\s+/s\b|\bdel\s+(?:/[a-z]\s+)*/[sf]\b|\bfind\b[^|;\n]*\s-delete\b",
         "deletes files recursively and without asking (rm -rf)",
+        needles=("rm", "remove-item", "/s", "/f", "-delete"),
     ),
     RiskRule(
         "R306", HIGH, 55, "command",
-        r"(?:^|[\s;&|(`]|\$\()(?:sudo|doas|pkexec)\s|(?:^|[\s;&|])su\s+(?:-|root\b)"
+        r"(?:^|[\s;&|(`]|\$\()(?:sudo|doas|pkexec)\s|(?:^|[\s;&|])su[ \t]+(?:-|root\b)"
         r"|\brunas\s+/user:|start-process\b[^\n]*-verb\s+runas",
         "runs as root or another user (sudo)",
+        needles=("sudo", "doas", "pkexec", "su ", "su\t", "runas"),
     ),
     RiskRule(
         "R307", MEDIUM, 35, "command",
         r"\bchmod\s+(?:-[a-z]+\s+)*(?:0?777|a\+rwx|o\+w|[ugoa]*\+[rwx]*s|[0-7]?[4-7][0-7]{3}"
         r"\s+/)\b|\bchown\s+(?:-[a-z]+\s+)*root\b|\bicacls\b[^\n]*everyone:\(?f",
         "opens permissions to everyone or sets setuid (chmod 777)",
+        needles=("chmod", "chown", "icacls"),
     ),
     RiskRule(
         "R308", HIGH, 50, "command",
@@ -210,6 +259,7 @@ RULES: tuple[RiskRule, ...] = (
         r"|\beval\s+[\"']?\$\(|\bpython[0-9.]*\s+-c\s+[\"'][^\"']*(?:exec|eval)\("
         r"|-encodedcommand\b|\bpowershell(?:\.exe)?\s+(?:-[a-z]+\s+)*-e(?:nc)?\s",
         "pipes text into a shell or runs encoded code",
+        needles=("|", "base64", "eval", "python", "-encodedcommand", "powershell"),
     ),
     RiskRule(
         "R309", HIGH, 50, "command",
@@ -217,6 +267,10 @@ RULES: tuple[RiskRule, ...] = (
         r"|\bkillall\b|\bpkill\s+-9\b|\bsystemctl\s+(?:stop|disable|mask)\b"
         r"|\bstop-computer\b|\brestart-computer\b",
         "shuts down, reboots or kills processes broadly",
+        needles=(
+            "shutdown", "reboot", "halt", "poweroff", "init", "kill", "systemctl",
+            "stop-computer", "restart-computer",
+        ),
     ),
     RiskRule(
         "R310", MEDIUM, 30, "command",
@@ -224,6 +278,7 @@ RULES: tuple[RiskRule, ...] = (
         r"|\bgit\s+clean\s+-[a-z]*[fdx][a-z]*\b|\bgit\s+filter-branch\b"
         r"|\bgit\s+branch\s+-D\b|\bgit\s+checkout\s+--\s+\.",
         "rewrites or discards version-control history or work (git push --force)",
+        needles=("git",),
     ),
     RiskRule(
         "R311", MEDIUM, 35, "command",
@@ -231,6 +286,10 @@ RULES: tuple[RiskRule, ...] = (
         r"|\biptables\s+-F\b|\bufw\s+disable\b|\bset-mppreference\b[^\n]*-disable"
         r"|\bspctl\s+--master-disable\b|\bcsrutil\s+disable\b",
         "hides its tracks or turns off a security control",
+        needles=(
+            "history", "histfile", "setenforce", "iptables", "ufw", "set-mppreference", "spctl",
+            "csrutil",
+        ),
     ),
     RiskRule(
         "R312", HIGH, 60, "command",
@@ -239,6 +298,7 @@ RULES: tuple[RiskRule, ...] = (
         r"|\b(?:scp|rsync)\b[^|;\n]*\s[a-z0-9_.-]+@[a-z0-9_.-]+:"
         r"|\|\s*(?:nc|ncat|netcat)\s+\S+\s+\d+",
         "uploads a local file or stream to another host",
+        needles=("curl", "wget", "fetch", "iwr", "invoke-", "irm", "scp", "rsync", "nc", "netcat"),
     ),
     # --- R4xx: SQL -----------------------------------------------------------------------------
     RiskRule(
@@ -246,32 +306,38 @@ RULES: tuple[RiskRule, ...] = (
         r"\bdrop\s+(?:table|database|schema|view|index|user|role|function|procedure|trigger"
         r"|sequence|materialized\s+view|extension|owned)\b",
         "drops a table, database or other object (DROP)",
+        needles=("drop",),
     ),
     RiskRule(
         "R402", HIGH, 60, "sql",
         r"\btruncate\s+(?:table\s+)?[\w\".`\[\]]+",
         "empties a table (TRUNCATE)",
+        needles=("truncate",),
     ),
     RiskRule(
         "R403", HIGH, 60, "sql",
         r"\bdelete\s+from\s+[\w\".`\[\]]+(?:\s+(?:as\s+)?\w+)?\s*(?:;|$|returning\b)",
         "deletes every row of a table (DELETE without WHERE)",
+        needles=("delete",),
     ),
     RiskRule(
         "R404", HIGH, 55, "sql",
         r"\bupdate\s+[\w\".`\[\]]+\s+set\b(?:(?!\bwhere\b)[^;])*(?:;|$)",
         "changes every row of a table (UPDATE without WHERE)",
+        needles=("update",),
     ),
     RiskRule(
         "R405", MEDIUM, 40, "sql",
         r"\bgrant\s+[\w ,]+\s+(?:on|to)\b|\brevoke\s+[\w ,]+\s+(?:on|from)\b"
         r"|\b(?:create|alter)\s+(?:user|role)\b|\bset\s+password\b",
         "changes who may do what in the database (GRANT, CREATE USER)",
+        needles=("grant", "revoke", "user", "role", "password"),
     ),
     RiskRule(
         "R406", MEDIUM, 35, "sql",
         r"\balter\s+table\s+[\w\".`\[\]]+\s+drop\b",
         "drops a column or constraint (ALTER TABLE ... DROP)",
+        needles=("alter",),
     ),
     # --- R5xx: URLs ----------------------------------------------------------------------------
     RiskRule(
@@ -351,7 +417,7 @@ CAPABILITY_PATTERNS: dict[str, str] = {
         r"|database|db|sql|tables?|records?|repo|repos|repository|repositories|git|commits?"
         r"|branch|branches|diff|notes?|memory|memories|graph|entities|nodes|secrets?|passwords?"
         r"|credentials?|keychain|vault|env|environment|customers?|accounts?|crm|tickets?"
-        r"|private|personal|clipboard|screenshot|screen|history|logs?|photos?|contents)\b"
+        r"|private|personal|clipboard|screenshot|screen|history|logs?|photos?)\b"
     ),
     UNTRUSTED_CONTENT: (
         r"\b(?:web|webpage|website|websites|url|urls|http|https|internet|online|browse|browser"
@@ -361,9 +427,9 @@ CAPABILITY_PATTERNS: dict[str, str] = {
         r"|pages?|wiki|forum|posts?|transcripts?|youtube)\b"
     ),
     SENDS_OUT: (
-        r"\b(?:send|sends|email|emails|mail|post|posts|publish|publishes|upload|uploads|tweet"
-        r"|webhook|webhooks|notify|sms|share|forward|broadcast|transmit|reply|replies|comment"
-        r"|comments|create_issue|pull\s+request|push|http|https|url|urls|fetch|fetches|request"
+        r"\b(?:send|sends|post|publish|publishes|upload|uploads|tweet|webhook|webhooks|notify"
+        r"|sms|share|forward|broadcast|transmit|reply|comment|create\s+issue|create\s+pull"
+        r"|pull\s+request|push|http|https|url|urls|fetch|fetches|request"
         r"|requests|curl|browse|navigate|download|downloads|api)\b"
     ),
 }

@@ -92,6 +92,7 @@ class Listing:
     diff: InventoryDiff | None
     tokens: int | None
     after_list_changed: bool
+    definition_tokens: Mapping[str, int] = field(default_factory=dict)  # tools: per name
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +129,12 @@ class SessionAnalyzer:
         *,
         baseline: Baseline | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
+        on_initialize: Callable[[], None] | None = None,
     ) -> None:
+        """`baseline` gives earlier sessions' snapshots; `on_initialize` is called once, at
+        the first `initialize` request (the shell starts loading the tokenizer then)."""
         self.server = server
+        self._on_initialize = on_initialize
         self.server_info: ServerInfo | None = None
         self.snapshots: dict[str, Snapshot] = {}
         self.listings: list[Listing] = []
@@ -172,13 +177,18 @@ class SessionAnalyzer:
         payload: bytes,
         link_id: str | None = None,
         truncated: bool = False,
+        secret_kinds: Mapping[str, int] | None = None,
     ) -> Insight:
-        """One event; `method` of a reply is its request's (as the correlator links it)."""
+        """One event; `method` of a reply is its request's (as the correlator links it).
+        `secret_kinds`: what the redactor found in a `tools/call` request (kind -> count)."""
         if kind == REQUEST:
             if method in TARGETED or method in LIST_KINDS:
-                return self._request(event_id, method, payload, truncated)
+                return self._request(event_id, method, payload, truncated, secret_kinds)
             if method == ROOTS and direction == S2C:
                 self._remember(event_id, _Request(ROOTS))
+            elif method == INITIALIZE and self._on_initialize is not None:
+                start, self._on_initialize = self._on_initialize, None
+                start()
             tokens = None if truncated else content_tokens(REQUEST, method, payload)
             return NOTHING if tokens is None else Insight(None, None, tokens)
         if kind in (RESPONSE, ERROR):
@@ -192,7 +202,14 @@ class SessionAnalyzer:
 
     # -- requests ------------------------------------------------------------------------
 
-    def _request(self, event_id: str, method: str, payload: bytes, truncated: bool) -> Insight:
+    def _request(
+        self,
+        event_id: str,
+        method: str,
+        payload: bytes,
+        truncated: bool,
+        secret_kinds: Mapping[str, int] | None,
+    ) -> Insight:
         params = None if truncated else _params(payload)
         if method in LIST_KINDS:
             cursor = params.get("cursor") if isinstance(params, Mapping) else None
@@ -206,7 +223,7 @@ class SessionAnalyzer:
             self._problem("call-without-name" if not truncated else "call-truncated")
         arguments = params.get("arguments") if isinstance(params, Mapping) else None
         definition = self._tools.get(target) if target is not None else None
-        call = assess_call(definition, arguments, roots=self._roots)
+        call = assess_call(definition, arguments, roots=self._roots, secret_kinds=secret_kinds)
         for reason in call.reasons:
             if at_least(reason.severity, MEDIUM):
                 self._find(event_id, reason, target)
@@ -317,12 +334,14 @@ class SessionAnalyzer:
         after_change = kind in self._list_changed
         self._list_changed.discard(kind)
         tokens = None
+        per_definition: dict[str, int] = {}
         if kind == TOOLS.method:
             self._tools = {name: d.doc for name, d in listing.definitions.items()}
-            tokens = tool_list_tokens(list(self._tools.values()))
+            per_definition = {name: tool_list_tokens([doc]) for name, doc in self._tools.items()}
+            tokens = sum(per_definition.values())  # tool_list_tokens is the sum over tools
             self._scan(event_id, listing, previous)
         self.snapshots[kind] = snapshot
-        item = Listing(event_id, listing, snapshot, diff, tokens, after_change)
+        item = Listing(event_id, listing, snapshot, diff, tokens, after_change, per_definition)
         self.listings.append(item)
         self._news.append(item)
         if diff is not None:

@@ -205,8 +205,11 @@ def tool_text(tool: Mapping[str, Any]) -> str:
     one JSON object (`{"name", "description", "input_schema"}`, the shape of the Anthropic
     and OpenAI tool parameters). Title, output schema and annotations are not sent."""
     shown: dict[str, Any] = {}
-    for key, as_key in (("name", "name"), ("description", "description"),
-                        ("inputSchema", "input_schema")):
+    for key, as_key in (
+        ("name", "name"),
+        ("description", "description"),
+        ("inputSchema", "input_schema"),
+    ):
         if key in tool:
             shown[as_key] = tool[key]
     return _json_text(shown)

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from km.errors import KmError
+from km.redact import redact_text
 from km.server.auth import auth_middleware
 from km.server.config import ServerConfig
 from km.server.errors import (
@@ -112,7 +113,7 @@ def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[LIMITER] = RateLimiter(config.rate_limit)
     app[REDACTOR] = load_redactor()
-    app[INSIGHT] = Ingest()
+    app[INSIGHT] = Ingest(app[REDACTOR], redact_text)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

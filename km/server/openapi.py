@@ -11,6 +11,7 @@ from typing import Any
 
 from km import __version__
 from km.events import KINDS
+from km.insight.cost import DEFAULT_MODEL
 from km.server import openapi_insight
 from km.server.config import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, MAX_PAGE
 from km.server.validate import DIRECTIONS, ENCODINGS, MAX_METHOD, MAX_NAME, REQUIRED_FIELDS
@@ -92,6 +93,14 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size.")
 _CURSOR = _query("cursor", {"type": "string"}, "`next_cursor` of the previous page, unchanged.")
+_Q = _query(
+    "q",
+    {"type": "string", "maxLength": 4096},
+    "A filter in km's filter language (docs/filters.md), e.g. "
+    '`tool:git_* -status:ok latency>500ms "denied"`; with the other parameters, both must hold. '
+    "For sessions: those with at least one event it selects. A bad filter is a 400 naming the "
+    "column.",
+)
 _SINCE = _query("since_ns", _INT64, "Only from this time on (Unix ns, inclusive).")
 _UNTIL = _query("until_ns", _INT64, "Only before this time (Unix ns, exclusive).")
 
@@ -246,8 +255,11 @@ def _schemas() -> Schema:
         },
         "Stats": {
             "type": "object",
-            "required": ["stats"],
-            "properties": {"stats": {"type": "array", "items": _ref("HourStat")}},
+            "required": ["stats", "model"],
+            "properties": {
+                "stats": {"type": "array", "items": _ref("HourStat")},
+                "model": {"type": "string", "description": "Whose prices `cost_usd` uses."},
+            },
         },
         "Status": {
             "type": "object",
@@ -309,6 +321,7 @@ def _paths() -> Schema:
                     _query("method", {"type": "string"}, "Only this JSON-RPC method."),
                     _query("direction", {"enum": list(DIRECTIONS)}, "Only this direction."),
                     _query("tool", {"type": "string"}, "Only events acting on this tool."),
+                    _Q,
                     _SINCE,
                     _UNTIL,
                     _LIMIT,
@@ -329,7 +342,7 @@ def _paths() -> Schema:
             "get": {
                 "operationId": "listSessions",
                 "summary": "Sessions of the caller's account, newest first (by first event).",
-                "parameters": [_LIMIT, _CURSOR],
+                "parameters": [_LIMIT, _CURSOR, _Q],
                 "responses": {
                     "200": _json(_ref("SessionsPage"), "One page."),
                     "400": _error("A bad query parameter or cursor."),
@@ -343,7 +356,15 @@ def _paths() -> Schema:
                 "summary": "Hourly counts, errors, tool errors, tokens, bytes and latency "
                 "percentiles per server, method and tool, for the hours overlapping "
                 "[since_ns, until_ns).",
-                "parameters": [_SINCE, _UNTIL],
+                "parameters": [
+                    _SINCE,
+                    _UNTIL,
+                    _query(
+                        "model",
+                        {"type": "string"},
+                        f"Price tokens as this model's (default {DEFAULT_MODEL}).",
+                    ),
+                ],
                 "responses": {
                     "200": _json(_ref("Stats"), "Hourly rollups, by hour, server, method, tool."),
                     "400": _error("A bad query parameter."),

@@ -64,10 +64,18 @@ def event_properties() -> Schema:
 
 
 def stat_properties() -> Schema:
+    count = {"type": "integer", "minimum": 0}
     return {
         "tool": _nullable({"type": "string"}),
-        "tool_errors": {"type": "integer", "minimum": 0},
-        "tokens": {"type": "integer", "minimum": 0},
+        "tool_errors": {**count, "description": "Tool results with isError: true."},
+        "tokens": count,
+        "tokens_in": {**count, "description": "Tokens the model read (results, listings)."},
+        "tokens_out": {**count, "description": "Tokens the model wrote (call arguments)."},
+        "cost_usd": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Those tokens at the `model`'s list prices (an estimate).",
+        },
     }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import orjson
 
+from km.insight.cost import DEFAULT_MODEL, Price, PriceError, price_of
 from km.insight.filter import Filter, FilterError, parse
 from km.insight.findings import FINDING_KINDS, SEVERITIES
 from km.server.errors import BadRequest
@@ -117,3 +118,14 @@ def approval(body: bytes) -> tuple[str, str | None]:
     ):
         raise BadRequest(f"tool: expected a non-empty string of at most {MAX_TOOL} characters")
     return server, tool
+
+
+def model_param(query: Mapping[str, str]) -> tuple[str, Price]:
+    """`model` (km.insight.cost's default when absent) and its price, for `cost_usd`."""
+    model = text_param(query, "model") or DEFAULT_MODEL
+    if len(model) > MAX_NAME:
+        raise BadRequest(f"model: longer than {MAX_NAME} characters")
+    try:
+        return model, price_of(model)
+    except PriceError as exc:
+        raise BadRequest(f"model: {exc}") from None

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from km.insight.cost import MILLION, Price
 from km.server.stores.base import HourStat, IngestEvent, SessionSummary
 from km.server.stores.insight import (
     TOOLS_LIST,
@@ -69,7 +70,11 @@ def hour_iso(hour_ns: int) -> str:
     return datetime.fromtimestamp(hour_ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def stat_json(s: HourStat) -> dict[str, object]:
+def stat_json(s: HourStat, price: Price) -> dict[str, object]:
+    """`tokens_out` are what the model wrote (client-to-server: call arguments), `tokens_in`
+    what it read (results, listings); `cost_usd` prices them (km.insight.cost)."""
+    tokens_in = s.tokens - s.tokens_out
+    cost = (tokens_in * price.input_per_m + s.tokens_out * price.output_per_m) / MILLION
     return {
         "server": s.server,
         "method": s.method,
@@ -79,6 +84,9 @@ def stat_json(s: HourStat) -> dict[str, object]:
         "errors": s.errors,
         "tool_errors": s.tool_errors,
         "tokens": s.tokens,
+        "tokens_in": tokens_in,
+        "tokens_out": s.tokens_out,
+        "cost_usd": round(cost, 9),
         "latency_p50_us": s.latency_p50_us,
         "latency_p95_us": s.latency_p95_us,
         "bytes": s.bytes,

@@ -40,8 +40,8 @@ _UPSERT_DEFINITION = """
 """
 _INSERT_CHANGE = """
     INSERT OR IGNORE INTO definition_changes (server, info_name, kind, name, change, old_hash,
-        new_hash, fields, diff, old_version, new_version, session_id, event_id, ts_ns)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        new_hash, fields, diff, old_version, new_version, session_id, event_id, ts_ns, announced)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_FINDING = """
     INSERT OR IGNORE INTO findings (id, session_id, server, tool, event_id, rule, severity, kind,
@@ -108,6 +108,7 @@ def _write_listing(conn: sqlite3.Connection, row: ListingRow) -> None:
             (
                 *key, c.name, c.change, c.old_hash, c.new_hash, c.fields, c.diff,
                 row.old_version, row.info_version, row.session_id, row.event_id, row.ts_ns,
+                int(row.after_list_changed),
             )
             for c in row.changes
         ],
@@ -165,25 +166,36 @@ def baseline_reader(path: str) -> Baseline:
 def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> CapturePipeline:
     """The capture pipeline of one session with the insight analysis on: it reads each frame
     as it crossed the wire, and everything it stores (payloads, definitions, finding text) is
-    redacted with the session's rules. Earlier sessions' inventories come from the spool."""
+    redacted with the session's rules. Earlier sessions' inventories come from the spool.
+
+    The tokenizer's encoding (~0.5 s to load, holding the GIL) loads on a thread of its own
+    from the client's `initialize` on, while the server starts up and little traffic flows;
+    a stream that never initializes (no MCP session) does not pay for it."""
     import threading
     from functools import partial
 
     from km.insight import tokens
     from km.insight.session import SessionAnalyzer
-    from km.redact import redact_payload, redact_text
+    from km.redact import redact_payload, redact_payload_with_report, redact_text
 
-    # The tokenizer's encoding loads in ~0.5 s: on a thread of its own, before the first
-    # listing or call needs it, so capture does not stall on it.
-    threading.Thread(target=tokens.warm, name="km-tokens-warm", daemon=True).start()
+    def warm() -> None:
+        threading.Thread(target=tokens.warm, name="km-tokens", daemon=True).start()
+
     rules = settings.redaction_rules()
-    analyzer = SessionAnalyzer(server, baseline=baseline_reader(settings.resolve_spool_path()))
+    analyzer = SessionAnalyzer(
+        server, baseline=baseline_reader(settings.resolve_spool_path()), on_initialize=warm
+    )
     return CapturePipeline(
         session_id,
         server,
         redact=partial(redact_payload, rules=rules),
         analyzer=analyzer,
         redact_text=partial(redact_text, rules=rules),
+        # What the redactor found in a call's arguments counts in its risk (not with
+        # KM_REDACT=metadata: there it replaces whole payloads, secrets or not).
+        redact_report=None
+        if rules.metadata_only
+        else partial(redact_payload_with_report, rules=rules),
     )
 
 
@@ -254,7 +266,7 @@ def read_inventories(
                 inv.pin_versions[name] = pin_version
         cursor = conn.execute(
             "SELECT name, change, old_hash, new_hash, fields, diff, old_version, new_version,"
-            " session_id, ts_ns FROM definition_changes"
+            " session_id, ts_ns, announced FROM definition_changes"
             " WHERE server = ? AND info_name = ? AND kind = ? ORDER BY id",
             key,
         )

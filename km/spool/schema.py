@@ -171,7 +171,8 @@ _INSIGHT = (
         new_version TEXT,
         session_id  TEXT    NOT NULL,
         event_id    TEXT,
-        ts_ns       INTEGER NOT NULL
+        ts_ns       INTEGER NOT NULL,
+        announced   INTEGER NOT NULL DEFAULT 0  -- after the server's list_changed notification
     )
     """,
     "CREATE INDEX definition_changes_server ON definition_changes (server, info_name, kind)",

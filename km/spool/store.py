@@ -219,6 +219,13 @@ class SpoolStore:
             if notes:
                 write_notes(conn, notes)
 
+    def approve(self, now_ns: int, server: str | None = None, tool: str | None = None) -> int:
+        """Pin the current definitions (all, one server's, one tool's); how many were pinned."""
+        from km.spool.insight import approve
+
+        with self._transaction() as conn:
+            return approve(conn, now_ns, server, tool)
+
     def used_bytes(self) -> int:
         """Bytes of the database in use: `(page_count - freelist_count) * page_size`."""
         try:

@@ -1,15 +1,16 @@
 """`km tools ...`: the CLI shell over the insight core's tool analyses.
 
 `run_tools` dispatches on the first word; `scan` (km/tools_cli/scan.py) vets a tool list read
-from a file or stdin, with no server running. Each subcommand lives in its own module and is
-imported only when it runs (`km tools scan` in a CI loop must start fast)."""
+from a file or stdin, with no server running; `approve` (approve.py) pins the current
+definitions; anything else is the inventory view (inventory.py, views.py). Each subcommand
+lives in its own module and is imported only when it runs (`km tools scan` in a CI loop must
+start fast)."""
 
 from __future__ import annotations
 
-from km.errors import UsageError
 from km.settings import Settings
 
-SUBCOMMANDS = ("scan",)
+SUBCOMMANDS = ("scan", "approve")  # any other first word is a SERVER for the inventory view
 
 
 def run_tools(args: list[str], settings: Settings) -> int:
@@ -18,19 +19,27 @@ def run_tools(args: list[str], settings: Settings) -> int:
         from km.tools_cli.scan import run_scan
 
         return run_scan(args[1:], settings)
+    if args and args[0] == "approve":
+        from km.tools_cli.approve import run_approve
+
+        return run_approve(args[1:], settings)
     if args and args[0] in ("-h", "--help"):
         import sys
 
-        sys.stdout.write(
-            "usage: km tools scan [FILE|-] [--json] [--fail-on SEVERITY]\n\n"
-            "  scan    poisoning findings over a tools/list result, from a file or stdin\n"
-        )
+        sys.stdout.write(USAGE)
         return 0
-    word = args[0] if args else ""
-    raise UsageError(
-        f"km tools: unknown subcommand {word!r} (usage: km tools scan [FILE|-] [--json] "
-        "[--fail-on SEVERITY])"
-        if word
-        else "km tools: a subcommand is needed (usage: km tools scan [FILE|-] [--json] "
-        "[--fail-on SEVERITY])"
-    )
+    # `km tools [SERVER] [--json] [--spool PATH]`: the captured inventory.
+    from km.tools_cli.inventory import run_inventory
+
+    return run_inventory(args, settings)
+
+
+USAGE = """\
+usage: km tools [SERVER] [--json] [--spool PATH]
+       km tools approve [SERVER [TOOL]] [--spool PATH]
+       km tools scan [FILE|-] [--json] [--fail-on SEVERITY]
+
+  (none)   each server's tools: context tokens, definition history, drift and findings
+  approve  pin the current definitions as reviewed; a later change is flagged until approved
+  scan     poisoning findings over a tools/list result, from a file or stdin
+"""

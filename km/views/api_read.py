@@ -33,7 +33,7 @@ class ApiReader:
         self.key = settings.api_key
 
     def sessions(self, q: str | None, limit: int) -> list[dict[str, Any]]:
-        query: dict[str, object] = {"limit": limit}
+        query: dict[str, object] = {"limit": min(limit, PAGE)}
         if q:
             query["q"] = q
         doc = asyncio.run(self._get_all("/api/v1/sessions", query, "sessions", limit))
@@ -49,6 +49,10 @@ class ApiReader:
         if len(found) > 1:
             raise UnknownSession(f"session prefix {prefix!r} is ambiguous; type more of it")
         return _session(found[0])
+
+    def findings(self, session_id: str) -> list[dict[str, Any]]:
+        query: dict[str, object] = {"session": session_id, "limit": PAGE}
+        return asyncio.run(self._get_all("/api/v1/findings", query, "findings", None))
 
     def events(self, session_id: str, q: str | None) -> list[tuple[Row, bool]]:
         query: dict[str, object] = {"session": session_id, "limit": PAGE}

@@ -19,7 +19,7 @@ from km.errors import KmError
 from km.insight.filter import Filter, FilterError, parse
 from km.settings import Settings
 
-DEFAULT_SESSIONS = 50
+DEFAULT_SESSIONS = 20  # a screenful; --limit for more
 
 
 def _err(message: str) -> None:
@@ -43,6 +43,33 @@ def _entry(fn: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+_NEGATED = "\x00"  # marks a filter word that starts with `-` while argparse reads the line
+
+
+def _parse(parser: CommandParser, args: list[str]) -> Any:
+    """argparse, except that a word such as `-tool:x` or `-"text"` (not one of the command's
+    options) stays a filter word, in its place."""
+    known = {s for a in parser._actions for s in a.option_strings}
+    takes_value = {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
+    marked: list[str] = []
+    after_value = False
+    for word in args:
+        name = word.split("=", 1)[0]
+        if after_value or word == "--" or not word.startswith("-") or name in known or word == "-":
+            marked.append(word)
+            after_value = not after_value and word in takes_value
+            continue
+        marked.append(_NEGATED + word)
+    options = parser.parse_intermixed_args(marked)
+    for key in ("filter", "session"):
+        value = getattr(options, key, None)
+        if isinstance(value, list):
+            setattr(options, key, [w.replace(_NEGATED, "", 1) for w in value])
+        elif isinstance(value, str):
+            setattr(options, key, value.replace(_NEGATED, "", 1))
+    return options
 
 
 def _filter(words: list[str], *extra: str) -> Filter | None:
@@ -104,7 +131,7 @@ def _tail(args: list[str], settings: Settings) -> int:
     from km.views.spool_read import SpoolReader
     from km.views.tail import Output, TailOptions, follow, is_terminal
 
-    o = _tail_parser().parse_intermixed_args(args)
+    o = _parse(_tail_parser(), args)
     path = _spool(settings, o.spool)
     extra = []
     if o.since:
@@ -120,12 +147,13 @@ def _tail(args: list[str], settings: Settings) -> int:
     options = TailOptions(
         flt,
         last=max(0, o.n),
-        from_start=bool(o.since),
+        from_start=bool(o.since) or (flt is not None and "ts_ns" in flt.columns()),
         as_json=o.json,
         hold_s=max(0.0, o.hold),
         exit_when_idle=o.exit_when_idle,
     )
-    out = Output(sys.stdout, o.json, is_terminal(sys.stdout))
+    color = "NO_COLOR" not in os.environ  # https://no-color.org
+    out = Output(sys.stdout, o.json, is_terminal(sys.stdout), color=color)
     return follow(lambda: SpoolReader.open(path), options, out)
 
 
@@ -139,7 +167,7 @@ def _sessions_parser() -> CommandParser:
     )
     p.add_argument("filter", nargs="*", metavar="FILTER")
     p.add_argument(
-        "--limit", type=int, default=DEFAULT_SESSIONS, metavar="N", help="at most N (50)"
+        "--limit", type=int, default=DEFAULT_SESSIONS, metavar="N", help="at most N (20)"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--api", action="store_true", help="read the Kilometers API, not the spool")
@@ -154,7 +182,7 @@ def run_sessions(args: list[str], settings: Settings) -> int:
 def _sessions(args: list[str], settings: Settings) -> int:
     from km.views.sessions import print_sessions
 
-    o = _sessions_parser().parse_intermixed_args(args)
+    o = _parse(_sessions_parser(), args)
     flt = _filter(o.filter)
     limit = max(1, o.limit)
     if o.api:
@@ -227,7 +255,7 @@ def run_show(args: list[str], settings: Settings) -> int:
 def _show(args: list[str], settings: Settings) -> int:
     from km.views.sessions import print_show, timeline
 
-    o = _show_parser().parse_intermixed_args(args)
+    o = _parse(_show_parser(), args)
     flt = _filter(o.filter)
     width = _width(sys.stdout)
     if o.api:
@@ -236,9 +264,11 @@ def _show(args: list[str], settings: Settings) -> int:
         api = ApiReader(settings)
         session = api.session(o.session)
         rows = api.events(session["session_id"], flt.text if flt else None)
+        findings = api.findings(session["session_id"])
         print_show(
-            session, timeline(rows), [], sys.stdout, full=o.full, as_json=o.json, width=width
-        )
+            session, timeline(rows), findings, sys.stdout, full=o.full, as_json=o.json,
+            width=width,
+        )  # fmt: skip
         return 0
     from km.views.spool_read import SpoolReader
 

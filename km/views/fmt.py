@@ -11,10 +11,15 @@ from dataclasses import dataclass
 ELLIPSIS = "…"
 
 
+_last_second: list[object] = [None, ""]  # (second, its `15:04:05`): lines come in bursts
+
+
 def clock(ts_ns: int) -> str:
     """`15:04:05.123` in local time."""
     seconds, rest = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{rest // 1_000_000:03d}"
+    if _last_second[0] != seconds:
+        _last_second[:] = [seconds, time.strftime("%H:%M:%S", time.localtime(seconds))]
+    return f"{_last_second[1]}.{rest // 1_000_000:03d}"
 
 
 def stamp(ts_ns: int, *, seconds: bool = True) -> str:
@@ -141,5 +146,7 @@ def fit(columns: Sequence[Column], total: int | None, gap: int = 1) -> list[int]
 
 
 def cell(text: str, width: int, right: bool = False, keep_start: bool = False) -> str:
+    if len(text) == width:
+        return text
     cut = text[:width] if keep_start else middle(text, width)
     return cut.rjust(width) if right else cut.ljust(width)

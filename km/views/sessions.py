@@ -143,19 +143,15 @@ def print_show(
     loose.sort(key=lambda f: f.get("ts_ns") or 0)
     if as_json:
         return _show_json(session, lines, by_event, loose, stream, full)
-    console: Any = None
-    widths: list[int] = []
-    if width is not None:
-        from rich.console import Console
-
-        console = Console(file=stream, highlight=False, markup=False, emoji=False, width=width)
-        widths = fmt.fit(render.TAIL_COLUMNS, width)
+    terminal = width is not None
+    # One session, one server (named in the header): its column's room goes to the names.
+    columns = [c if c.name != "server" else fmt.Column("server", 0, 0) for c in render.TAIL_COLUMNS]
+    widths = fmt.fit(columns, width) if width is not None else []
 
     def out(text: str, style: str = "") -> None:
-        if console is None:
-            stream.write(text + "\n")
-        else:
-            console.print(text, style=style, no_wrap=True, overflow="ellipsis", crop=False)
+        if terminal and style:
+            text = render.paint(text, style)
+        stream.write(text + "\n")
 
     for text in _header(session):
         out(text, "bold")
@@ -164,10 +160,10 @@ def print_show(
         first = line.first
         while loose and (loose[0].get("ts_ns") or 0) <= first.ts_ns:
             out(_finding_text(loose.pop(0)), "bold yellow")
-        if console is None:
-            stream.write(render.plain(line) + "\n")
+        if terminal:
+            stream.write(render.styled(line, widths) + "\n")
         else:
-            console.print(render.styled(line, widths))
+            stream.write(render.plain(line) + "\n")
         shown += 1
         for row in (line.request, line.reply, line.event):
             if row is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -196,7 +196,9 @@ class SpoolReader:
         params: list[object] = []
         where = ""
         if flt is not None:
-            inner = self.where(flt, params)
+            # server and session_id are the session's own: decided once per session, not per event
+            elsewhere = (("server", "s.server"), ("session_id", "s.session_id"))
+            inner = to_sql(flt, replace(self.target, elsewhere=elsewhere), params)
             where = (
                 f" WHERE EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id"
                 f" AND {inner})"
@@ -217,9 +219,15 @@ class SpoolReader:
             else "sum(kind = 'error')"
         )
         tokens = "sum(tokens)" if has("tokens") else "NULL"
-        calls, errs, toks, events, replies = self.query(
-            f"SELECT coalesce(sum(kind = 'request'), 0), coalesce({errors}, 0), {tokens},"
-            " count(*), count(latency_us) FROM events WHERE session_id = ?",
+        # Requests have no latency: their count is one seek into (session_id, NULL, 'request').
+        (calls,) = self.query(
+            "SELECT count(*) FROM events WHERE session_id = ? AND latency_us IS NULL"
+            " AND kind = 'request'",
+            [session_id],
+        ).fetchone()
+        errs, toks, events, replies = self.query(
+            f"SELECT coalesce({errors}, 0), {tokens}, count(*), count(latency_us)"
+            " FROM events WHERE session_id = ?",
             [session_id],
         ).fetchone()
         stats: dict[str, Any] = {

@@ -15,15 +15,17 @@ It says so, in a line of its own, whenever it shows less than everything:
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
 from km.insight.filter import Filter
+from km.terminal import safe
 from km.views import fmt, render
 from km.views.exchange import Line, Pairer
 from km.views.spool_read import NoSpool, SpoolReader
@@ -47,19 +49,27 @@ class TailOptions:
 
 
 class Output:
-    """Where lines go: JSON lines, plain text, or a terminal (rich)."""
+    """Where lines go: JSON lines, plain text, or a terminal (columns fitted to `width`,
+    coloured unless `color` is off)."""
 
-    def __init__(self, stream: IO[str], as_json: bool, terminal: bool) -> None:
+    def __init__(
+        self,
+        stream: IO[str],
+        as_json: bool,
+        terminal: bool,
+        width: int | None = None,
+        color: bool = True,
+    ) -> None:
         self.stream = stream
         self.as_json = as_json
-        self.console: Any = None
+        self.terminal = terminal and not as_json
+        self.color = color
         self.widths: list[int] = []
-        if terminal and not as_json:
-            from rich.console import Console
-
-            self.console = Console(file=stream, highlight=False, markup=False, emoji=False)
-            self.widths = fmt.fit(render.TAIL_COLUMNS, self.console.width)
-            self.console.print(render.header(self.widths), style="bold", no_wrap=True)
+        if self.terminal:
+            columns = width or shutil.get_terminal_size((100, 24)).columns
+            self.widths = fmt.fit(render.TAIL_COLUMNS, columns)
+            header = render.header(self.widths)
+            self.stream.write((render.paint(header, "bold") if color else header) + "\n")
 
     def lines(self, lines: list[Line]) -> None:
         if not lines:
@@ -68,10 +78,9 @@ class Output:
             self.stream.write(
                 "".join(orjson.dumps(render.as_json(x)).decode() + "\n" for x in lines)
             )
-        elif self.console is not None:
-            from rich.text import Text
-
-            self.console.print(Text("\n").join(render.styled(x, self.widths) for x in lines))
+        elif self.terminal:
+            widths, color = self.widths, self.color
+            self.stream.write("".join(render.styled(x, widths, color) + "\n" for x in lines))
         else:
             self.stream.write("".join(render.plain(x) + "\n" for x in lines))
         self.stream.flush()
@@ -80,10 +89,10 @@ class Output:
         """A line about km tail itself (a skip, a wait), shown in the stream's own form."""
         if self.as_json:
             self.stream.write(orjson.dumps({"type": "notice", "message": message}).decode() + "\n")
-        elif self.console is not None:
-            self.console.print(f"km tail: {message}", style="bold yellow", no_wrap=True)
         else:
-            self.stream.write(f"km tail: {message}\n")
+            text = f"km tail: {safe(message, markup=False)}"
+            painted = render.paint(text, "bold yellow") if self.terminal and self.color else text
+            self.stream.write(painted + "\n")
         self.stream.flush()
 
 

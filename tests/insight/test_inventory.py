@@ -112,3 +112,16 @@ def test_huge_description_diff_is_bounded() -> None:
     (change,) = compare(snap([BENIGN]), snap([big])).changes
     assert len(change.diff) < 20_000 and change.diff.endswith("(diff cut)")
     assert REMOVED != ADDED
+
+
+def test_pins_against_first_seen_and_new_versions() -> None:
+    now = snap([POISONED, OTHER]).hashes
+    first = snap([BENIGN, OTHER]).hashes
+    (unreviewed,) = pin_findings("calc", now, first, approved=())
+    assert (unreviewed.rule, unreviewed.severity) == (RUG_PULL, HIGH)
+    assert "first seen" in unreviewed.message
+    (updated,) = pin_findings("calc", now, first, approved=(), version_moved={"add"})
+    assert (updated.rule, updated.severity) == (UPDATED, MEDIUM)
+    (approved,) = pin_findings("calc", now, first, approved={"add"}, version_moved={"add"})
+    assert (approved.rule, approved.severity) == (UNAPPROVED, MEDIUM)
+    assert "approved" in approved.message and "new server version" in approved.message

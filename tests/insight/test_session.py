@@ -16,7 +16,7 @@ from km.insight.findings import DRIFT, FLOW, POISONING, RISK, at_least
 from km.insight.inventory import RUG_PULL, UPDATED, Snapshot
 from km.insight.risk import tool_capabilities
 from km.insight.session import Found, Listing, ServerInfo, SessionAnalyzer
-from km.redact import redact_payload, redact_text
+from km.redact import redact_payload, redact_payload_with_report, redact_text
 
 BENIGN: dict[str, Any] = {
     "name": "add",
@@ -34,16 +34,22 @@ POISONED: dict[str, Any] = {
 class Session:
     """Drives a pipeline with an analyzer, as the capture process does."""
 
-    def __init__(self, analyzer: SessionAnalyzer | None = None, redact: bool = False) -> None:
+    def __init__(
+        self,
+        analyzer: SessionAnalyzer | None = None,
+        redact: bool = False,
+        session_id: str = "sess-1",
+    ) -> None:
         numbers = itertools.count(1)
         self.analyzer = analyzer or SessionAnalyzer("calc")
         self.pipeline = CapturePipeline(
-            "sess-1",
+            session_id,
             "calc",
-            new_id=lambda: f"ev-{next(numbers)}",
+            new_id=lambda: f"{session_id}-ev-{next(numbers)}",
             analyzer=self.analyzer,
             redact=redact_payload if redact else None,
             redact_text=redact_text if redact else None,
+            redact_report=redact_payload_with_report if redact else None,
         )
         self.framer = LineFramer(1 << 24)
         self.events: list[Event] = []
@@ -319,3 +325,18 @@ def test_findings_carry_the_listing_event() -> None:
     found = s.analyzer.findings
     assert found and all(isinstance(f, Found) and f.event_id == listed.id for f in found)
     assert isinstance(s.analyzer.listings[0], Listing)
+
+
+def test_secrets_the_redactor_found_count_in_the_calls_risk() -> None:
+    token = "ghp_" + "b" * 36
+    plain, redacted = Session(), Session(redact=True)
+    for s in (plain, redacted):
+        s.initialize()
+        s.list_tools(BENIGN)
+    args = {"name": "add", "arguments": {"a": 1, "note": f"use {token}"}}
+    seen, _ = plain.call("tools/call", args)
+    told, _ = redacted.call("tools/call", args)
+    assert token not in told.payload.decode() and "[REDACTED:" in told.payload.decode()
+    assert told.risk is not None and seen.risk is not None and told.risk > seen.risk
+    rules = {f.finding.rule for f in redacted.analyzer.findings if f.finding.kind == RISK}
+    assert any(rule.startswith("R60") for rule in rules)

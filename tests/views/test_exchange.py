@@ -81,3 +81,14 @@ def test_memory_of_pending_requests_is_bounded() -> None:
         ("exchange", None, "r0", None),
         ("completion", "q2", "r2", None),
     ]
+
+
+def test_a_reply_alone_shows_its_request_direction() -> None:
+    from km.views.render import cells
+
+    p = Pairer(hold=0.0)
+    p.feed(row("r", "response", direction="s2c", link_id="gone", status="ok"), True, now=0.0)
+    p.feed(row("r2", "response", direction="c2s", link_id="gone2", status="ok"), True, now=0.0)
+    first, second = p.ready(0.0)
+    assert cells(first)[2] == "→"  # a client's request, answered by the server
+    assert cells(second)[2] == "←"  # a server-to-client request, answered by the client

@@ -115,7 +115,8 @@ def test_a_real_session_followed_by_a_real_km_tail(tmp_path: Path) -> None:
     env.update(KM_SPOOL=str(tmp_path / "spool.db"), KM_CONFIG=str(tmp_path / "none.toml"))
     env.pop("KM_API_URL", None)
     tail = subprocess.Popen(
-        [sys.executable, "-m", "km", "tail", "--json", "--since", "10m"],
+        # a long hold: the exchange is one line however slowly this loaded machine answers
+        [sys.executable, "-m", "km", "tail", "--json", "--since", "10m", "--hold", "30"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     proxied: subprocess.Popen[bytes] | None = None
@@ -169,3 +170,35 @@ def test_a_real_session_followed_by_a_real_km_tail(tmp_path: Path) -> None:
             if stream is not None:
                 stream.close()
     assert code == 130
+
+
+@pytest.mark.parametrize("width", [80, 140])
+def test_terminal_lines_fit_and_escape(tmp_path: Path, width: int) -> None:
+    b = Builder(tmp_path / "spool.db")
+    sid = b.session("a-server-name-much-longer-than-the-column\x1b[2J")
+    b.exchange(
+        sid, "tools/call", 1, latency_us=2_500_000, tool="read_file_with_a_long_name",
+        status="tool-error", tokens=1500, risk=85,
+    )  # fmt: skip
+    b.add(sid, "notification", "s2c", method="notifications/message")
+    b.write()
+    out = io.StringIO()
+    options = TailOptions(None, from_start=True, exit_when_idle=True)
+    follow(lambda: SpoolReader.open(str(b.path)), options, Output(out, False, True, width))
+    text = out.getvalue()
+    assert "\x1b[2J" not in text  # the server name's escape is shown, never sent
+    assert "\x1b[" in text  # styled: colours on a terminal
+    plain = [_strip_ansi(x) for x in text.splitlines()]
+    assert plain[0].startswith("time") and "status" in plain[0]
+    assert all(len(x) <= width for x in plain), plain
+    assert "tool-error" in plain[1] and "2.50s" in plain[1] and "85" in plain[1]
+    assert "notificat" in plain[2] and "message" in plain[2]  # no tool: the method has its room
+    if width == 140:
+        assert "notifications/message" in plain[2]
+        assert "read_file_with_a_long_name" in plain[1]  # room enough: not cut
+
+
+def _strip_ansi(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

@@ -200,3 +200,36 @@ def test_the_views_queries_use_their_indexes(spool: Builder) -> None:
         assert "events_link" in pending and "findings_event" in pending
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "servers"),
+    [
+        ("server:github", ["github"]),
+        ("-server:github", ["time"]),  # a session without events is never listed with a filter
+        ("server:github OR tool:convert_time", ["time", "github"]),
+        ("server:time status:pending", ["time"]),
+        ("server:time -tool:slow -tool:convert_time", []),
+        ("(server:gith* tool:git_log) OR (session:bbbb* kind:response)", ["time", "github"]),
+    ],
+)
+def test_sessions_filter_by_their_events(
+    env: dict[str, str], spool: Builder, text: str, servers: list[str]
+) -> None:
+    done = km(env, "sessions", "--json", text)
+    assert done.returncode == 0, done.stderr
+    assert [s["server"] for s in orjson.loads(done.stdout)] == servers
+
+
+def test_tail_session_and_since(env: dict[str, str], spool: Builder) -> None:
+    done = km(env, "tail", "--session", "bbbb", "-n", "100", "--exit-when-idle", "--json")
+    assert done.returncode == 0, done.stderr
+    docs = [orjson.loads(x) for x in done.stdout.splitlines()]
+    assert {d["server"] for d in docs} == {"time"} and len(docs) == 2
+    done = km(env, "tail", "--session", "nope", "--exit-when-idle")
+    assert done.returncode == 1 and "no session 'nope'" in done.stderr
+    # the spool's events are from 2026-05-28: none within the last hour, all since that day
+    done = km(env, "tail", "--since", "1h", "--exit-when-idle")
+    assert done.returncode == 0 and done.stdout == ""
+    done = km(env, "tail", "--since", "2026-05-01", "--exit-when-idle", "-n", "0", "--json")
+    assert len(done.stdout.splitlines()) == 7  # 5 lines of github, 2 of time

@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from km.server.handlers import json_response
-from km.server.params import cursor_param, event_filter, filter_param, limit_param, time_range
+from km.server.params import (
+    cursor_param,
+    event_filter,
+    filter_param,
+    limit_param,
+    model_param,
+    time_range,
+)
 from km.server.shapes import event_json, session_json, stat_json
 from km.server.state import CONFIG, PRINCIPAL, STORE
 
@@ -36,6 +43,8 @@ async def get_events(request: web.Request) -> web.Response:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    since_ns, until_ns = time_range(request.rel_url.query)
+    query = request.rel_url.query
+    since_ns, until_ns = time_range(query)
+    model, price = model_param(query)
     stats = await request.app[STORE].stats(request[PRINCIPAL].account_id, since_ns, until_ns)
-    return json_response({"stats": [stat_json(s) for s in stats]})
+    return json_response({"stats": [stat_json(s, price) for s in stats], "model": model})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from km.events import ERROR
+from km.events import C2S, ERROR
 from km.server import latency
 from km.server.stores.base import IngestEvent
 
@@ -42,6 +42,7 @@ class RollupDelta:
     errors: int = 0  # JSON-RPC errors
     tool_errors: int = 0  # tool results with isError: true
     tokens: int = 0
+    tokens_out: int = 0  # of client-to-server events: what the model wrote (call arguments)
     bytes: int = 0
     lat_count: int = 0
     lat_sum: int = 0
@@ -80,6 +81,8 @@ def aggregate(events: Iterable[IngestEvent]) -> tuple[list[SessionDelta], list[R
         r.tool_errors += e.status == TOOL_ERROR
         if e.tokens is not None:
             r.tokens += e.tokens
+            if e.direction == C2S:
+                r.tokens_out += e.tokens
         r.bytes += e.size
         if e.latency_us is not None:
             r.lat_count += 1

@@ -126,6 +126,7 @@ class HourStat:
     tool: str | None = None
     tool_errors: int = 0
     tokens: int = 0
+    tokens_out: int = 0  # of client-to-server events (output tokens); the rest is input
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,10 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def definitions(self, account_id: int, server: str | None) -> list[StoredDefinition]:
         """Every version of every definition of the account's servers (or of one)."""
+
+    @abc.abstractmethod
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        """The approved definitions of one server of the account."""
 
     @abc.abstractmethod
     async def inventory(self, account_id: int, server: str | None) -> Inventory:

@@ -15,14 +15,13 @@ from typing import Any
 
 import orjson
 
-from km.insight.findings import SEVERITIES, Finding, severity_rank
+from km.insight.findings import Finding, severity_rank
 from km.server import cursor as cursors
 from km.server.stores.base import IngestEvent
 from km.server.stores.rows import Params
 
 FINDINGS_CURSOR = "f"
 TOOLS_LIST = "tools/list"  # the list kind that pins apply to
-_NAMESPACE = uuid.UUID("5f0b7c36-2f4e-4d0e-9a53-6b1f6c1f1e2a")  # finding ids (uuid5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +34,6 @@ class StoredFinding:
     event_id: str | None
     ts_ns: int
     finding: Finding
-
-
-def finding_id(event_id: str | None, session_id: str, finding: Finding, ordinal: int) -> str:
-    """The same finding of the same event always gets the same id (ingest stays idempotent)."""
-    f = finding
-    key = f"{event_id}|{session_id}|{f.rule}|{f.tool}|{f.field}|{f.span}|{ordinal}"
-    return str(uuid.uuid5(_NAMESPACE, key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,32 +100,36 @@ NO_WRITES = InsightWrites()
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """What the analyzers made of the newly stored events: the events with their insight fields
-    (same order), those whose fields the server filled in (an older km sent none), and what
-    they add."""
+    """What the analyzers made of the new events: the events with their insight fields (same
+    order; an older km's filled in by the analyzer) and what they add."""
 
     events: list[IngestEvent]
-    filled: list[IngestEvent]
     findings: list[StoredFinding]
     definitions: list[DefinitionSeen]
     changes: list[DefinitionChange]
 
 
 Analyser = Callable[[Sequence[IngestEvent]], Analysis]
-"""Called by the store inside its ingest transaction with exactly the newly stored events."""
+"""Called by the store inside its ingest transaction with exactly the events it stores new,
+before their insert (their insight fields stored with them) or after it (a batch whose events
+all carry their fields)."""
 
 
 def resolve(
     insight: InsightWrites | Analyser | None, new: Sequence[IngestEvent]
-) -> tuple[list[IngestEvent], list[IngestEvent], InsightWrites]:
-    """(events to aggregate, events whose fields were filled in, rows to write) for `new`."""
+) -> tuple[list[IngestEvent], InsightWrites]:
+    """(events to store and aggregate, rows to write) for the `new` events, before or after
+    their insert (the store's choice)."""
     if insight is None:
-        return list(new), [], NO_WRITES
+        return list(new), NO_WRITES
     if isinstance(insight, InsightWrites):
-        return list(new), [], kept(insight, {e.id for e in new})
+        return list(new), kept(insight, {e.id for e in new})
     a = insight(new)
-    writes = InsightWrites(tuple(a.findings), tuple(a.definitions), tuple(a.changes))
-    return a.events, a.filled, writes
+    return a.events, analysis_writes(a)
+
+
+def analysis_writes(a: Analysis) -> InsightWrites:
+    return InsightWrites(tuple(a.findings), tuple(a.definitions), tuple(a.changes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,10 +303,6 @@ def kept(writes: InsightWrites, new_ids: set[str]) -> InsightWrites:
         tuple(d for d in writes.definitions if d.event_id in new_ids),
         tuple(c for c in writes.changes if c.event_id in new_ids),
     )
-
-
-def check_severity(name: str) -> bool:
-    return name in SEVERITIES
 
 
 def current_definitions(

@@ -43,11 +43,13 @@ from km.server.stores.insight import (
     Pin,
     StoredDefinition,
     StoredFinding,
+    analysis_writes,
     change_from_row,
     current_definitions,
     definition_from_row,
     finding_where,
     findings_page,
+    kept,
     pins_to_set,
     resolve,
 )
@@ -127,20 +129,22 @@ _UPSERT_SESSIONS = """
 """
 _UPSERT_ROLLUPS = """
     INSERT INTO rollups AS r (account_id, hour_ns, server, method, tool, count, errors,
-                              tool_errors, tokens, bytes, lat_count, lat_sum, lat_min, lat_max,
-                              lat_hist)
+                              tool_errors, tokens, tokens_out, bytes, lat_count, lat_sum,
+                              lat_min, lat_max, lat_hist)
     SELECT $1, t.hour_ns, t.server, t.method, t.tool, t.count, t.errors, t.tool_errors,
-           t.tokens, t.bytes, t.lat_count, t.lat_sum, t.lat_min, t.lat_max, t.lat_hist::int8[]
+           t.tokens, t.tokens_out, t.bytes, t.lat_count, t.lat_sum, t.lat_min, t.lat_max,
+           t.lat_hist::int8[]
     FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[],
                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[],
-                $14::int8[], $15::text[])
-        AS t(hour_ns, server, method, tool, count, errors, tool_errors, tokens, bytes,
-             lat_count, lat_sum, lat_min, lat_max, lat_hist)
+                $14::int8[], $15::int8[], $16::text[])
+        AS t(hour_ns, server, method, tool, count, errors, tool_errors, tokens, tokens_out,
+             bytes, lat_count, lat_sum, lat_min, lat_max, lat_hist)
     ON CONFLICT (account_id, hour_ns, server, method, tool) DO UPDATE SET
         count = r.count + excluded.count,
         errors = r.errors + excluded.errors,
         tool_errors = r.tool_errors + excluded.tool_errors,
         tokens = r.tokens + excluded.tokens,
+        tokens_out = r.tokens_out + excluded.tokens_out,
         bytes = r.bytes + excluded.bytes,
         lat_count = r.lat_count + excluded.lat_count,
         lat_sum = r.lat_sum + excluded.lat_sum,
@@ -152,6 +156,7 @@ _UPSERT_ROLLUPS = """
             ORDER BY i
         )
 """
+_EXISTING = "SELECT id::text FROM events WHERE account_id = $1 AND id = ANY($2::uuid[])"
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -288,25 +293,29 @@ class PostgresStore(EventStore):
         if not events:
             return IngestResult((), ())
         ordered = sorted(events, key=lambda e: e.id)  # lock order: see the module docstring
-        records = []
-        for e in ordered:
-            json, text, blob = to_columns(e.payload, e.truncated)
-            records.append(
-                (
-                    e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
-                    e.rpc_id, e.size, json, text, blob, e.payload_encoding, e.truncated,
-                    e.link_id, e.latency_us, e.host, e.km_version, e.tool, e.status,
-                    e.tokens, e.risk,
-                )
-            )  # fmt: skip
         async with self._transaction() as conn:
+            before = None
+            if callable(insight) and not all(e.analysed for e in events):
+                # An older km's events get their insight fields before they are inserted (an
+                # UPDATE after would rewrite every row and its indexes): analyse what is not
+                # stored yet. (A concurrent copy of the same event inserted between this look-up
+                # and the insert is not stored twice; only its findings are dropped below.)
+                found = await conn.fetch(_EXISTING, account_id, [e.id for e in events])
+                existing = {r[0] for r in found}
+                before = insight([e for e in events if e.id not in existing])
+                analysed = {e.id: e for e in before.events}
+                ordered = [analysed.get(e.id, e) for e in ordered]
             await conn.execute(_CREATE_STAGING)
-            await conn.copy_records_to_table(_STAGING, records=records, columns=EVENT_COLUMNS)
+            await conn.copy_records_to_table(
+                _STAGING, records=_records(ordered), columns=EVENT_COLUMNS
+            )
             rows = await conn.fetch(_INSERT_EVENTS, account_id, time.time_ns())
             inserted = {r[0] for r in rows}
-            new, filled, writes = resolve(insight, [e for e in ordered if e.id in inserted])
-            if filled:
-                await postgres_insight.fill(conn, account_id, filled)
+            if before is not None:
+                new = [e for e in before.events if e.id in inserted]
+                writes = kept(analysis_writes(before), inserted)
+            else:  # analysed after the insert: exactly the new events, in batch order
+                new, writes = resolve(insight, [e for e in events if e.id in inserted])
             sessions, rollups = aggregate(new)
             if sessions:
                 await conn.execute(
@@ -332,6 +341,7 @@ class PostgresStore(EventStore):
                     [r.errors for r in rollups],
                     [r.tool_errors for r in rollups],
                     [r.tokens for r in rollups],
+                    [r.tokens_out for r in rollups],
                     [r.bytes for r in rollups],
                     [r.lat_count for r in rollups],
                     [r.lat_sum for r in rollups],
@@ -418,6 +428,10 @@ class PostgresStore(EventStore):
         rows = await self._fetch(sql + " ORDER BY server, kind, tool, first_seen_ns", *params)
         return [definition_from_row(r) for r in rows]
 
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        sql, params = postgres_insight.by_server(postgres_insight.SELECT_PINS, account_id, server)
+        return [Pin(*r) for r in await self._fetch(sql + " ORDER BY tool", *params)]
+
     async def inventory(self, account_id: int, server: str | None) -> Inventory:
         definitions = await self.definitions(account_id, server)
         sql, params = postgres_insight.by_server(
@@ -471,3 +485,18 @@ class PostgresStore(EventStore):
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
         async with self._guard():
             return list(await self._pool.fetch(sql, *args))
+
+
+def _records(events: Sequence[IngestEvent]) -> list[tuple[object, ...]]:
+    records: list[tuple[object, ...]] = []
+    for e in events:
+        json, text, blob = to_columns(e.payload, e.truncated)
+        records.append(
+            (
+                e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
+                e.rpc_id, e.size, json, text, blob, e.payload_encoding, e.truncated,
+                e.link_id, e.latency_us, e.host, e.km_version, e.tool, e.status,
+                e.tokens, e.risk,
+            )
+        )  # fmt: skip
+    return records

@@ -3,10 +3,8 @@ insight.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from km.server.stores.base import IngestEvent
 from km.server.stores.insight import (
     CHANGE_COLUMNS,
     DEFINITION_COLUMNS,
@@ -57,27 +55,6 @@ SELECT_CHANGES = (
     "WHERE account_id = $1"
 )
 SELECT_PINS = "SELECT server, tool, hash, pinned_ns FROM tool_pins WHERE account_id = $1"
-
-
-FILL_EVENTS = """
-    UPDATE events AS e SET tool = t.tool, status = t.status, tokens = t.tokens, risk = t.risk
-    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int8[], $6::int2[])
-        AS t(id, tool, status, tokens, risk)
-    WHERE e.account_id = $1 AND e.id = t.id
-"""
-
-
-async def fill(conn: Any, account_id: int, events: Sequence[IngestEvent]) -> None:
-    """Insight fields the server worked out for an older km's events (already inserted)."""
-    await conn.execute(
-        FILL_EVENTS,
-        account_id,
-        [e.id for e in events],
-        [e.tool for e in events],
-        [e.status for e in events],
-        [e.tokens for e in events],
-        [e.risk for e in events],
-    )
 
 
 async def write(conn: Any, account_id: int, writes: InsightWrites) -> None:

@@ -99,7 +99,9 @@ _INSIGHT = (
     "CREATE INDEX events_account_tool_ts ON events (account_id, tool, ts_ns, id) "
     "WHERE tool IS NOT NULL",
     "ALTER TABLE rollups ADD COLUMN tool text NOT NULL DEFAULT '', "
-    "ADD COLUMN tool_errors bigint NOT NULL DEFAULT 0, ADD COLUMN tokens bigint NOT NULL DEFAULT 0",
+    "ADD COLUMN tool_errors bigint NOT NULL DEFAULT 0, "
+    "ADD COLUMN tokens bigint NOT NULL DEFAULT 0, "
+    "ADD COLUMN tokens_out bigint NOT NULL DEFAULT 0",
     "ALTER TABLE rollups DROP CONSTRAINT rollups_pkey",
     "ALTER TABLE rollups ADD PRIMARY KEY (account_id, hour_ns, server, method, tool)",
     """

@@ -62,15 +62,22 @@ class Params:
         return f"${len(self.values)}{cast}"
 
 
-def query_sql(params: Params, query: Filter, table: str = "events") -> str:
+def query_sql(
+    params: Params,
+    query: Filter,
+    table: str = "events",
+    elsewhere: tuple[tuple[str, str], ...] = (),
+) -> str:
     """The filter language's condition over the events table (named `table` in the query)."""
-    target = replace(SERVER_POSTGRES if params.style == "numeric" else SERVER_SQLITE, alias=table)
-    return to_sql(query, target, params.values)
+    target = SERVER_POSTGRES if params.style == "numeric" else SERVER_SQLITE
+    return to_sql(query, replace(target, alias=table, elsewhere=elsewhere), params.values)
 
 
 def sessions_query_sql(params: Params, query: Filter) -> str:
-    """Sessions (the `sessions` table) with at least one event `query` selects."""
-    inner = query_sql(params, query)
+    """Sessions (the `sessions` table) with at least one event `query` selects. A session's
+    events all have its server and session id, so those terms are decided per session."""
+    session_fields = (("server", "sessions.server"), ("session_id", "sessions.session_id"))
+    inner = query_sql(params, query, elsewhere=session_fields)
     return (
         "EXISTS (SELECT 1 FROM events WHERE events.account_id = sessions.account_id"
         f" AND events.session_id = sessions.session_id AND {inner})"
@@ -160,7 +167,7 @@ def stats_range(since_ns: int | None, until_ns: int | None) -> tuple[int, int]:
 
 STATS_COLUMNS = (
     "server, method, hour_ns, count, errors, bytes, lat_min, lat_max, lat_hist, tool, "
-    "tool_errors, tokens"
+    "tool_errors, tokens, tokens_out"
 )
 
 
@@ -182,4 +189,5 @@ def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
         tool=None if row[9] == NO_TOOL else row[9],
         tool_errors=row[10],
         tokens=row[11],
+        tokens_out=row[12],
     )

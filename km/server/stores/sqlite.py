@@ -90,13 +90,15 @@ _UPSERT_SESSION = """
 # lat_hist arrives already merged with the stored one (read under the same write lock).
 _UPSERT_ROLLUP = """
     INSERT INTO rollups (account_id, hour_ns, server, method, tool, count, errors, tool_errors,
-                         tokens, bytes, lat_count, lat_sum, lat_min, lat_max, lat_hist)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                         tokens, tokens_out, bytes, lat_count, lat_sum, lat_min, lat_max,
+                         lat_hist)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (account_id, hour_ns, server, method, tool) DO UPDATE SET
         count = count + excluded.count,
         errors = errors + excluded.errors,
         tool_errors = tool_errors + excluded.tool_errors,
         tokens = tokens + excluded.tokens,
+        tokens_out = tokens_out + excluded.tokens_out,
         bytes = bytes + excluded.bytes,
         lat_count = lat_count + excluded.lat_count,
         lat_sum = lat_sum + excluded.lat_sum,
@@ -248,7 +250,7 @@ class SqliteStore(EventStore):
             )
             existing = {r[0] for r in rows}
             # Under the same lock, the analysis can come before the insert: no UPDATE needed.
-            new, _, writes = resolve(insight, [e for e in events if e.id not in existing])
+            new, writes = resolve(insight, [e for e in events if e.id not in existing])
             await w.executemany(_INSERT_EVENT, [_event_row(account_id, e, now) for e in new])
             sessions, rollups = aggregate(new)
             await w.executemany(
@@ -289,6 +291,7 @@ class SqliteStore(EventStore):
                         r.errors,
                         r.tool_errors,
                         r.tokens,
+                        r.tokens_out,
                         r.bytes,
                         r.lat_count,
                         r.lat_sum,
@@ -375,6 +378,10 @@ class SqliteStore(EventStore):
         )
         rows = await self._read(sql + " ORDER BY server, kind, tool, first_seen_ns", params)
         return [definition_from_row(r) for r in rows]
+
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        sql, params = sqlite_insight.by_server(sqlite_insight.SELECT_PINS, account_id, server)
+        return [Pin(*r) for r in await self._read(sql + " ORDER BY tool", params)]
 
     async def inventory(self, account_id: int, server: str | None) -> Inventory:
         definitions = await self.definitions(account_id, server)

@@ -9,7 +9,6 @@ import aiosqlite
 from km.server.stores.insight import (
     CHANGE_COLUMNS,
     DEFINITION_COLUMNS,
-    FINDING_COLUMNS,
     INSERT_FINDING_COLUMNS,
     InsightWrites,
     change_row,
@@ -46,7 +45,6 @@ UPSERT_PIN = """
     ON CONFLICT (account_id, server, tool) DO UPDATE SET
         hash = excluded.hash, pinned_ns = excluded.pinned_ns
 """
-SELECT_FINDINGS = f"SELECT {FINDING_COLUMNS} FROM findings WHERE account_id = ?"
 SELECT_DEFINITIONS = f"SELECT {DEFINITION_COLUMNS} FROM tool_definitions WHERE account_id = ?"
 SELECT_CHANGES = f"SELECT {CHANGE_COLUMNS} FROM definition_changes WHERE account_id = ?"
 SELECT_PINS = "SELECT server, tool, hash, pinned_ns FROM tool_pins WHERE account_id = ?"

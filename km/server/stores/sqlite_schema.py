@@ -105,6 +105,7 @@ _INSIGHT = (
         errors      INTEGER NOT NULL,
         tool_errors INTEGER NOT NULL,
         tokens      INTEGER NOT NULL,
+        tokens_out  INTEGER NOT NULL,
         bytes       INTEGER NOT NULL,
         lat_count   INTEGER NOT NULL,
         lat_sum     INTEGER NOT NULL,
@@ -116,9 +117,9 @@ _INSIGHT = (
     """,
     """
     INSERT INTO rollups_insight (account_id, hour_ns, server, method, tool, count, errors,
-                                 tool_errors, tokens, bytes, lat_count, lat_sum, lat_min,
-                                 lat_max, lat_hist)
-    SELECT account_id, hour_ns, server, method, '', count, errors, 0, 0, bytes, lat_count,
+                                 tool_errors, tokens, tokens_out, bytes, lat_count, lat_sum,
+                                 lat_min, lat_max, lat_hist)
+    SELECT account_id, hour_ns, server, method, '', count, errors, 0, 0, 0, bytes, lat_count,
            lat_sum, lat_min, lat_max, lat_hist FROM rollups
     """,
     "DROP TABLE rollups",

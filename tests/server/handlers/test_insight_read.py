@@ -4,6 +4,7 @@ paging, bad input, and one account never seeing another's."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -14,7 +15,6 @@ from km.server.stores.insight import (
     DefinitionSeen,
     InsightWrites,
     StoredFinding,
-    finding_id,
 )
 from tests.server.conftest import BASE_TS, Api, event_json, ingest_event
 from tests.server.schema_check import check_response
@@ -25,9 +25,7 @@ def stored(event_id: str, n: int, severity: str, kind: str, session: str) -> Sto
         f"R{n:03d}", severity, kind, f"finding {n}", tool="echo", server="github",
         field="arguments.command", span=None, excerpt="rm -rf /",
     )  # fmt: skip
-    return StoredFinding(
-        finding_id(event_id, session, finding, 0), session, "github", event_id, BASE_TS + n, finding
-    )
+    return StoredFinding(str(uuid.uuid4()), session, "github", event_id, BASE_TS + n, finding)
 
 
 async def seed(api: Api, account: str) -> tuple[str, int]:
@@ -226,3 +224,30 @@ async def test_unauthenticated_insight_routes_are_401(api: Api) -> None:
         assert status == 401
     async with api.http.post(f"{api.url}/api/v1/tools/approve", json={"server": "x"}) as resp:
         assert resp.status == 401
+
+
+@pytest.mark.asyncio
+async def test_stats_per_tool_with_tokens_and_cost(api: Api) -> None:
+    key = await api.new_key("acme")
+    events = [
+        event_json(0, tool="echo", tokens=1000, risk=0),
+        event_json(1, direction="s2c", kind="response", tool="echo", status="tool-error",
+                   tokens=2000, risk=0, latency_us=10),
+        event_json(2, tool="add", tokens=7, risk=0),
+    ]  # fmt: skip
+    status, body, _ = await api.post_events(key, events)
+    assert status == 200 and len(body["accepted"]) == 3
+    status, body, _ = await api.get("/api/v1/stats", key, model="gpt-4o")
+    assert status == 200
+    check_response("GET", "/api/v1/stats", 200, body)
+    rows = {s["tool"]: s for s in body["stats"]}
+    echo = rows["echo"]
+    assert (echo["count"], echo["tool_errors"], echo["errors"]) == (2, 1, 0)
+    assert (echo["tokens"], echo["tokens_in"], echo["tokens_out"]) == (3000, 2000, 1000)
+    assert echo["cost_usd"] == pytest.approx(2000 * 2.5e-6 + 1000 * 10e-6)  # gpt-4o list prices
+    assert body["model"] == "gpt-4o"
+    _, default, _ = await api.get("/api/v1/stats", key)
+    echo = next(s for s in default["stats"] if s["tool"] == "echo")
+    assert echo["cost_usd"] == pytest.approx(2000 * 3e-6 + 1000 * 15e-6)  # claude-sonnet-4-5
+    status, body, _ = await api.get("/api/v1/stats", key, model="no-such-model")
+    assert status == 400 and "model" in body["error"] and "\n" not in body["error"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from km.insight.findings import Finding
@@ -13,7 +15,6 @@ from km.server.stores.insight import (
     FindingFilter,
     InsightWrites,
     StoredFinding,
-    finding_id,
 )
 from tests.server.conftest import BASE_TS, ingest_event
 
@@ -24,7 +25,7 @@ def found(event_id: str | None, n: int, severity: str, kind: str = "poisoning") 
         field="description", span=(n, n + 3), excerpt=f"<U+200B> {n}",
     )  # fmt: skip
     return StoredFinding(
-        finding_id(event_id, "session-1", finding, 0),
+        str(uuid.uuid4()),
         "session-1",
         "github",
         event_id,
