@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from km.insight.findings import FLOW, Finding
@@ -26,11 +26,18 @@ from km.insight.risk_rules import (
     SENDS_OUT,
     UNTRUSTED_CONTENT,
 )
+from km.insight.risk_scan import pattern_of
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SPLIT = re.compile(r"[\s_\-./:]+")
-_PATTERNS = {cap: re.compile(p, re.IGNORECASE) for cap, p in CAPABILITY_PATTERNS.items()}
-_RUNS_CODE = re.compile(RULES_BY_ID["R104"].pattern or "", re.IGNORECASE)
+
+
+@cache
+def _pattern(capability: str) -> re.Pattern[str]:
+    """Compiled on first use: importing costs nothing for a process that never asks."""
+    return re.compile(CAPABILITY_PATTERNS[capability], re.IGNORECASE)
+
+
 FLOW_RULE = RULES_BY_ID["R701"]
 
 
@@ -70,14 +77,14 @@ def _capabilities(name: str, head: str, open_world: bool) -> frozenset[str]:
     text = f"{words} {head}"
     found = set()
     outbound = words.split(" ", 1)[0] in OUTBOUND_FIRST_VERBS
-    for cap, pattern in _PATTERNS.items():
+    for cap in CAPABILITY_PATTERNS:
         if cap != SENDS_OUT and outbound:
             continue
-        if pattern.search(text):
+        if _pattern(cap).search(text):
             found.add(cap)
     if open_world:
         found.update((UNTRUSTED_CONTENT, SENDS_OUT))
-    if _RUNS_CODE.search(words):
+    if pattern_of("R104").search(words):
         found.update((PRIVATE_DATA, SENDS_OUT))
     return frozenset(found)
 

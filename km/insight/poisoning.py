@@ -13,10 +13,7 @@ nothing and raises no RecursionError.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,16 +21,11 @@ from typing import Any
 
 from km.insight import poisoning_rules as R
 from km.insight.findings import POISONING, Finding, severity_rank
+from km.insight.poisoning_chars import first_encoded_prose, hidden_chars, mixed_scripts
+from km.insight.poisoning_sentences import sentence_hits
 from km.insight.text import (
-    BIDI,
-    TAG_FIRST,
-    TAG_LAST,
-    VS_SUP_FIRST,
-    VS_SUP_LAST,
-    ZERO_WIDTH,
     excerpt,
     strip_hidden,
-    tag_text,
     visible,
 )
 
@@ -49,10 +41,6 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _QUOTES = "'\"`\u2018\u2019\u201c\u201d"
 _MENTIONED = frozenset(("P101", "P103", "P104"))  # quoted, these are talked about, not used
 _PADDING = re.compile(r"(?:[ \t\u00a0\u3000]{100,}|(?:[ \t]*\r?\n){16,})(?=[^\n]*\S)")
-_HEX_SPACED = re.compile(r"(?:\b[0-9a-fA-F]{2}[ :,-]){16,}[0-9a-fA-F]{2}\b")
-_HEX_RUN = re.compile(r"\b(?:[0-9a-fA-F]{2}){24,}\b")
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40,}={0,2}")
-_PROSE = re.compile(r"[A-Za-z]{2,}(?:[ ,.'\[\]:;-]+[A-Za-z]+){4,}")
 _BY_TRIGGER: dict[str, list[int]] = {}
 for _i, _rule in enumerate(R.TEXT_RULES):
     for _word in _rule.triggers:
@@ -246,6 +234,15 @@ def _scan(
                     f"{key} is not an object",
                 )
             )
+    description = tool.get("description")
+    if (
+        isinstance(name, str)
+        and isinstance(description, str)
+        and R.BAIT_NAME.search(name)
+        and (claim := R.BAIT_CLAIM.search(description)) is not None
+    ):
+        span = claim.span()
+        hits.append(_Hit(R.BY_ID["P153"], "description", span, excerpt(description, *span)))
     for path, text, role in _strings(tool, hits):
         if role == "param":
             _check_param(text, path, hits)
@@ -257,7 +254,8 @@ def _scan(
         if (text, role) in clean:
             continue  # seen in this list and found clean (schemas repeat many strings)
         before = len(hits)
-        if not _check_text(text, path, role, hits, others) and len(hits) == before:
+        own = name if isinstance(name, str) else None
+        if not _check_text(text, path, role, hits, others, own=own) and len(hits) == before:
             clean.add((text, role))
     return [h.finding(label, server) for h in _combine(hits)]
 
@@ -294,7 +292,13 @@ def _check_param(name: str, path: str, hits: list[_Hit]) -> None:
 
 
 def _check_text(
-    text: str, path: str, role: str, hits: list[_Hit], others: frozenset[str], decoded: bool = False
+    text: str,
+    path: str,
+    role: str,
+    hits: list[_Hit],
+    others: frozenset[str],
+    decoded: bool = False,
+    own: str | None = None,
 ) -> bool:
     """Append the hits of one string; True when a sibling exemption applied (the verdict
     then depends on the list, so it must not be cached)."""
@@ -319,7 +323,9 @@ def _check_text(
             continue
         found: _Hit | None = None
         count = 0
-        for pattern in rule.patterns:
+        for index, pattern in enumerate(rule.patterns):
+            if rule.gates and rule.gates[index].isdisjoint(words):
+                continue
             match = _first(pattern, plain, rule.near)
             if match is None:
                 continue
@@ -342,11 +348,17 @@ def _check_text(
                 found.severity = _LEVELS[_POINTS[rule.severity] + 1]
                 found.detail = f"{count} different phrases"
             hits.append(found)
+    if not words.isdisjoint(R.SENTENCE_GATE):
+        found_sentences, used_own = sentence_hits(plain, own, words)
+        exempted = exempted or used_own
+        for rule_id, start, end in found_sentences:
+            a, b = _origin(start, end, where)
+            hits.append(_Hit(R.BY_ID[rule_id], path, (a, b), excerpt(text, a, b)))
     if not words.isdisjoint(R.HYPE_TRIGGERS) or "⭐" in plain:
         _check_hype(plain, text, where, path, hits, words)
     if role == "value" and R.SCHEMA_VALUE_INSTRUCTION.search(plain) and len(plain) >= 20:
         hits.append(_Hit(R.BY_ID["P170"], path, (0, len(text)), visible(text, 80)))
-    padding = _PADDING.search(body)
+    padding = _PADDING.search(body) if "          " in body or body.count("\n") >= 16 else None
     if padding is not None:
         hits.append(
             _Hit(
@@ -378,7 +390,7 @@ def _names_sibling(text: str, others: frozenset[str]) -> bool:
 
 
 def _first(
-    pattern: re.Pattern[str], text: str, near: re.Pattern[str] | None
+    pattern: R.LazyPattern, text: str, near: R.LazyPattern | None
 ) -> tuple[int, int, str] | None:
     if near is None:
         m = pattern.search(text)
@@ -418,81 +430,15 @@ def _check_hype(
 
 
 def _check_chars(text: str, path: str, hits: list[_Hit]) -> None:
-    tags: list[int] = []
-    bidi: list[int] = []
-    invisible: list[int] = []
-    ansi: list[int] = []
-    control: list[int] = []
-    for i, ch in enumerate(text):
-        cp = ord(ch)
-        if cp < 0x20 or 0x7F <= cp <= 0x9F:
-            if cp in (0x1B, 0x9B):
-                ansi.append(i)
-            elif ch in "\n\t" or (ch == "\r" and text[i + 1 : i + 2] == "\n"):
-                continue
-            else:
-                control.append(i)
-        elif cp < 0xA0:
-            continue
-        elif TAG_FIRST <= cp <= TAG_LAST:
-            tags.append(i)
-        elif cp in BIDI:
-            bidi.append(i)
-        elif (
-            cp in ZERO_WIDTH
-            or cp == 0xAD
-            or VS_SUP_FIRST <= cp <= VS_SUP_LAST
-            or (not ch.isprintable() and unicodedata.category(ch) == "Cf")
-        ):
-            if (
-                cp == 0x200D
-                and 0 < i < len(text) - 1
-                and not text[i - 1].isascii()
-                and not (text[i + 1].isascii())
-            ):
-                continue  # a zero-width joiner inside an emoji sequence
-            invisible.append(i)
-    for rule_id, where in (
-        ("P160", tags),
-        ("P161", bidi),
-        ("P162", invisible),
-        ("P163", ansi),
-        ("P164", control),
-    ):
-        if not where:
-            continue
-        start, end = where[0], where[-1] + 1
-        detail = f"{len(where)} at offset {start}"
-        if rule_id == "P160":
-            detail += f", hidden text {visible(tag_text(text), 80)!r}"
-        hits.append(
-            _Hit(
-                R.BY_ID[rule_id],
-                path,
-                (start, end),
-                excerpt(text, start, min(end, start + 40)),
-                detail,
-            )
-        )
+    for rule_id, start, end, detail in hidden_chars(text):
+        span_excerpt = excerpt(text, start, min(end, start + 40))
+        hits.append(_Hit(R.BY_ID[rule_id], path, (start, end), span_excerpt, detail))
 
 
 def _check_confusable(name: str, path: str, hits: list[_Hit]) -> None:
-    if name.isascii():
-        return
-    scripts = set()
-    for ch in name:
-        if ch.isalpha():
-            scripts.add(unicodedata.name(ch, "X").split(" ")[0])
-    if "LATIN" in scripts and scripts & {"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"}:
-        hits.append(
-            _Hit(
-                R.BY_ID["P165"],
-                path,
-                (0, len(name)),
-                visible(name),
-                "scripts " + ", ".join(sorted(scripts)).lower(),
-            )
-        )
+    scripts = mixed_scripts(name)
+    if scripts is not None:
+        hits.append(_Hit(R.BY_ID["P165"], path, (0, len(name)), visible(name), scripts))
 
 
 def _check_encoded(
@@ -503,48 +449,17 @@ def _check_encoded(
     hits: list[_Hit],
     others: frozenset[str],
 ) -> None:
-    long_token = any(len(token) >= 40 for token in plain.split())
-    for pattern, decode in ((_HEX_SPACED, _unhex), (_HEX_RUN, _unhex), (_BASE64, _unbase64)):
-        if pattern is not _HEX_SPACED and not long_token:
-            continue
-        for m in pattern.finditer(plain):
-            decoded = decode(m.group(0))
-            if decoded is None or not _PROSE.search(decoded):
-                continue
-            inner: list[_Hit] = []
-            _check_text(decoded, path, "text", inner, others, decoded=True)
-            strong = [h for h in inner if h.rule.alone and severity_rank(h.rule.severity) >= 2]
-            span = _origin(m.start(), m.end(), where)
-            rule = R.BY_ID["P183" if strong else "P182"]
-            detail = f"decodes to {visible(decoded, 80)!r}"
-            hits.append(_Hit(rule, path, span, excerpt(text, *span), detail))
-            return
-
-
-def _unhex(blob: str) -> str | None:
-    digits = re.sub(r"[^0-9a-fA-F]", "", blob)
-    try:
-        raw = bytes.fromhex(digits)
-    except ValueError:
-        return None
-    return _readable(raw)
-
-
-def _unbase64(blob: str) -> str | None:
-    try:
-        raw = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return _readable(raw)
-
-
-def _readable(raw: bytes) -> str | None:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    printable = sum(1 for ch in text if ch.isprintable() or ch in "\n\t")
-    return text if text and printable >= 0.95 * len(text) else None
+    blob = first_encoded_prose(plain)
+    if blob is None:
+        return
+    start, end, decoded = blob
+    inner: list[_Hit] = []
+    _check_text(decoded, path, "text", inner, others, decoded=True)
+    strong = [h for h in inner if h.rule.alone and severity_rank(h.rule.severity) >= 2]
+    span = _origin(start, end, where)
+    rule = R.BY_ID["P183" if strong else "P182"]
+    detail = f"decodes to {visible(decoded, 80)!r}"
+    hits.append(_Hit(rule, path, span, excerpt(text, *span), detail))
 
 
 # ---------------------------------------------------------------------------- combining
@@ -594,7 +509,7 @@ def _combine(hits: list[_Hit]) -> list[_Hit]:
         )
     best: dict[str, _Hit] = {}
     for hit in hits:
-        if _points(hit) == 0:
+        if _points(hit) == 0 or hit.rule.category == "size":  # length alone says little
             continue
         held = best.get(hit.rule.category)
         if held is None or _points(hit) > _points(held):

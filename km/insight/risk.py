@@ -9,16 +9,13 @@ score is made (docs/rules-risk.md says the same):
 A rule's severity is the level of its weight alone, so a call that matches one rule has that
 rule's severity as its level, and more rules can only raise it.
 
-Arguments are walked to MAX_DEPTH levels and MAX_NODES values; the first MAX_TEXT characters
-of each string and MAX_SCAN characters per call are examined. Past that nothing is reported:
-the bounds keep a hostile 1 MB argument from costing more than a normal call.
+The arguments' side (the walk, its bounds, the pre-scan, paths, commands, SQL, URLs) is in
+`km.insight.risk_scan`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -26,11 +23,28 @@ from typing import Any
 from km.insight.findings import CRITICAL, HIGH, LOW, MEDIUM, RISK, Finding
 from km.insight.flow import FlowTracker, definition_text, tool_capabilities, toxic_flow
 from km.insight.risk_rules import RULES, RULES_BY_ID, RiskRule
+from km.insight.risk_scan import (
+    MAX_DEPTH,
+    MAX_NODES,
+    MAX_SCAN,
+    MAX_TEXT,
+    Matches,
+    candidates,
+    pattern_of,
+    roots_of,
+    rules_of,
+    scan_string,
+    strings,
+)
 from km.insight.text import excerpt, visible
 
 __all__ = [
     "CRITICAL_AT",
     "HIGH_AT",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_SCAN",
+    "MAX_TEXT",
     "MEDIUM_AT",
     "CallRisk",
     "FlowTracker",
@@ -46,13 +60,6 @@ CRITICAL_AT = 80
 HIGH_AT = 50
 MEDIUM_AT = 25
 OTHERS_FACTOR = 0.25  # each further matched rule adds this share of its weight
-
-# Bounds on what one call's arguments cost to examine.
-MAX_DEPTH = 32
-MAX_NODES = 2000
-MAX_TEXT = 16 * 1024
-MAX_SCAN = 256 * 1024
-MAX_URLS = 32  # per string
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,106 +89,9 @@ def score_of(weights: Sequence[int]) -> int:
 
 # --- compiled rules -------------------------------------------------------------------------
 
-
-Compiled = list[tuple[RiskRule, re.Pattern[str]]]
-_NOTHING: Compiled = []
-
-
-def _each(target: str, flags: int = re.IGNORECASE) -> Compiled:
-    return [(r, re.compile(r.pattern, flags)) for r in RULES if r.target == target and r.pattern]
-
-
-_PATH_RES = _each("path")
-_COMMAND_RES = _each("command")
-_SQL_RES = _each("sql")
-_VERB_RES = _each("verb")
-_HOST_RES = _each("host")
-_URL_RES = _each("url")
-_SECRET_RES = _each("secret", 0)
+_VERB_RULES = rules_of("verb")
+_SECRET_RULES = rules_of("secret")
 _ANNOTATION_RULES = [r for r in RULES if r.target == "annotation"]
-
-_URL_FIND = re.compile(r"\b(?:https?|wss?|ftp)://[^\s\"'<>\\`]+", re.IGNORECASE)
-_BARE_HOST = re.compile(r"^[a-z0-9][a-z0-9.-]*\.[a-z]{2,}(?::\d+)?(?:[/?#]|$)", re.IGNORECASE)
-_TRAVERSAL = re.compile(r"(?:^|/|%2f)(?:\.\.|%2e%2e)(?:/|%2f|$)", re.IGNORECASE)
-_SQL_LEAD = re.compile(
-    r"^\s*(?:--[^\n]*\n\s*)*(?:select|insert|update|delete|drop|truncate|alter|create|grant"
-    r"|revoke|with|begin|merge|replace|exec)\b",
-    re.IGNORECASE,
-)
-_DRIVE = re.compile(r"^[a-z]:[\\/]", re.IGNORECASE)
-_HOME_ROOT = re.compile(r"^(?:/home/[^/]+|/users/[^/]+|/root)/?$", re.IGNORECASE)
-
-
-# The pre-scan: one pass over all of a call's strings finds which rules' needles they hold; a
-# rule none of whose needles is there is not tried (most calls hold none at all). RE2's Set
-# (google-re2, a dependency of the redactor too) answers in ~0.7 us for a short call, where
-# Hyperscan's Python binding costs ~1.5 us and one `in` per needle ~10 us.
-URL_NEEDLE = "://"
-_RULES_OF_NEEDLE: dict[str, set[str]] = {URL_NEEDLE: set()}
-for _rule in RULES:
-    for _needle in _rule.needles:
-        _RULES_OF_NEEDLE.setdefault(_needle, set()).add(_rule.id)
-_NEEDLES = sorted(_RULES_OF_NEEDLE)
-_RE2_MAX_MEM = 32 << 20  # bytes, for the lazily built DFA
-_scanner: list[Callable[[bytes], list[int]]] = []
-
-
-def _build_scanner() -> Callable[[bytes], list[int]]:
-    """bytes -> indexes into _NEEDLES of the needles they hold, ASCII letters in any case."""
-    try:
-        import re2
-
-        options = re2.Options()
-        options.encoding = re2.Options.Encoding.LATIN1  # one byte, one character: any bytes
-        options.max_mem = _RE2_MAX_MEM
-        matcher = re2.Set.SearchSet(options)
-        for needle in _NEEDLES:
-            matcher.Add(("(?i)" + re.escape(needle)).encode())
-        matcher.Compile()
-        match = matcher.Match
-        return lambda data: match(data) or []
-    except Exception:  # no RE2 here, or a build that rejects a pattern: the loop is right too
-        return _loop_scanner()
-
-
-def _loop_scanner() -> Callable[[bytes], list[int]]:
-    encoded = [(i, n.encode()) for i, n in enumerate(_NEEDLES)]
-    return lambda data: [i for i, n in encoded if n in data.lower()]
-
-
-def _candidates(texts: list[str]) -> tuple[set[str], bool]:
-    """The ids of the rules whose needles `texts` hold, and whether they hold a URL."""
-    if not _scanner:
-        _scanner.append(_build_scanner())
-    blob = "\n".join(texts).replace("\\", "/")
-    if "%" in blob:
-        from urllib.parse import unquote
-
-        blob += "\n" + unquote(blob)
-    ids: set[str] = set()
-    urls = False
-    for index in _scanner[0](blob.encode("utf-8", "surrogatepass")):
-        needle = _NEEDLES[index]
-        ids |= _RULES_OF_NEEDLE[needle]
-        urls = urls or needle == URL_NEEDLE
-    return ids, urls
-
-
-# Key names that say what a string argument is.
-def _names(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-_COMMAND_KEYS = _names(
-    "command cmd commands script shell code bash sh powershell pwsh commandline command_line"
-    " cmdline exec run program argv args"
-)
-_SQL_KEYS = _names("sql query statement statements stmt sql_query raw_sql")
-_PATH_KEYS = _names(
-    "path paths file files filename file_name filepath file_path dir directory folder source"
-    " destination dest src dst target cwd root location uri include exclude pattern"
-)
-_URL_KEYS = _names("url urls uri endpoint host hostname webhook webhook_url link href")
 
 
 # --- the definition -------------------------------------------------------------------------
@@ -205,7 +115,8 @@ def _definition_rules(
         if flags.get(rule.pattern or ""):
             out.append((rule, f"annotations.{rule.pattern}", "true", None))
     words = definition_text(name, "")
-    for rule, pattern in _VERB_RES:
+    for rule in _VERB_RULES:
+        pattern = pattern_of(rule.id)
         if read_only and rule.id in ("R103", "R107"):
             continue  # the server says the tool only reads
         match = pattern.search(words)
@@ -227,219 +138,13 @@ def _description_head(description: str) -> str:
     return head
 
 
-# --- the arguments --------------------------------------------------------------------------
-
-
-def _strings(arguments: object) -> list[tuple[str, str, str]]:
-    """(field path, key name, text) for each string in `arguments`, within the bounds."""
-    out: list[tuple[str, str, str]] = []
-    if isinstance(arguments, dict) and len(arguments) <= 16 and "command" not in arguments:
-        # The common shape: a flat object of short strings and numbers.
-        for k, v in arguments.items():
-            if isinstance(v, str) and isinstance(k, str) and len(v) <= MAX_TEXT:
-                out.append(("arguments." + k, k.lower(), v))
-            elif isinstance(v, dict | list | tuple | str) or not isinstance(k, str):
-                out.clear()
-                break  # not flat after all: the general walk below
-        else:
-            return out
-    stack: list[tuple[str, str, object, int]] = [("arguments", "", arguments, 0)]
-    nodes = 0
-    budget = MAX_SCAN
-    while stack and nodes < MAX_NODES and budget > 0:
-        field, key, value, depth = stack.pop()
-        nodes += 1
-        if isinstance(value, str):
-            text = value[: min(MAX_TEXT, budget)]
-            budget -= len(text)
-            out.append((field, key, text))
-        elif depth >= MAX_DEPTH:
-            continue
-        elif isinstance(value, Mapping):
-            items = list(value.items())[:MAX_NODES]
-            command = _joined_command(value)
-            if command is not None:
-                out.append((f"{field}.command", "command", command))
-            for k, v in reversed(items):
-                name = k if isinstance(k, str) else str(k)
-                stack.append((f"{field}.{name}", name.lower(), v, depth + 1))
-        elif isinstance(value, list | tuple):
-            for i in range(min(len(value), MAX_NODES) - 1, -1, -1):
-                stack.append((f"{field}[{i}]", key, value[i], depth + 1))
-    return out
-
-
-def _joined_command(value: Mapping[Any, Any]) -> str | None:
-    """`{"command": "rm", "args": ["-rf", "/"]}` as the one command line it runs."""
-    command = value.get("command", value.get("cmd"))
-    args = value.get("args", value.get("argv"))
-    if (
-        isinstance(command, str)
-        and isinstance(args, list)
-        and args
-        and all(isinstance(a, str) for a in args)
-    ):
-        return " ".join([command, *args])[:MAX_TEXT]
-    return None
-
-
-def _looks_like_path(text: str, key: str) -> bool:
-    if key in _PATH_KEYS:
-        return True
-    first = text[:1]
-    if first in ("/", "~", "\\") or text.startswith(("./", "../", "file:")):
-        return True
-    if _DRIVE.match(text):
-        return True
-    return ("/" in text or "\\" in text) and " " not in text and "://" not in text
-
-
-def _normalise_path(text: str) -> str:
-    path = text.replace("\\", "/")
-    if path[:7].lower() == "file://":
-        from urllib.parse import unquote
-
-        path = unquote(path[7:])
-        if path.startswith("localhost/"):
-            path = path[9:]
-        if _DRIVE.match(path[1:]):
-            path = path[1:]  # file:///C:/x
-    return path
-
-
-@lru_cache(maxsize=64)
-def _root_paths(roots: tuple[object, ...]) -> tuple[str, ...]:
-    out = []
-    for root in roots:
-        if isinstance(root, str) and root:
-            path = _normalise_path(root).rstrip("/") or "/"
-            out.append(path.lower() if _DRIVE.match(path) else path)
-    return tuple(out)
-
-
-def _outside_roots(path: str, roots: tuple[str, ...]) -> bool:
-    if path.startswith("~"):
-        return not any(_HOME_ROOT.match(r) for r in roots)
-    if _DRIVE.match(path):
-        path = path.lower()
-    elif not path.startswith("/"):
-        return False  # relative to the server's working directory: unknown
-    if "/." in path or "//" in path:
-        import posixpath
-
-        path = posixpath.normpath(path)
-    return not any(root == "/" or path == root or path.startswith(root + "/") for root in roots)
-
-
-def _host_of(url: str) -> str:
-    rest = url.split("://", 1)[1] if "://" in url else url
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    authority = authority.rsplit("@", 1)[-1]
-    if authority.startswith("["):
-        return authority[1:].split("]", 1)[0].lower()
-    return authority.split(":", 1)[0].lower().rstrip(".")
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not host or not (host[0].isdigit() or ":" in host):
-        return None
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-class _Matches:
-    """One call's scan: the rules worth trying (those whose needles the arguments hold), and
-    the first match of each rule found (a rule counts once), in the order found."""
-
-    __slots__ = ("commands", "found", "paths", "roots", "sql", "traversal", "urls")
-
-    def __init__(self, candidates: set[str], urls: bool, roots: tuple[str, ...]) -> None:
-        self.found: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
-        if candidates:
-            self.paths = [(r, p) for r, p in _PATH_RES if r.id in candidates]
-            self.commands = [(r, p) for r, p in _COMMAND_RES if r.id in candidates]
-            self.sql = [(r, p) for r, p in _SQL_RES if r.id in candidates]
-        else:
-            self.paths = self.commands = self.sql = _NOTHING
-        self.traversal = "R208" in candidates
-        self.urls = urls
-        self.roots = roots
-
-    def add(self, rule_id: str, field: str, text: str, span: tuple[int, int] | None) -> None:
-        if rule_id not in self.found:
-            self.found[rule_id] = (field, text, span)
-
-    def search(self, rules: Compiled, field: str, text: str) -> None:
-        for rule, pattern in rules:
-            if rule.id not in self.found:
-                match = pattern.search(text)
-                if match:
-                    self.found[rule.id] = (field, text, match.span())
-
-
-def _scan_path(m: _Matches, field: str, text: str) -> None:
-    path = _normalise_path(text)
-    if m.paths:
-        m.search(m.paths, field, path)
-    if m.traversal:
-        traversal = _TRAVERSAL.search(path)
-        if traversal:
-            m.add("R208", field, path, traversal.span())
-    if m.roots and _outside_roots(path, m.roots):
-        m.add("R209", field, path, None)
-
-
-def _scan_urls(m: _Matches, field: str, text: str, key: str) -> None:
-    urls: list[tuple[str, tuple[int, int]]] = []
-    if "://" in text:
-        for i, match in enumerate(_URL_FIND.finditer(text)):
-            if i >= MAX_URLS:
-                break
-            urls.append((match.group(), match.span()))
-        if text[:7].lower() == "file://":
-            _scan_path(m, field, text)
-    elif key in _URL_KEYS and _BARE_HOST.match(text):
-        urls.append(("http://" + text, (0, len(text))))
-    for url, span in urls:
-        host = _host_of(url)
-        ip = _ip(host)
-        local = host in ("localhost", "0.0.0.0", "::") or host.endswith(".localhost")
-        local = local or (ip is not None and ip.is_loopback)
-        for rule, pattern in _HOST_RES:
-            if pattern.search(host):
-                m.add(rule.id, field, text, span)
-        for rule, pattern in _URL_RES:
-            if pattern.search(url):
-                m.add(rule.id, field, text, span)
-        if not local and host:
-            m.add("R501", field, text, span)
-            if ip is not None and ip.is_global:
-                m.add("R502", field, text, span)
-
-
-def _scan_string(m: _Matches, field: str, key: str, text: str, command_tool: bool) -> None:
-    if (m.urls and "://" in text) or key in _URL_KEYS:
-        _scan_urls(m, field, text, key)
-    if key in _COMMAND_KEYS or (command_tool and (" " in text or "|" in text)):
-        if m.commands:
-            m.search(m.commands, field, text)
-        if m.paths:
-            m.search(m.paths, field, text.replace("\\", "/"))
-    elif "://" not in text and _looks_like_path(text, key):
-        _scan_path(m, field, text)
-    if m.sql and (key in _SQL_KEYS or _SQL_LEAD.match(text)):
-        m.search(m.sql, field, text)
-
-
-def _secrets(m: _Matches, secret_kinds: Mapping[str, int]) -> None:
+def _secrets(m: Matches, secret_kinds: Mapping[str, int]) -> None:
     by_rule: dict[str, list[str]] = {}
     for kind, count in secret_kinds.items():
         if not isinstance(kind, str) or not isinstance(count, int) or count <= 0:
             continue
-        for rule, pattern in _SECRET_RES:
-            if pattern.search(kind):
+        for rule in _SECRET_RULES:
+            if pattern_of(rule.id).search(kind):
                 by_rule.setdefault(rule.id, []).append(f"{kind} x{count}")
                 break
     for rule_id, kinds in by_rule.items():
@@ -466,14 +171,15 @@ def assess_call(
     tool: Mapping[str, Any] | None,
     arguments: object,
     *,
-    roots: Sequence[str] = (),
+    roots: Sequence[str] | Sequence[Mapping[str, Any]] = (),
     secret_kinds: Mapping[str, int] | None = None,
     name: str | None = None,
     server: str | None = None,
 ) -> CallRisk:
     """The risk of one `tools/call`: `tool` is the tool's definition when known (from the
     server's `tools/list`), `arguments` the call's `params.arguments` (any JSON value),
-    `roots` the client's roots (`file://` URIs or paths) when it declared any, `secret_kinds`
+    `roots` the client's roots (`file://` URIs, paths, or the `{"uri": ...}` entries of a
+    `roots/list` result) when it declared any, `secret_kinds`
     the redactor's counts per kind of secret found in the arguments. `name` is the called
     tool's name when `tool` is unknown; `server` is copied into the findings."""
     if not isinstance(tool, Mapping):
@@ -492,52 +198,63 @@ def assess_call(
             annotations.get("readOnlyHint") is True,
             annotations.get("openWorldHint") is True,
         )
-    strings = _strings(arguments)
-    texts = [text for _, _, text in strings]
-    candidates, urls = _candidates(texts) if texts else (set(), False)
-    m = _Matches(candidates, urls, _roots(roots))
+    found = strings(arguments)
+    texts = [text for _, _, text in found]
+    tried, urls = candidates(texts) if texts else (set(), False)
+    m = Matches(tried, urls, roots_of(roots))
     for rule, field, text, span in definition:
         m.add(rule.id, field, text, span)
+    from_definition = len(m.found)
     command_tool = "R104" in m.found
-    for field, key, text in strings:
+    for field, key, text in found:
         if len(text) >= 2:
-            _scan_string(m, field, key, text, command_tool)
+            scan_string(m, field, key, text, command_tool)
     if secret_kinds:
         _secrets(m, secret_kinds)
-    return _result(m, name, server)
-
-
-def _roots(roots: Sequence[str]) -> tuple[str, ...]:
-    if not roots:
-        return ()
-    try:
-        return _root_paths(tuple(roots))
-    except TypeError:  # an unhashable entry: not a root anyway
-        return _root_paths(tuple(r for r in roots if isinstance(r, str)))
+    return _result(m, name, server, from_definition)
 
 
 _NO_RISK = CallRisk(0, LOW, ())
 
 
-def _result(m: _Matches, tool: str | None, server: str | None) -> CallRisk:
+def _result(m: Matches, tool: str | None, server: str | None, from_definition: int) -> CallRisk:
+    """The call's risk; the first `from_definition` matches came from the definition, whose
+    findings are the same on every call of the tool (cached)."""
     if not m.found:
         return _NO_RISK
-    rules = sorted((RULES_BY_ID[i] for i in m.found), key=lambda r: -r.weight)
+    ids = list(m.found)
     reasons = []
-    for rule in rules:
-        field, text, span = m.found[rule.id]
-        reasons.append(
-            Finding(
-                rule=rule.id,
-                severity=rule.severity,
-                kind=RISK,
-                message=rule.message,
-                tool=tool,
-                server=server,
-                field=field,
-                span=span,
-                excerpt=_excerpt(text, span),
-            )
-        )
-    score = score_of([r.weight for r in rules])
+    for index, rule_id in enumerate(ids):
+        field, text, span = m.found[rule_id]
+        if index < from_definition:
+            reasons.append(_cached_finding(rule_id, field, text, span, tool, server))
+        else:
+            reasons.append(_finding(rule_id, field, text, span, tool, server))
+    reasons.sort(key=lambda f: -RULES_BY_ID[f.rule].weight)
+    score = score_of([RULES_BY_ID[i].weight for i in ids])
     return CallRisk(score, level_for(score), tuple(reasons))
+
+
+def _finding(
+    rule_id: str,
+    field: str,
+    text: str,
+    span: tuple[int, int] | None,
+    tool: str | None,
+    server: str | None,
+) -> Finding:
+    rule = RULES_BY_ID[rule_id]
+    return Finding(
+        rule=rule.id,
+        severity=rule.severity,
+        kind=RISK,
+        message=rule.message,
+        tool=tool,
+        server=server,
+        field=field,
+        span=span,
+        excerpt=_excerpt(text, span),
+    )
+
+
+_cached_finding = lru_cache(maxsize=4096)(_finding)  # definition texts: names, 200 characters

@@ -45,6 +45,7 @@ class RiskRule:
 _SEP = r"(?:^|(?<=[\s'\"=:,;(\[{/\\]))"
 _END = r"(?=$|[\s'\"`,;)\]}|&>])"  # what may follow a path or a word in a command
 _ROOTED = r"(?:^|(?<=[\s'\"=:])|(?<=\.\.))"  # what may stand before a system path
+_SQL_NAME = r"(?:[\w.$]+|\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|'[^']+'(?:@'[^']*')?)"  # a, s.a, "a b"
 _SHELL = r"(?:sudo\s+)?(?:ba|z|k|da|fi|c|tc)?sh\b"
 _FETCH = r"(?:curl|wget|fetch|iwr|invoke-webrequest|irm|invoke-restmethod)\b"
 
@@ -123,7 +124,8 @@ RULES: tuple[RiskRule, ...] = (
     ),
     RiskRule(
         "R203", HIGH, 60, "path",
-        _SEP + r"\.env(?:\.[a-z0-9_-]+)?" + _END
+        _SEP + r"\.env(?!\.(?:example|sample|template|dist|defaults?|schema)\b)(?:\.[a-z0-9_-]+)?"
+        + _END
         + r"|" + _SEP + r"(?:secrets?\.(?:json|ya?ml|toml)|\.secrets?)" + _END,
         "an environment or secrets file (.env, secrets.json): usually holds API keys",
         needles=(".env", "secret"),
@@ -154,7 +156,7 @@ RULES: tuple[RiskRule, ...] = (
         ),
     ),
     RiskRule(
-        "R206", HIGH, 50, "path",
+        "R206", MEDIUM, 40, "path",
         _ROOTED + r"(?:/etc/(?:passwd|hosts|group|ssh/|pam\.d/|ld\.so)|/boot/|/root(?:/|"
         + _END + r")|/proc/|/sys/|/dev/(?:sd|nvme|hd|mem|kmem|disk|mmcblk|xvd|vd)"
         r"|/usr/(?:s?bin|lib)/|/s?bin/|/var/lib/|/system/|/library/(?:keychains|preferences)"
@@ -304,34 +306,40 @@ RULES: tuple[RiskRule, ...] = (
     RiskRule(
         "R401", HIGH, 65, "sql",
         r"\bdrop\s+(?:table|database|schema|view|index|user|role|function|procedure|trigger"
-        r"|sequence|materialized\s+view|extension|owned)\b",
+        r"|sequence|materialized\s+view|extension)\s+(?:if\s+exists\s+)?" + _SQL_NAME
+        + r"(?:\s*,\s*" + _SQL_NAME + r")*\s*(?:;|$|cascade\b|restrict\b|\()"
+        r"|\bdrop\s+owned\s+by\b",
         "drops a table, database or other object (DROP)",
         needles=("drop",),
     ),
     RiskRule(
         "R402", HIGH, 60, "sql",
-        r"\btruncate\s+(?:table\s+)?[\w\".`\[\]]+",
+        r"\btruncate\s+(?:table\s+)?(?:only\s+)?" + _SQL_NAME
+        + r"(?:\s*,\s*" + _SQL_NAME + r")*\s*(?:;|$|cascade\b|restrict\b|restart\b|continue\b)",
         "empties a table (TRUNCATE)",
         needles=("truncate",),
     ),
     RiskRule(
         "R403", HIGH, 60, "sql",
-        r"\bdelete\s+from\s+[\w\".`\[\]]+(?:\s+(?:as\s+)?\w+)?\s*(?:;|$|returning\b)",
+        r"\bdelete\s+from\s+" + _SQL_NAME + r"(?:\s+as\s+\w+)?\s*(?:;|$|returning\b)",
         "deletes every row of a table (DELETE without WHERE)",
         needles=("delete",),
     ),
     RiskRule(
         "R404", HIGH, 55, "sql",
-        r"\bupdate\s+[\w\".`\[\]]+\s+set\b(?:(?!\bwhere\b)[^;])*(?:;|$)",
+        r"\bupdate\s+" + _SQL_NAME + r"(?:\s+as\s+\w+)?\s+set\s+" + _SQL_NAME + r"\s*="
+        r"(?:(?!\bwhere\b)[^;])*(?:;|$)",
         "changes every row of a table (UPDATE without WHERE)",
         needles=("update",),
     ),
     RiskRule(
         "R405", MEDIUM, 40, "sql",
-        r"\bgrant\s+[\w ,]+\s+(?:on|to)\b|\brevoke\s+[\w ,]+\s+(?:on|from)\b"
-        r"|\b(?:create|alter)\s+(?:user|role)\b|\bset\s+password\b",
+        r"\b(?:grant|revoke)\s+(?:all|select|insert|update|delete|usage|execute|create|alter"
+        r"|drop|references|connect|temporary|trigger|truncate|super|file|process|reload"
+        r"|shutdown|[\w\s]*privileges?)\b[\w ,()]*\s(?:on|to|from)\b"
+        r"|\b(?:create|alter)\s+(?:user|role|login)\s+" + _SQL_NAME + r"|\bset\s+password\b",
         "changes who may do what in the database (GRANT, CREATE USER)",
-        needles=("grant", "revoke", "user", "role", "password"),
+        needles=("grant", "revoke", "user", "role", "login", "password"),
     ),
     RiskRule(
         "R406", MEDIUM, 35, "sql",

@@ -109,7 +109,9 @@ def content_tokens(kind: str, method: str | None, payload: bytes) -> int | None:
     if needle is None:
         return None
     if needle not in payload:
-        return 0 if kind == "request" and method == "tools/call" else None
+        # A whole call without arguments has no content (0); anything else is not counted.
+        whole = payload[:1] == b"{" and payload.rstrip()[-1:] == b"}"
+        return 0 if whole and kind == "request" and method == "tools/call" else None
     message = _loads(payload)
     if not isinstance(message, Mapping):
         return None

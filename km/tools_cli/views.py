@@ -27,6 +27,7 @@ from km.spool.insight import ServerInventory, read_findings, read_inventories
 RECENT_NS = 7 * 86400 * 10**9  # risk and flow findings of the last week are listed
 ATTENTION_RECENT_NS = 86400 * 10**9  # ... and those of the last day need attention
 READ_BUSY_TIMEOUT_MS = 2000
+MAX_RECENT = 50  # risk and flow findings listed per server (worst, then newest, first)
 
 View = dict[str, Any]
 
@@ -99,6 +100,8 @@ def _server_view(inv: ServerInventory, recent: list[dict[str, Any]], now_ns: int
     docs: list[object] = [_doc(t.definition) for t in inv.tools]
     poisoning = scan_tools(docs, server=inv.server)
     flagged = {f.tool for f in drift}
+    calls = [f for f in recent if f["server"] == inv.server and f["kind"] in ("risk", "flow")]
+    calls.sort(key=lambda f: (-severity_rank(f["severity"]), -f["ts_ns"]))
     tools = [
         {
             "name": t.name,
@@ -126,9 +129,8 @@ def _server_view(inv: ServerInventory, recent: list[dict[str, Any]], now_ns: int
         "changes": inv.changes,
         "drift": [_json(f, now_ns) for f in drift],
         "poisoning": [_json(f, now_ns) for f in poisoning],
-        "recent_findings": [
-            f for f in recent if f["server"] == inv.server and f["kind"] in ("risk", "flow")
-        ],
+        "recent_findings": calls[:MAX_RECENT],
+        "recent_findings_total": len(calls),
     }
 
 

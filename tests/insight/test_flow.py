@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -59,6 +61,31 @@ def test_capabilities_of_odd_definitions_are_empty_or_sane() -> None:
     assert tool_capabilities({}) == frozenset()
     assert tool_capabilities({"name": 3, "description": ["x"], "annotations": "y"}) == frozenset()
     assert tool_capabilities("nope") == frozenset()  # type: ignore[arg-type]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=15,
+)
+DEFINITION = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": JSON | st.sampled_from(["read_file", "fetch", "send_email", "run_command"]),
+        "description": JSON,
+        "annotations": JSON | st.fixed_dictionaries({"openWorldHint": JSON}),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tools=st.lists(DEFINITION | JSON, max_size=6))
+def test_never_raises(tools: list[Any]) -> None:
+    for definition in tools:
+        assert tool_capabilities(definition) <= {PRIVATE_DATA, UNTRUSTED_CONTENT, SENDS_OUT}
+    finding = toxic_flow(tools)
+    assert finding is None or finding.kind == FLOW
 
 
 def test_the_trifecta_gives_one_flow_finding_naming_the_tools() -> None:

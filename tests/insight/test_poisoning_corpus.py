@@ -30,7 +30,7 @@ def _loud(tool: dict[str, Any]) -> list[str]:
 
 
 def test_corpus_is_what_the_readme_says() -> None:
-    assert len(POISONED) == 38 and len(BENIGN) == 66
+    assert len(POISONED) == 39 and len(BENIGN) == 66
     assert all(item["source"] for item in POISONED)
     kinds = {item["kind"] for item in POISONED}
     assert {"exfiltration", "shadowing", "hidden-instruction", "schema-poisoning"} <= kinds

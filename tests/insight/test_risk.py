@@ -106,7 +106,11 @@ def test_roots_accept_uris_and_paths() -> None:
     windows = {"path": "C:\\Users\\u\\proj\\a.txt"}
     assert not assess_call(READER, windows, roots=["file:///C:/Users/u/proj"]).reasons
     assert assess_call(READER, windows, roots=["file:///D:/work"]).reasons
-    assert not assess_call(READER, outside, roots=[None, 3]).reasons  # type: ignore[list-item]
+    assert not assess_call(READER, outside, roots=[None, 3]).reasons  # type: ignore[arg-type]
+    listed = [{"uri": "file:///srv", "name": "data"}, {"name": "no uri"}]
+    assert not assess_call(READER, outside, roots=listed).reasons  # a roots/list result
+    assert assess_call(READER, outside, roots=[{"uri": "file:///home/u"}]).reasons
+    assert not assess_call(READER, outside, roots="/home/u").reasons
 
 
 def test_secrets_name_kinds_and_counts_never_values() -> None:
@@ -182,7 +186,7 @@ _PIECES = [
     *str.split(
         "rm rf sudo curl wget sh bash nc dd of dev tcp mkfs chmod 777 git push force etc ssh"
         " id_rsa env aws kube drop table delete from update set where grant truncate alter"
-        " history kill shutdown base64 python eval scp http https"
+        " history kill shutdown base64 python eval scp http https login user role if exists"
     ),
 ]
 RULE_TEXT = st.lists(st.sampled_from(_PIECES), max_size=25).map("".join)
@@ -208,7 +212,36 @@ def test_needles_never_hide_a_match(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(text=RULE_TEXT | st.text(max_size=40))
 def test_re2_prescan_equals_the_loop(text: str) -> None:
-    from km.insight import risk
+    from km.insight import risk_scan as risk
 
     data = text.encode("utf-8", "surrogatepass")
     assert sorted(risk._build_scanner()(data)) == sorted(risk._loop_scanner()(data))
+
+
+def test_secret_kinds_from_the_real_redactor() -> None:
+    """The counts `redact_payload_with_report` returns for a call feed R6xx as they are."""
+    import orjson
+
+    from km.redact import redact_payload_with_report
+
+    arguments = {
+        "headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz0123456789"},
+        "body": "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "password": "hunter2hunter2",
+        "contact": "alice@example.com",
+    }
+    payload = orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "http_post", "arguments": arguments},
+        }
+    )
+    redacted, kinds = redact_payload_with_report(payload)
+    assert kinds and b"hunter2" not in redacted
+    risk = assess_call(None, orjson.loads(redacted)["params"]["arguments"], secret_kinds=kinds)
+    rules = {f.rule for f in risk.reasons}
+    assert {"R602", "R603", "R604"} <= rules  # aws_secret_key; key (password, bearer); email
+    for finding in risk.reasons:
+        assert "hunter2" not in finding.excerpt and "wJalrXUtnFEMI" not in finding.excerpt

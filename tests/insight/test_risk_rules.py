@@ -126,6 +126,8 @@ CASES: dict[str, tuple[list[Case], list[Case]]] = {
             (READER, {"path": "src/environment.ts"}, NONE),
             (READER, {"path": "docs/.envrc-guide.md"}, NONE),
             (READER, {"path": ".env.example.md/readme"}, NONE),
+            (READER, {"path": "/srv/app/.env.example"}, NONE),
+            (READER, {"path": ".env.sample"}, NONE),
         ],
     ),
     "R204": (
@@ -321,33 +323,49 @@ CASES: dict[str, tuple[list[Case], list[Case]]] = {
         ],
     ),
     "R401": (
-        [(DB, {"sql": "DROP TABLE users;"}, NONE), (DB, {"query": "drop database prod"}, NONE)],
+        [(DB, {"sql": "DROP TABLE users;"}, NONE), (DB, {"query": "drop database prod"}, NONE),
+            (DB, {"sql": "DROP TABLE IF EXISTS a, b CASCADE"}, NONE),
+            (DB, {"sql": 'drop table "My Table"'}, NONE)],
         [
             (DB, {"query": "SELECT * FROM drop_table_log"}, NONE),
             (READER, {"text": "please drop table tennis from the schedule"}, NONE),
+            (READER, {"message": "Drop table of contents from README"}, NONE),
         ],
     ),
     "R402": (
         [(DB, {"sql": "TRUNCATE TABLE events"}, NONE), (DB, {"sql": "truncate logs"}, NONE)],
-        [(DB, {"sql": "SELECT truncate_me FROM t WHERE id = 1"}, NONE)],
+        [
+            (DB, {"sql": "SELECT truncate_me FROM t WHERE id = 1"}, NONE),
+            (READER, {"message": "Truncate long lines in the log view"}, NONE),
+        ],
     ),
     "R403": (
         [(DB, {"sql": "DELETE FROM users"}, NONE), (DB, {"sql": "delete from users;"}, NONE)],
-        [(DB, {"sql": "DELETE FROM users WHERE id = 7"}, NONE)],
+        [
+            (DB, {"sql": "DELETE FROM users WHERE id = 7"}, NONE),
+            (READER, {"message": "delete from the list when done"}, NONE),
+        ],
     ),
     "R404": (
         [
             (DB, {"sql": "UPDATE accounts SET balance = 0"}, NONE),
             (DB, {"sql": "update t set a=1; select 1"}, NONE),
         ],
-        [(DB, {"sql": "UPDATE accounts SET balance = 0 WHERE id = 3"}, NONE)],
+        [
+            (DB, {"sql": "UPDATE accounts SET balance = 0 WHERE id = 3"}, NONE),
+            (READER, {"message": "Update README set up instructions"}, NONE),
+        ],
     ),
     "R405": (
         [
             (DB, {"sql": "GRANT ALL ON db.* TO 'x'@'%'"}, NONE),
             (DB, {"sql": "CREATE USER eve"}, NONE),
+            (DB, {"sql": "grant select, insert on t to bob"}, NONE),
         ],
-        [(DB, {"sql": "SELECT grant_id FROM grants WHERE id = 1"}, NONE)],
+        [
+            (DB, {"sql": "SELECT grant_id FROM grants WHERE id = 1"}, NONE),
+            (READER, {"message": "Grant access to the admin team"}, NONE),
+        ],
     ),
     "R406": (
         [(DB, {"sql": "ALTER TABLE users DROP COLUMN email"}, NONE)],

@@ -136,6 +136,8 @@ def test_prompts_resources_sampling_and_tool_lists() -> None:
         ("response", "tools/call", msg(result=[1, 2])),
         ("request", "tools/call", msg(method="tools/call", params=["arguments"])),
         ("request", "prompts/get", msg(method="prompts/get", params={"arguments": {"a": 1}})),
+        ("request", "tools/call", msg(method="tools/call", params={"name": "a_tool"})[:-3]),
+        ("request", "tools/call", b"tools/call but not JSON, and long enough"),
     ],
 )
 def test_messages_without_content_give_none(kind: str, method: str | None, payload: bytes) -> None:
