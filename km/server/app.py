@@ -8,6 +8,7 @@ capped by `max_batch_bytes`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -31,15 +32,19 @@ from km.server.handlers.health import get_health, get_ready
 from km.server.handlers.ingest import post_events
 from km.server.handlers.openapi import get_openapi
 from km.server.handlers.read import get_events, get_sessions, get_stats
+from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter, retry_after_header
 from km.server.redaction import load_redactor
-from km.server.state import CONFIG, LIMITER, REDACTOR, STORE
+from km.server.state import CONFIG, LIMITER, LOG_ONCE, REDACTOR, STORE
 from km.server.stores.base import EventStore
 
 log = logging.getLogger("km.server")
 
 RUNNER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
 STORE_RETRY_AFTER_S = 1  # Retry-After on a 503 from an unavailable store
+# What a client is told when the store fails: never which database, host, port or driver.
+UNAVAILABLE = "the event store is closed or unreachable: retry later"
+INTERNAL = "internal server error: retry later"
 
 # (method, path, handler): openapi.py documents exactly these (a test checks both ways).
 ROUTES = (
@@ -84,7 +89,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         elif isinstance(exc, StoreUnavailable):
             headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
         if status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, exc)
+            # The detail (which database, where, what the driver said) is for the operator's
+            # log, once per cause; the client learns only that it should retry.
+            log_once(request.app, request.method, request.path, exc)
+            message = UNAVAILABLE if isinstance(exc, StoreUnavailable) else INTERNAL
+            return json_response({"error": message}, status=status, headers=headers)
         return json_response({"error": str(exc)}, status=status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -93,9 +102,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response({"error": exc.reason}, status=exc.status, headers=headers)
     except ConnectionResetError:
         raise  # the client went away mid-request: nobody to answer, nothing to log
-    except Exception:
-        log.exception("%s %s: unexpected error", request.method, request.path)
-        return json_response({"error": "internal server error: retry later"}, status=500)
+    except Exception as exc:
+        log_once(request.app, request.method, request.path, exc, unexpected=True)
+        return json_response({"error": INTERNAL}, status=500)
+
+
+def log_once(
+    app: web.Application, method: str, path: str, exc: Exception, *, unexpected: bool = False
+) -> None:
+    """Log `exc` unless the same cause was logged recently (`LogOnce`): a store that went away
+    fails every request the same way, and one line says it."""
+    repeats = app[LOG_ONCE].check((type(exc), str(exc)), time.monotonic())
+    if repeats is None:
+        return
+    more = f" ({repeats} more since last logged)" if repeats else ""
+    if unexpected:
+        log.exception("%s %s: unexpected error%s", method, path, more)
+    else:
+        log.warning("%s %s: %s%s", method, path, exc, more)
 
 
 def make_app(store: EventStore, config: ServerConfig) -> web.Application:
@@ -105,6 +129,7 @@ def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[LIMITER] = RateLimiter(config.rate_limit)
     app[REDACTOR] = load_redactor()
+    app[LOG_ONCE] = LogOnce()
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

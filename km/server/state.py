@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from km.server.config import ServerConfig
+from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter
 from km.server.redaction import Redactor
 from km.server.stores.base import EventStore
@@ -24,4 +25,5 @@ STORE = web.AppKey("store", EventStore)
 CONFIG = web.AppKey("config", ServerConfig)
 LIMITER = web.AppKey("limiter", RateLimiter)
 REDACTOR: web.AppKey[Redactor | None] = web.AppKey("redactor")
+LOG_ONCE = web.AppKey("log_once", LogOnce)
 PRINCIPAL = web.RequestKey("principal", Principal)

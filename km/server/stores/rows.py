@@ -11,9 +11,11 @@ from typing import Any
 
 from km.server import cursor as cursors
 from km.server import latency
+from km.server.errors import BadCursor
 from km.server.stores.aggregate import HOUR_NS, NO_METHOD
 from km.server.stores.base import EventFilter, HourStat, IngestEvent, SessionSummary
 from km.server.stores.payload import from_columns
+from km.server.validate import canonical_id
 
 EVENTS_CURSOR = "e"
 SESSIONS_CURSOR = "s"
@@ -72,6 +74,8 @@ def event_where(params: Params, filters: EventFilter, cursor: str | None, uuid_c
         parts.append(f"ts_ns < {params.add(filters.until_ns)}")
     if cursor is not None:
         ts_ns, last_id = cursors.decode(EVENTS_CURSOR, cursor)
+        if canonical_id(last_id) != last_id:  # event ids are canonical UUIDs: a forged cursor
+            raise BadCursor(cursor)
         # Spelled out (not a row comparison) so that SQLite also uses the (ts_ns, id) index.
         ts1, ts2 = params.add(ts_ns), params.add(ts_ns)
         parts.append(f"ts_ns >= {ts1} AND (ts_ns > {ts2} OR id > {params.add(last_id, uuid_cast)})")
