@@ -123,6 +123,7 @@ def run_serve(args: list[str], settings: Settings) -> int:
         settings.load_config_file()
         if args and args[0] in ADMIN_WORDS:
             options = _admin_parser().parse_args(args)
+            _log_to_stderr(logging.WARNING)
             url = resolve_database_url(options.database_url, settings)
             return asyncio.run(_with_store(url, lambda store: _admin(store, options)))
         options = _serve_parser().parse_args(args)
@@ -174,14 +175,25 @@ def parse_size(name: str, text: str) -> int:
     return value
 
 
-def _log_to_stderr() -> None:
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is when a record is emitted."""
+
+    km_serve = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def _log_to_stderr(level: int = logging.INFO) -> None:
     log = logging.getLogger("km.server")
     if not any(getattr(h, "km_serve", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("km serve: %(message)s"))
-        handler.km_serve = True  # type: ignore[attr-defined]
         log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    log.setLevel(level)
 
 
 async def _with_store(url: str, action: Callable[[EventStore], Awaitable[int]]) -> int:

@@ -8,6 +8,7 @@ WAL mode never waits for the writer and never sees a transaction half done.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -48,6 +49,10 @@ from km.server.stores.rows import (
 )
 from km.server.stores.sqlite_schema import MIGRATIONS
 
+log = logging.getLogger("km.server")
+
+PRIVATE_DIR = 0o700  # a new database directory: only its owner may list it
+PRIVATE_FILE = 0o600  # a new database file (SQLite gives -wal and -shm the same mode)
 BUSY_TIMEOUT_MS = 5000  # wait this long for another process's write lock before 503
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -102,11 +107,7 @@ class SqliteStore(EventStore):
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
         if path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(path))
-            try:
-                os.makedirs(parent, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(path, f"cannot create {parent}: {exc.strerror}") from None
+            _create_private(path)
         connections: list[aiosqlite.Connection] = []
         try:
             for _ in range(2):
@@ -120,6 +121,8 @@ class SqliteStore(EventStore):
             for conn in connections:
                 await conn.close()
             raise _classify(path, exc) from None
+        if path != ":memory:":
+            _warn_if_readable(path)
         return cls(path, connections[0], connections[1])
 
     # -- lifecycle
@@ -341,6 +344,43 @@ class SqliteStore(EventStore):
     async def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
         async with self._guard():
             return list(await self._reader.execute_fetchall(sql, params))
+
+
+def _create_private(path: str) -> None:
+    """The database's directory (0700) and file (0600), created private when missing, as the
+    spool is. SQLite creates `-wal` and `-shm` with the database file's mode."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        try:
+            os.makedirs(parent, mode=PRIVATE_DIR, exist_ok=True)
+            os.chmod(parent, PRIVATE_DIR)  # makedirs' mode is filtered by the umask
+        except OSError as exc:
+            raise StoreError(path, f"cannot create {parent}: {exc.strerror}") from None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(path, f"cannot create the database file: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _warn_if_readable(path: str) -> None:
+    """One warning line when others can read the database (it holds captured traffic)."""
+    loose = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except OSError:
+            continue
+        if mode & 0o077:
+            loose.append(f"{os.path.basename(name)} mode {mode:03o}")
+    if loose:
+        log.warning(
+            "%s is readable by other users (%s): it holds captured traffic; "
+            "`chmod 600 %s*` to make it private",
+            path, ", ".join(loose), path,
+        )  # fmt: skip
 
 
 def _event_row(account_id: int, e: IngestEvent, now: int) -> tuple[object, ...]:
