@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from km.errors import KmError
@@ -23,10 +23,12 @@ from km.server.errors import (
     Forbidden,
     NotFound,
     RateLimited,
+    RequestTimeout,
     StoreUnavailable,
     Unauthorized,
     UnsupportedEncoding,
 )
+from km.server.guard import connection_middleware
 from km.server.handlers import json_response
 from km.server.handlers.health import get_health, get_ready
 from km.server.handlers.ingest import post_events
@@ -35,12 +37,15 @@ from km.server.handlers.read import get_events, get_sessions, get_stats
 from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter, retry_after_header
 from km.server.redaction import load_redactor
-from km.server.state import CONFIG, LIMITER, LOG_ONCE, REDACTOR, STORE
+from km.server.state import AUTH_FAILURES, CONFIG, LIMITER, LOG_ONCE, REDACTOR, STORE
 from km.server.stores.base import EventStore
 
 log = logging.getLogger("km.server")
 
 RUNNER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
+SERVER_NAME = "km"  # the Server header: no version for a scanner to match
+# On every JSON answer: never sniffed as something else, never kept by a cache or proxy.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 STORE_RETRY_AFTER_S = 1  # Retry-After on a 503 from an unavailable store
 # What a client is told when the store fails: never which database, host, port or driver.
 UNAVAILABLE = "the event store is closed or unreachable: retry later"
@@ -62,6 +67,7 @@ _STATUS: tuple[tuple[type[KmError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (RequestTimeout, 408),
     (BodyTooLarge, 413),
     (UnsupportedEncoding, 415),
     (RateLimited, 429),
@@ -122,12 +128,20 @@ def log_once(
         log.warning("%s %s: %s%s", method, path, exc, more)
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER_NAME
+    if response.content_type == "application/json":
+        response.headers.update(SECURITY_HEADERS)
+
+
 def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     """The API over `store` (which the caller opens, migrates and closes)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app = web.Application(middlewares=[connection_middleware, error_middleware, auth_middleware])
+    app.on_response_prepare.append(_security_headers)
     app[STORE] = store
     app[CONFIG] = config
     app[LIMITER] = RateLimiter(config.rate_limit)
+    app[AUTH_FAILURES] = RateLimiter(config.auth_failure_limit)
     app[REDACTOR] = load_redactor()
     app[LOG_ONCE] = LogOnce()
     for method, path, handler in ROUTES:

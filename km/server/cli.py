@@ -1,6 +1,6 @@
 """`km serve ...`: the server and its operator commands, parsed with argparse.
 
-    km serve [--host H] [--port P] [--database-url URL] [limits]
+    km serve [--host H] [--port P] [--database-url URL] [--tls-cert F --tls-key F] [limits]
     km serve keys create --account NAME [--label L]    prints the new key, once, on stdout
     km serve keys list [--json]
     km serve keys revoke KEY_ID
@@ -28,9 +28,12 @@ from km.errors import UsageError
 from km.server import keys as keygen
 from km.server.config import (
     DEFAULT_BURST,
+    DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_BATCH_EVENTS,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PORT,
     DEFAULT_RATE,
     ServerConfig,
@@ -39,6 +42,7 @@ from km.server.errors import NotFound
 from km.server.ratelimit import RateLimit
 from km.server.stores import describe_dsn, open_store, sqlite_path
 from km.server.stores.base import EventStore
+from km.server.tls import server_context
 from km.settings import Settings
 
 ADMIN_WORDS = ("keys", "accounts")
@@ -75,6 +79,29 @@ def _serve_parser() -> CommandParser:
     )
     p.add_argument(
         "--burst", type=float, default=DEFAULT_BURST, help=f"burst per key ({DEFAULT_BURST:g})"
+    )
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS: PEM certificate (chain)")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"open connections at most ({DEFAULT_MAX_CONNECTIONS}; always below the "
+        "open-file limit)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"a request's headers must arrive within this ({DEFAULT_HEADER_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"close a kept-alive connection idle this long ({DEFAULT_IDLE_TIMEOUT_S:g})",
     )
     return p
 
@@ -128,6 +155,7 @@ def run_serve(args: list[str], settings: Settings) -> int:
             return asyncio.run(_with_store(url, lambda store: _admin(store, options)))
         options = _serve_parser().parse_args(args)
         config = _server_config(options)
+        server_context(config.tls_cert, config.tls_key)  # a bad pair: one line, before serving
         url = resolve_database_url(options.database_url, settings)
     except ParserExit as done:
         return done.status
@@ -150,12 +178,23 @@ def _server_config(options: argparse.Namespace) -> ServerConfig:
         rate_limit = RateLimit(options.rate, options.burst)
     except ValueError:
         raise UsageError("--rate must be > 0 and --burst >= 1") from None
+    if options.max_connections < 1:
+        raise UsageError("--max-connections: must be at least 1")
+    for flag, value in (("--header-timeout", options.header_timeout),
+                        ("--idle-timeout", options.idle_timeout)):  # fmt: skip
+        if not 0 < value < 86400:
+            raise UsageError(f"{flag}: expected seconds between 0 and 86400, got {value:g}")
     return ServerConfig(
         host=options.host,
         port=options.port,
         max_batch_bytes=parse_size("--max-batch-bytes", options.max_batch_bytes),
         max_batch_events=options.max_batch_events,
         rate_limit=rate_limit,
+        max_connections=options.max_connections,
+        header_timeout_s=options.header_timeout,
+        idle_timeout_s=options.idle_timeout,
+        tls_cert=options.tls_cert,
+        tls_key=options.tls_key,
     )
 
 

@@ -24,6 +24,7 @@ class Principal:
 STORE = web.AppKey("store", EventStore)
 CONFIG = web.AppKey("config", ServerConfig)
 LIMITER = web.AppKey("limiter", RateLimiter)
+AUTH_FAILURES = web.AppKey("auth_failures", RateLimiter)  # per client address
 REDACTOR: web.AppKey[Redactor | None] = web.AppKey("redactor")
 LOG_ONCE = web.AppKey("log_once", LogOnce)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -89,6 +89,11 @@ class KmServe:
         return proc.returncode
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
     def port(self) -> int:
         port = urlsplit(self.url).port
         assert port is not None
