@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from km.errors import KmError
+from km.server.audit_writer import AuditWriter, audit_writer_ctx
 from km.server.auth import auth_middleware
 from km.server.config import ServerConfig
 from km.server.errors import (
@@ -30,6 +31,7 @@ from km.server.errors import (
 )
 from km.server.guard import connection_middleware
 from km.server.handlers import json_response
+from km.server.handlers.admin import get_audit, get_retention
 from km.server.handlers.health import get_health, get_ready
 from km.server.handlers.ingest import post_events
 from km.server.handlers.openapi import get_openapi
@@ -37,7 +39,7 @@ from km.server.handlers.read import get_events, get_sessions, get_stats
 from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter, retry_after_header
 from km.server.redaction import load_redactor
-from km.server.state import AUTH_FAILURES, CONFIG, LIMITER, LOG_ONCE, REDACTOR, STORE
+from km.server.state import AUDIT, AUTH_FAILURES, CONFIG, LIMITER, LOG_ONCE, REDACTOR, STORE
 from km.server.stores.base import EventStore
 
 log = logging.getLogger("km.server")
@@ -57,6 +59,8 @@ ROUTES = (
     ("GET", "/api/v1/events", get_events),
     ("GET", "/api/v1/sessions", get_sessions),
     ("GET", "/api/v1/stats", get_stats),
+    ("GET", "/api/v1/audit", get_audit),
+    ("GET", "/api/v1/retention", get_retention),
     ("GET", "/health", get_health),
     ("GET", "/ready", get_ready),
     ("GET", "/api/v1/openapi.json", get_openapi),
@@ -144,6 +148,8 @@ def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     app[AUTH_FAILURES] = RateLimiter(config.auth_failure_limit)
     app[REDACTOR] = load_redactor()
     app[LOG_ONCE] = LogOnce()
+    app[AUDIT] = AuditWriter(int(config.audit_window_s * 1e9))
+    app.cleanup_ctx.append(audit_writer_ctx)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

@@ -5,6 +5,8 @@
     km serve keys list [--json]
     km serve keys revoke KEY_ID
     km serve accounts list [--json]
+    km serve audit [--account NAME] [--limit N] [--json]
+    km serve retention show [--json] | set --account NAME DAYS
 
 The store is `--database-url`, else `KM_DATABASE_URL` (or `database_url` in the config file),
 else the SQLite file `server.db` in the user data directory. Only the new key goes to stdout;
@@ -26,6 +28,7 @@ import orjson
 from km.arguments import CommandParser, ParserExit
 from km.errors import UsageError
 from km.server import keys as keygen
+from km.server.audit import AuditEntry, entry_json
 from km.server.config import (
     DEFAULT_BURST,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -40,12 +43,14 @@ from km.server.config import (
 )
 from km.server.errors import NotFound
 from km.server.ratelimit import RateLimit
+from km.server.retention import MAX_DAYS, MIN_DAYS
 from km.server.stores import describe_dsn, open_store, sqlite_path
-from km.server.stores.base import EventStore
+from km.server.stores.base import Account, EventStore
 from km.server.tls import server_context
 from km.settings import Settings
 
-ADMIN_WORDS = ("keys", "accounts")
+ADMIN_WORDS = ("keys", "accounts", "audit", "retention")
+MAX_AUDIT_ROWS = 100_000
 
 
 def _add_database(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +131,20 @@ def _admin_parser() -> CommandParser:
     accounts_list = accounts.add_parser("list", help="list accounts")
     accounts_list.add_argument("--json", action="store_true", help="print JSON")
     _add_database(accounts_list)
+    audit = words.add_parser("audit", help="the audit log, newest first")
+    audit.add_argument("--account", help="only this account's rows (default: every row)")
+    audit.add_argument("--limit", type=int, default=100, help="rows at most (100)")
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    _add_database(audit)
+    retention = words.add_parser("retention", help="how long accounts keep their data")
+    verbs = retention.add_subparsers(dest="verb", required=True)
+    show = verbs.add_parser("show", help="every account's retention")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    _add_database(show)
+    set_days = verbs.add_parser("set", help=f"set an account's retention ({MIN_DAYS}-{MAX_DAYS})")
+    set_days.add_argument("--account", required=True, help="account name")
+    set_days.add_argument("days", type=int, metavar="DAYS", help="days to keep events")
+    _add_database(set_days)
     return p
 
 
@@ -263,12 +282,24 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 
 
 async def _admin(store: EventStore, options: argparse.Namespace) -> int:
+    if options.noun == "audit":
+        return await _audit(store, options)
+    if options.noun == "retention":
+        return await _retention(store, options)
     if options.noun == "accounts":
         accounts = await store.list_accounts()
         if options.json:
             sys.stdout.write(
                 orjson.dumps(
-                    [{"id": a.id, "name": a.name, "created_ns": a.created_ns} for a in accounts]
+                    [
+                        {
+                            "id": a.id,
+                            "name": a.name,
+                            "created_ns": a.created_ns,
+                            "retention_days": a.retention_days,
+                        }
+                        for a in accounts
+                    ]
                 ).decode()
                 + "\n"
             )
@@ -331,3 +362,71 @@ async def _admin(store: EventStore, options: argparse.Namespace) -> int:
         _err(f"key {revoked.id} ({revoked.prefix}...) of account {revoked.account_name!r} {state}")
         return 0
     raise UsageError(f"km serve {options.noun}: unknown command {options.verb!r}")
+
+
+async def _account_named(store: EventStore, name: str) -> Account:
+    for account in await store.list_accounts():
+        if account.name == name:
+            return account
+    raise NotFound("account", name)
+
+
+async def _audit(store: EventStore, options: argparse.Namespace) -> int:
+    if not 1 <= options.limit <= MAX_AUDIT_ROWS:
+        raise UsageError(f"--limit: expected 1-{MAX_AUDIT_ROWS}, got {options.limit}")
+    accounts = {a.id: a.name for a in await store.list_accounts()}
+    account_id = None
+    if options.account is not None:
+        account_id = (await _account_named(store, options.account)).id
+    entries: list[AuditEntry] = []
+    cursor = None
+    while len(entries) < options.limit:
+        page = await store.list_audit(account_id, cursor, min(1000, options.limit - len(entries)))
+        entries += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    if options.json:
+        doc = [
+            {**entry_json(e), "account": accounts.get(e.account_id) if e.account_id else None}
+            for e in entries
+        ]
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        return 0
+    rows = [
+        (
+            _when(e.ts_ns),
+            accounts.get(e.account_id, "-") if e.account_id else "-",
+            e.action,
+            e.actor,
+            e.target or "",
+            str(e.count),
+            orjson.dumps(e.detail).decode() if e.detail else "",
+        )
+        for e in entries
+    ]
+    header = ("WHEN", "ACCOUNT", "ACTION", "ACTOR", "TARGET", "COUNT", "DETAIL")
+    sys.stdout.write(_table(header, rows))
+    return 0
+
+
+async def _retention(store: EventStore, options: argparse.Namespace) -> int:
+    if options.verb == "set":
+        if not MIN_DAYS <= options.days <= MAX_DAYS:
+            raise UsageError(f"DAYS: expected {MIN_DAYS}-{MAX_DAYS}, got {options.days}")
+        account = await _account_named(store, options.account)
+        changed = await store.set_retention(account.id, options.days)
+        if changed is None:
+            raise NotFound("account", options.account)
+        before, after = changed
+        what = "unchanged" if before == after else f"changed from {before} days"
+        _err(f"account {account.name!r} keeps its events {after} days ({what})")
+        return 0
+    accounts = await store.list_accounts()
+    if options.json:
+        doc = [{"account": a.name, "retention_days": a.retention_days} for a in accounts]
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+    else:
+        rows = [(a.name, str(a.retention_days)) for a in accounts]
+        sys.stdout.write(_table(("ACCOUNT", "DAYS"), rows))
+    return 0

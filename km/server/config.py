@@ -44,5 +44,6 @@ class ServerConfig:
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    audit_window_s: float = 60.0  # refused sign-ins are written as one row per this window
     tls_cert: str | None = None
     tls_key: str | None = None

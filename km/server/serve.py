@@ -4,8 +4,10 @@ On uvloop when it is installed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -14,6 +16,7 @@ from aiohttp import web
 from km.server.app import RUNNER_OPTIONS, SERVER_NAME, make_app
 from km.server.config import ServerConfig
 from km.server.connections import ConnectionLimits
+from km.server.errors import StoreError
 from km.server.guard import (
     GUARD,
     ConnectionGuard,
@@ -21,7 +24,9 @@ from km.server.guard import (
     connection_cap,
     raise_open_file_limit,
 )
+from km.server.retention import PURGE_INTERVAL_S
 from km.server.stores import open_store
+from km.server.stores.base import EventStore
 from km.server.tls import server_context
 
 log = logging.getLogger("km.server")
@@ -53,6 +58,7 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
         )
         await runner.setup()
         guard.start()
+        retention = asyncio.get_running_loop().create_task(_enforce_retention(store))
         try:
             site = GuardedSite(runner, config.host, config.port, guard, ssl_context=ssl_context)
             await site.start()
@@ -69,10 +75,32 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
             await _until_signalled()
             log.info("shutting down")
         finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
             await runner.cleanup()
             await guard.stop()
     finally:
         await store.close()
+
+
+async def _enforce_retention(store: EventStore) -> None:
+    """Each account's retention, every `PURGE_INTERVAL_S` from start-up, in the background."""
+    while True:
+        try:
+            report = await store.enforce_retention(time.time_ns())
+        except StoreError as exc:
+            log.warning("retention: %s (tried again in %gs)", exc, PURGE_INTERVAL_S)
+        else:
+            if report:
+                log.info(
+                    "retention: %d events, %d sessions, %d rollups, %d audit rows deleted; "
+                    "partitions dropped: %s; made: %s",
+                    report.events_deleted, report.sessions_deleted, report.rollups_deleted,
+                    report.audit_deleted, ", ".join(report.partitions_dropped) or "none",
+                    ", ".join(report.partitions_created) or "none",
+                )  # fmt: skip
+        await asyncio.sleep(PURGE_INTERVAL_S)
 
 
 def _hide_server_version() -> None:

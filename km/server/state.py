@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from km.server.audit_writer import AuditWriter
 from km.server.config import ServerConfig
 from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter
@@ -26,5 +27,6 @@ CONFIG = web.AppKey("config", ServerConfig)
 LIMITER = web.AppKey("limiter", RateLimiter)
 AUTH_FAILURES = web.AppKey("auth_failures", RateLimiter)  # per client address
 REDACTOR: web.AppKey[Redactor | None] = web.AppKey("redactor")
+AUDIT = web.AppKey("audit", AuditWriter)
 LOG_ONCE = web.AppKey("log_once", LogOnce)
 PRINCIPAL = web.RequestKey("principal", Principal)

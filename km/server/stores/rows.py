@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from km.server import cursor as cursors
 from km.server import latency
+from km.server.audit import AuditEntry, AuditRecord
 from km.server.errors import BadCursor
 from km.server.stores.aggregate import HOUR_NS, NO_METHOD
 from km.server.stores.base import EventFilter, HourStat, IngestEvent, SessionSummary
@@ -151,3 +154,45 @@ def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
         latency_p50_us=p50,
         latency_p95_us=p95,
     )
+
+
+AUDIT_CURSOR = "a"
+AUDIT_COLUMNS = "id, account_id, ts_ns, action, actor, target, detail, count, until_ns"
+
+
+def audit_position(cursor: str) -> tuple[int, int]:
+    """The (ts_ns, id) after which the next audit page starts (newest first)."""
+    ts_ns, key = cursors.decode(AUDIT_CURSOR, cursor)
+    if not key.isascii() or not key.isdigit() or len(key) > 18:
+        raise BadCursor(cursor)
+    return ts_ns, int(key)
+
+
+def audit_page(rows: Sequence[Sequence[Any]], limit: int) -> tuple[list[AuditEntry], str | None]:
+    entries = [
+        AuditEntry(
+            id=r[0],
+            account_id=r[1],
+            ts_ns=r[2],
+            action=r[3],
+            actor=r[4],
+            target=r[5],
+            detail=orjson.loads(r[6]) if r[6] else {},
+            count=r[7],
+            until_ns=r[8],
+        )
+        for r in rows[:limit]
+    ]
+    last = entries[-1] if entries else None
+    more = len(rows) > limit
+    if not (more and last):
+        return entries, None
+    return entries, cursors.encode(AUDIT_CURSOR, last.ts_ns, str(last.id))
+
+
+def audit_row(record: AuditRecord) -> tuple[object, ...]:
+    """(account_id, ts_ns, action, actor, target, detail JSON, count, until_ns)."""
+    return (
+        record.account_id, record.ts_ns, record.action, record.actor, record.target,
+        orjson.dumps(record.detail).decode(), record.count, record.until_ns,
+    )  # fmt: skip
