@@ -96,6 +96,7 @@ class RefusalRollup:
         self._max_groups = max_groups
         self._start: int | None = None
         self._counts: dict[_Group, int] = {}
+        self._ready: list[AuditRecord] = []  # ended windows, not handed over yet
 
     def add(
         self,
@@ -104,30 +105,36 @@ class RefusalRollup:
         prefix: str | None,
         reason: str,
         account_id: int | None = None,
-    ) -> list[AuditRecord]:
-        """Count one refusal; returns the records of a window that ended before it (the
-        shell also calls `due` on a timer, so a window is written even if nothing follows)."""
-        out = self.due(now_ns)
+    ) -> None:
+        """Count one refusal (in a new window if the current one has ended)."""
+        self._close_if_ended(now_ns)
         if self._start is None:
             self._start = now_ns - now_ns % self._window_ns
         group: _Group = (account_id, address, prefix, reason)
         if group not in self._counts and len(self._counts) >= self._max_groups:
             group = (None, "(other)", None, reason)
         self._counts[group] = self._counts.get(group, 0) + 1
-        return out
 
     def due(self, now_ns: int) -> list[AuditRecord]:
-        """The records of the current window once it has ended (else nothing)."""
-        if self._start is None or now_ns < self._start + self._window_ns:
-            return []
-        return self.flush()
+        """The records of every window that has ended by `now_ns`."""
+        self._close_if_ended(now_ns)
+        ready, self._ready = self._ready, []
+        return ready
 
     def flush(self) -> list[AuditRecord]:
-        """Everything counted so far (at shutdown: the window cut short)."""
+        """Everything counted so far (at shutdown: the current window cut short)."""
+        self._close()
+        return self.due(-(2**63))
+
+    def _close_if_ended(self, now_ns: int) -> None:
+        if self._start is not None and now_ns >= self._start + self._window_ns:
+            self._close()
+
+    def _close(self) -> None:
         if self._start is None:
-            return []
+            return
         start, until = self._start, self._start + self._window_ns
-        records = [
+        self._ready += [
             AuditRecord(
                 action=AUTH_REFUSED,
                 actor=address,
@@ -144,7 +151,6 @@ class RefusalRollup:
         ]
         self._start = None
         self._counts = {}
-        return records
 
     def __len__(self) -> int:
         return len(self._counts)
