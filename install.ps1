@@ -123,4 +123,5 @@ if (-not ($userPath -contains $target)) {
     Warn "put $target on your user PATH: open a new terminal (and restart your MCP clients) to use km"
 }
 $env:Path = "$target;$env:Path"
-Say "next: put km in front of your MCP servers' commands; 'km --help' shows how"
+Say "next: 'km setup' puts km in front of your MCP clients' servers ('km setup --undo' takes it out),"
+Say "      'km doctor' checks it all"

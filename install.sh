@@ -269,4 +269,5 @@ case ":${PATH:-}:" in
     fi
     ;;
 esac
-say "next: put km in front of your MCP servers' commands; 'km --help' shows how"
+say "next: 'km setup' puts km in front of your MCP clients' servers ('km setup --undo' takes it out),"
+say "      'km doctor' checks it all, 'km update' fetches the next release"

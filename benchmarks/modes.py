@@ -5,6 +5,9 @@
 - `asyncio-relay`: `benchmarks/relays/asyncio_relay.py`, the pass-through people write by hand.
 - `km`: `.venv/bin/km <server>` with capture on and its own temporary spool (`KM_SPOOL`).
 - `km-nocapture` (only when asked for): km with `KM_CAPTURE=0`, to tell forwarding from capture.
+- `km-baseline` (only when asked for): another build of km (the executable named by
+  `KM_BASELINE`, e.g. the previous release's venv) with capture on, run exactly like `km`: a
+  before/after comparison of a change in the same run.
 - `km-uplink-busy` (only when asked for): km with capture on, `KM_API_URL`/`KM_API_KEY` set to
   a local `km serve` and a spool pre-filled with pending events, so its background uplink
   drains throughout (benchmarks/uplink_busy.py); `km` itself runs with the uplink off.
@@ -31,8 +34,8 @@ RELAY = str(Path(__file__).parent / "relays" / "asyncio_relay.py")
 SOCAT_BUFFER = 262144
 KM_VERSION_TIMEOUT_S = 20.0  # `km --version` on a cold cache (imports, .pyc writes)
 DEFAULT_MODES = ("direct", "socat", "asyncio-relay", "km")
-ALL_MODES = (*DEFAULT_MODES, "km-nocapture", "km-uplink-busy")
-KM_MODES = ("km", "km-nocapture", "km-uplink-busy")
+ALL_MODES = (*DEFAULT_MODES, "km-baseline", "km-nocapture", "km-uplink-busy")
+KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy")
 RELAY_MODES = frozenset({"socat", "asyncio-relay", *KM_MODES})
 # socat 1.7 splits EXEC's command line at spaces and treats these as address syntax.
 _SOCAT_UNSAFE = frozenset(" :,!'\"\\()[]{}")
@@ -86,6 +89,11 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
         return ["socat", "-b", str(SOCAT_BUFFER), "-", "EXEC:" + " ".join(server)]
     if mode == "asyncio-relay":
         return [sys.executable, RELAY, *server]
+    if mode == "km-baseline":
+        baseline = os.environ.get("KM_BASELINE")
+        if not baseline or not os.access(baseline, os.X_OK):
+            raise ModeUnavailable("km-baseline needs KM_BASELINE=<path to another km executable>")
+        return [baseline, *server]
     if mode in KM_MODES:
         return [KM, *server]
     raise ValueError(f"unknown mode {mode!r}")
@@ -110,7 +118,7 @@ class Launcher:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KM_")}
         env["KM_CONFIG"] = os.path.join(self.workdir, "no-config.toml")  # no user API config
         prefilled = 0
-        if mode == "km":
+        if mode in ("km", "km-baseline"):
             spool = spool or self.new_spool()
             env["KM_SPOOL"] = spool
         elif mode == "km-uplink-busy":

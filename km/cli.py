@@ -13,7 +13,7 @@ import os
 import sys
 
 from km import __version__
-from km.errors import KmError, UsageError
+from km.errors import CommandNotFound, KmError, UsageError
 from km.settings import Settings
 
 USAGE = """\
@@ -47,6 +47,7 @@ commands:
                        put km in front of every stdio server of Claude Desktop, Claude Code,
                        Cursor, VS Code or Windsurf (--undo takes it out again, exactly)
   doctor [--json]      check km's PATH, spool, API and key, and which clients are wrapped
+  update [--check]     update km to the newest release (or print the command for pipx, ...)
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -57,7 +58,7 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor")
+COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor", "update")
 
 
 def _err(message: str) -> None:
@@ -117,9 +118,20 @@ def main(argv: list[str]) -> int:
         command = parse_proxy_args(argv, settings)
         from km.proxy.run import run_proxy
 
-        return run_proxy(settings, command)
+        try:
+            return run_proxy(settings, command)
+        except CommandNotFound:
+            if command == argv or command[0] in COMMANDS:  # a mistyped or misplaced km command
+                from km.suggest import not_a_command
+
+                hint = not_a_command(command[0], COMMANDS, first=command == argv)
+                raise CommandNotFound(command[0], hint) from None
+            raise
     except KmError as exc:
         _err(str(exc))
         return exc.exit_code
+    except OSError as exc:  # the environment failed where no typed error says how: one line
+        _err(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return 1
     except KeyboardInterrupt:
         return 130

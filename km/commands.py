@@ -16,7 +16,7 @@ def _status_parser() -> CommandParser:
 
 
 def run_command(name: str, args: list[str], settings: Settings) -> int:
-    if name not in ("login", "config", "setup", "doctor"):  # these work with a broken config
+    if name not in ("login", "config", "setup", "doctor", "update"):  # work with a broken config
         settings.load_config_file()
     if name in ("sync", "login", "config"):
         from km.uplink import cli as uplink_cli
@@ -39,6 +39,12 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
         from km.doctor import run_doctor
 
         return run_doctor(args, settings, os.environ)
+    if name == "update":
+        import os
+
+        from km.update.cli import run_update
+
+        return run_update(args, settings, os.environ)
     if name == "serve":
         from km.server.cli import run_serve
 

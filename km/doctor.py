@@ -175,12 +175,14 @@ def check_clients(environ: Mapping[str, str]) -> list[Check]:
 
 
 def _client_check(client: str, label: str, paths: list[str]) -> Check:
+    from km.installation import is_versioned_km
     from km.setup.jsonc import JsoncError
     from km.setup.jsonc_edit import find_servers, server_command
 
     wrapped: list[str] = []
     unwrapped: list[str] = []
     missing_km: set[str] = set()
+    versioned: set[str] = set()
     for path in paths:
         try:
             with open(path, "rb") as f:
@@ -193,13 +195,23 @@ def _client_check(client: str, label: str, paths: list[str]) -> Check:
                 command = server_command(server)
                 if command and os.path.isabs(command) and not os.path.exists(command):
                     missing_km.add(command)
+                elif command and is_versioned_km(command):
+                    versioned.add(command)
             elif server.kind == "stdio":
                 unwrapped.append(server.name)
     where = ", ".join(paths)
     if missing_km:
-        return Check(label, "fail", f"wrapped with {', '.join(sorted(missing_km))}, which no "
-                     f"longer exists ({where})",
+        gone = ", ".join(sorted(missing_km))
+        if any(is_versioned_km(command) for command in missing_km):  # an upgrade removed it
+            detail = f"wrapped with {gone}, a versioned path an upgrade removed ({where})"
+            return Check(label, "fail", detail + "; km setup repairs it", f"km setup {client}")
+        return Check(label, "fail", f"wrapped with {gone}, which no longer exists ({where})",
                      f"km setup --undo {client} && km setup {client}")  # fmt: skip
+    if versioned:
+        shown = ", ".join(sorted(versioned))
+        detail = f"wrapped with the versioned path {shown}, which the next upgrade removes"
+        fix = f"km setup {client}"
+        return Check(label, "warn", f"{detail} ({where}); km setup repairs it", fix)
     if unwrapped:
         return Check(label, "warn", f"not wrapped: {', '.join(unwrapped)} ({where})",
                      f"km setup {client}")  # fmt: skip

@@ -20,8 +20,8 @@ class CommandNotFound(KmError):
 
     exit_code = 127
 
-    def __init__(self, command: str) -> None:
-        super().__init__(f"cannot start `{command}`: command not found in PATH")
+    def __init__(self, command: str, hint: str = "") -> None:
+        super().__init__(f"cannot start `{command}`: command not found in PATH{hint}")
         self.command = command
 
 

@@ -193,8 +193,15 @@ class Settings:
                 data = tomllib.load(f)
         except FileNotFoundError:
             return
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"config file {path}: {exc}") from None
+        except OSError as exc:
+            raise UsageError(
+                f"config file {path}: cannot read it ({exc.strerror or exc}): fix its "
+                "permissions, or set KM_CONFIG to another file"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(
+                f"config file {path}: not valid TOML ({exc}): fix or remove it"
+            ) from None
         by_key = {var.removeprefix(ENV_PREFIX).lower(): field for field, var in ENV_VARS.items()}
         for key, value in data.items():
             field = by_key.get(key)

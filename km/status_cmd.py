@@ -10,6 +10,11 @@ from km.errors import SpoolError
 from km.settings import Settings
 
 EXAMPLE = "km python -m mcp_server_time"
+# What the columns beside a server name need at the least (borders and padding included), so
+# that a name is cut only when the terminal is too narrow for it and the rest.
+SERVERS_OTHER_COLUMNS = 14
+SESSIONS_OTHER_COLUMNS = 56
+WIDE_TERMINAL = 140  # the sessions table shows full times from this width on, ages below it
 
 
 def run_status(settings: Settings, as_json: bool) -> int:
@@ -57,6 +62,13 @@ def describe_time(ns: int | None, now_ns: int) -> str:
     return f"{describe_age(now_ns - ns)} ({stamp})"
 
 
+def describe_when(ns: int | None, now_ns: int, width: int) -> str:
+    """`describe_time` where the terminal has room for it, else only the age (`3 s ago`)."""
+    if ns is None:
+        return "-"
+    return describe_time(ns, now_ns) if width >= WIDE_TERMINAL else describe_age(now_ns - ns)
+
+
 def describe_age(delta_ns: int) -> str:
     """`3 s ago`, `5 min ago`, `2 h ago`, `4 d ago` (`in 3 s` for a time ahead of the clock)."""
     seconds = abs(delta_ns) / 1e9
@@ -80,7 +92,10 @@ def describe_bytes(n: int) -> str:
 
 def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    from km.display import fit_names
 
     console = Console()
     path = status["path"]
@@ -115,30 +130,36 @@ def _print_tables(status: dict[str, Any], api: dict[str, Any], now_ns: int) -> N
     console.print(summary)
     _print_delivery(console, status["delivery"], api, now_ns)
 
+    by_server = status["events_by_server"]
+    names, width = fit_names(list(by_server), console.width, SERVERS_OTHER_COLUMNS)
     servers = Table(title="events by server")
-    servers.add_column("server")
+    servers.add_column("server", no_wrap=True, min_width=width)
     servers.add_column("events", justify="right")
-    for server, count in status["events_by_server"].items():
-        servers.add_row(server, str(count))
+    for name, count in zip(names, by_server.values(), strict=True):
+        servers.add_row(escape(name), str(count))
     console.print(servers)
 
     shown, total = len(status["sessions"]), status["sessions_total"]
     title = "sessions" if shown == total else f"sessions (latest {shown} of {total})"
     sessions = Table(title=title)
-    for column in ("server", "pid", "started", "ended", "exit", "events", "dropped", "state"):
+    session_names, width = fit_names(
+        [s["server"] for s in status["sessions"]], console.width, SESSIONS_OTHER_COLUMNS
+    )
+    sessions.add_column("server", no_wrap=True, min_width=width)
+    for column in ("pid", "started", "ended", "exit", "events", "dropped", "state"):
         if column in ("pid", "exit", "events", "dropped"):
             sessions.add_column(column, justify="right")
         else:
             sessions.add_column(column)
-    for s in status["sessions"]:
+    for name, s in zip(session_names, status["sessions"], strict=True):
         state = "live" if s["live"] else ("ended" if s["ended_ns"] is not None else "gone")
         if s["last_error"]:
             state += f" (last error: {s['last_error']})"
         sessions.add_row(
-            s["server"],
-            str(s["pid"]),
-            describe_time(s["started_ns"], now_ns),
-            describe_time(s["ended_ns"], now_ns),
+            escape(name),
+            "-" if s["pid"] is None else str(s["pid"]),
+            describe_when(s["started_ns"], now_ns, console.width),
+            describe_when(s["ended_ns"], now_ns, console.width),
             "-" if s["exit_code"] is None else str(s["exit_code"]),
             str(s["events"]),
             str(s["dropped"]["frames"]),

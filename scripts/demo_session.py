@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -21,13 +21,26 @@ KM = str(Path(sys.executable).parent / "km")
 EVERYTHING = ROOT / "tests" / "peers" / "node_modules" / ".bin" / "mcp-server-everything"
 
 
+# The servers' own stderr ("Starting default (STDIO) server...") is theirs, not km's: logged.
+SERVER_LOG = os.environ.get("KM_DEMO_SERVER_LOG", os.devnull)
+
 # The MCP SDK passes only a few variables to servers; km's own settings must reach km.
 KM_ENV = {k: v for k, v in os.environ.items() if k.startswith("KM_")}
 
 
 async def session(args: list[str], calls: list[tuple[str, dict[str, Any]]]) -> None:
     params = StdioServerParameters(command=KM, args=args, env=KM_ENV)
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+    with open(SERVER_LOG, "a", encoding="utf-8") as errlog:
+        await _session(params, calls, errlog)
+
+
+async def _session(
+    params: StdioServerParameters, calls: list[tuple[str, dict[str, Any]]], errlog: TextIO
+) -> None:
+    async with (
+        stdio_client(params, errlog=errlog) as (read, write),
+        ClientSession(read, write) as client,
+    ):
         init = await client.initialize()
         tools = await client.list_tools()
         print(f"{init.server_info.name}: {len(tools.tools)} tools through km")

@@ -31,6 +31,32 @@ class StoreTooNew(StoreError):
         self.known = known
 
 
+class ListenError(KmError):
+    """`km serve` cannot listen where it was told to (port in use, no such address)."""
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {listen_problem(host, exc)}")
+        self.host = host
+        self.port = port
+
+
+def listen_problem(host: str, exc: OSError) -> str:
+    """What a failed bind means, and what to do about it."""
+    import errno
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        return f"no such address {host!r} (give --host an address such as 127.0.0.1)"
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is in use (another km serve?): stop it, or pick another with --port"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges): pick another with --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine: give --host one of its addresses"
+    reason = exc.strerror or str(exc)
+    return f"{reason} (check --host and --port)"
+
+
 class NotFound(KmError):
     """An account or key named on the command line does not exist."""
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from km.server.app import RUNNER_OPTIONS, SERVER_NAME, make_app
 from km.server.config import ServerConfig
 from km.server.connections import ConnectionLimits
-from km.server.errors import StoreError
+from km.server.errors import ListenError, StoreError
 from km.server.guard import (
     GUARD,
     ConnectionGuard,
@@ -46,7 +46,6 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
     store = await open_store(database_url)
     try:
         found = await store.migrate()
-        log.info("event store %s ready (schema was at version %d, now current)", where, found)
         guard = ConnectionGuard(limits)
         app = make_app(store, config)
         app[GUARD] = guard
@@ -58,10 +57,15 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
         )
         await runner.setup()
         guard.start()
-        retention = asyncio.get_running_loop().create_task(_enforce_retention(store))
+        retention: asyncio.Task[None] | None = None
         try:
             site = GuardedSite(runner, config.host, config.port, guard, ssl_context=ssl_context)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ListenError(config.host, config.port, exc) from None
+            log.info("event store %s ready (schema was at version %d, now current)", where, found)
+            retention = asyncio.get_running_loop().create_task(_enforce_retention(store))
             scheme = "https" if ssl_context is not None else "http"
             for address in runner.addresses:
                 host, port = address[0], address[1]
@@ -75,9 +79,10 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
             await _until_signalled()
             log.info("shutting down")
         finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
             await runner.cleanup()
             await guard.stop()
     finally:

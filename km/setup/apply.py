@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +11,6 @@ from km.setup import files
 from km.setup.files import BackupStore, SetupError
 from km.setup.jsonc import JsoncError
 from km.setup.jsonc_edit import Outcome, Plan, apply_edits, plan_unwrap, plan_wrap
-from km.setup.wrap import is_km
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,23 +23,26 @@ class FileResult:
 
 
 def km_executable() -> str:
-    """The absolute path of the km being run, so a client with another PATH finds it too."""
-    if getattr(sys, "frozen", False):  # a self-contained build: the executable is km itself
-        return sys.executable
-    if is_km(sys.argv[0]) and os.path.isfile(sys.argv[0]):
-        return os.path.abspath(sys.argv[0])
-    name = "km.exe" if os.name == "nt" else "km"
-    beside_python = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.isfile(beside_python):
-        return beside_python
-    found = shutil.which("km")
-    return os.path.abspath(found) if found else "km"
+    """The path clients should run km by: the install method's stable launcher (e.g. the
+    `~/.local/bin/km` link) when it resolves to this km, never a versioned directory that
+    the next upgrade removes; otherwise this km's absolute path."""
+    from km.installation import detect
+
+    return detect().launcher
+
+
+def stale_km(command: str) -> bool:
+    """Whether a wrapped server's km path must be replaced: versioned (the next upgrade removes
+    it) or an absolute path that no longer exists."""
+    from km.installation import is_versioned_km
+
+    return is_versioned_km(command) or (os.path.isabs(command) and not os.path.exists(command))
 
 
 def wrap_file(path: str, km_command: str, store: BackupStore, dry_run: bool) -> FileResult:
     data = files.read_config(path)
     text = files.decode(path, data)
-    plan = _plan(path, lambda: plan_wrap(text, km_command))
+    plan = _plan(path, lambda: plan_wrap(text, km_command, stale_km))
     new = apply_edits(text, plan.edits).encode("utf-8")
     diff = unified_diff(path, text, new.decode("utf-8"))
     if dry_run or not plan.changes:
@@ -82,13 +82,24 @@ def unwrap_file(path: str, store: BackupStore, dry_run: bool) -> FileResult:
 
 
 def unified_diff(path: str, before: str, after: str) -> str:
+    """The change as a unified diff to print, secret values masked."""
     lines = difflib.unified_diff(
         before.splitlines(keepends=True),
         after.splitlines(keepends=True),
         fromfile=f"{path} (before)",
         tofile=f"{path} (after)",
     )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return "".join(_masked(line if line.endswith("\n") else line + "\n") for line in lines)
+
+
+def _masked(line: str) -> str:
+    """A diff line with secret values masked by km's redactor (tokens and passwords in `env`
+    blocks, credentials in URLs), context lines included: the diff is printed."""
+    from km.redact import redact_text
+
+    if line.startswith(("---", "+++", "@@")):
+        return line
+    return line[:1] + redact_text(line[1:])
 
 
 def _plan(path: str, make: Callable[[], Plan]) -> Plan:

@@ -20,7 +20,8 @@ class NoConfigFound(KmError):
 
 ALL = "all"
 ACTION_ORDER = (
-    "wrapped", "unwrapped", "already wrapped", "uses km", "not wrapped", "remote", "skipped",
+    "wrapped", "repaired", "unwrapped", "already wrapped", "uses km", "not wrapped", "remote",
+    "skipped",
 )  # fmt: skip
 
 
@@ -126,7 +127,9 @@ def describe(location: ConfigLocation, result: FileResult, dry_run: bool) -> str
     for action in ACTION_ORDER:
         if action in by_action:
             verb = (
-                f"would be {action}" if dry_run and action in ("wrapped", "unwrapped") else action
+                f"would be {action}"
+                if dry_run and action in ("wrapped", "repaired", "unwrapped")
+                else action
             )
             lines.append(f"  {verb}: {', '.join(by_action[action])}")
     if result.note:

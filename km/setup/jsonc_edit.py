@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,7 +56,7 @@ class Server:
 class Outcome:
     table: str
     name: str
-    action: str  # wrapped, unwrapped, already wrapped, uses km, remote, not wrapped, skipped
+    action: str  # wrapped, repaired, unwrapped, already wrapped, uses km, remote, ...
     reason: str = ""
 
 
@@ -91,19 +92,31 @@ def server_command(server: Server) -> str | None:
     return None
 
 
-def plan_wrap(text: str, km_command: str) -> Plan:
-    """Edits that put `km_command --name <key> --` in front of every stdio server."""
+def plan_wrap(text: str, km_command: str, stale: Callable[[str], bool] | None = None) -> Plan:
+    """Edits that put `km_command --name <key> --` in front of every stdio server, and point
+    servers wrapped by an earlier km at `km_command` when `stale(their km path)` says that path
+    will not (or no longer does) run km: a versioned path an upgrade removes."""
     km_literal = json.dumps(km_command, ensure_ascii=False)
     edits: list[Edit] = []
     outcomes = []
     for server in find_servers(text):
-        if server.kind == "stdio":
-            assert isinstance(server.member.value, JsonObject)
-            edits += _wrap_edits(text, server.member, server.member.value, km_literal)
+        reason = server.reason
         action = {"stdio": "wrapped", "wrapped": "already wrapped", "km": "uses km"}.get(
             server.kind, server.kind if server.kind == "remote" else "skipped"
         )
-        outcomes.append(Outcome(server.table, server.name, action, server.reason))
+        if server.kind == "stdio":
+            assert isinstance(server.member.value, JsonObject)
+            edits += _wrap_edits(text, server.member, server.member.value, km_literal)
+        elif server.kind == "wrapped" and stale is not None:
+            command = server_command(server)
+            node = server.member.value
+            assert command is not None and isinstance(node, JsonObject)
+            if command != km_command and stale(command):
+                value = node.get("command")
+                assert value is not None
+                edits.append(Edit(value.start, value.end, km_literal))
+                action, reason = "repaired", f"was {command}"
+        outcomes.append(Outcome(server.table, server.name, action, reason))
     return Plan(tuple(edits), tuple(outcomes))
 
 

@@ -14,6 +14,7 @@ to print (`km config show`, `km config path`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -94,7 +95,10 @@ def _sync(args: list[str], settings: Settings) -> int:
     else:
         result = _with_progress_bar(uplink, url)
     elapsed = time.monotonic() - started
-    parts = [f"sent {result.sent} events to {url} in {elapsed:.1f} s"]
+    if result.sent or result.quarantined:
+        parts = [f"sent {result.sent} events to {url} in {elapsed:.1f} s"]
+    else:
+        parts = [_nothing_left(path)]
     if result.duplicates:
         parts.append(f"{result.duplicates} of them already there")
     if result.quarantined:
@@ -107,6 +111,23 @@ def _sync(args: list[str], settings: Settings) -> int:
         _err(f"{remaining.deliverable} events still wait: run km sync again")
         return EXIT_REMAINING
     return 0
+
+
+def _nothing_left(path: str) -> str:
+    """What `km sync` says when it had nothing to send: the background uplink (or an earlier
+    sync) already delivered everything, which `km status` counts as sent."""
+    from km.spool.status import read_status
+
+    try:
+        delivered = int(read_status(path)["delivery"]["sent"])
+    except (KmError, KeyError, TypeError, ValueError):
+        delivered = 0
+    if delivered:
+        return (
+            f"nothing left to send: {delivered} events were already delivered by the "
+            "background uplink (km status shows them as sent)"
+        )
+    return "nothing to send: no captured events are waiting"
 
 
 def _with_progress_bar(uplink: Any, url: str) -> Any:
@@ -149,7 +170,13 @@ def _login(args: list[str], settings: Settings, stdin: IO[str]) -> int:
         "or asked for without echo; it is never taken from the command line.",
     )
     parser.add_argument("--url", metavar="URL", help="the Kilometers API, e.g. https://...")
+    parser.add_argument("--key", "--api-key", dest="key", help=argparse.SUPPRESS)
     options = parser.parse_args(args)
+    if options.key is not None:
+        raise UsageError(
+            "km login takes no --key: the key is read from stdin or a hidden prompt, so it "
+            'never shows in process listings or shell history (e.g. `echo "$KEY" | km login`)'
+        )
     settings.load_config_file()
     url = options.url or settings.api_url
     if not url:

@@ -140,6 +140,38 @@ def test_dry_run_prints_the_diff_and_changes_nothing(home: Home) -> None:
     assert not (home.root / ".local/share/km").exists(), "no backup either"
 
 
+SECRETS_CONFIG = """{
+  "mcpServers": {
+    "postgres": {
+      "command": "npx",
+      "args": ["-y", "@modelcontextprotocol/server-postgres", "postgresql://app:hunter2-db-pass@db/prod"],
+      "env": {
+        "GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "DB_PASSWORD": "correct-horse-battery",
+        "SLACK_BOT_TOKEN": "xoxb-123456789012-abcdefghijkl"
+      }
+    }
+  }
+}
+"""
+SECRETS = (
+    "hunter2-db-pass", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "correct-horse-battery",
+    "xoxb-123456789012-abcdefghijkl",
+)  # fmt: skip
+
+
+def test_dry_run_masks_secret_values_in_the_diff_context_too(home: Home) -> None:
+    config = home.write(CURSOR, SECRETS_CONFIG)
+    result = home.km("setup", "--dry-run", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f'+      "command": "{KM_SCRIPT}",' in result.stdout
+    assert '         "DB_PASSWORD": "[REDACTED:key]",' in result.stdout  # a context line
+    assert "postgresql://[REDACTED:url_credentials]@db/prod" in result.stdout
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+    assert config.read_text() == SECRETS_CONFIG  # the file itself keeps them, untouched
+
+
 def test_config_file_anywhere(home: Home) -> None:
     config = home.write("somewhere/servers.json", '{"servers": {"t": {"command": "x"}}}')
     assert home.km("setup", "--config", str(config)).returncode == 0

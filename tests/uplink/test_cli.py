@@ -185,6 +185,23 @@ def test_sync_drains(tmp_path: Path, capsys: Capture) -> None:
     assert f"sent 699 events to {server.url}" in err and "1 quarantined" in err
 
 
+def test_sync_after_everything_was_delivered_says_so_instead_of_sent_0(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    spool = tmp_path / "spool.db"
+    fill_spool(spool, make_events(30))
+    with serving(FakeApi()) as server:
+        settings = make_settings(tmp_path, server.url, GOOD_KEY)
+        assert run_sync(["--spool", str(spool)], settings) == 0  # as the background uplink would
+        capsys.readouterr()
+        assert run_sync(["--spool", str(spool)], settings) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        "km: nothing left to send: 30 events were already delivered by the background uplink "
+        "(km status shows them as sent)\n"
+    )
+
+
 def test_sync_with_a_bad_key(tmp_path: Path, capsys: Capture) -> None:
     spool = tmp_path / "spool.db"
     fill_spool(spool, make_events(20))
