@@ -99,10 +99,10 @@ _V1 = (
 # was first sent with (the uplink re-sends the spool's row). An id re-sent with a *different*
 # ts_ns would be stored twice; the read side never relies on ids being unique across times.
 #
-# The rebuild copies the table with LIKE, so columns other steps added before this one survive;
-# indexes other steps made on `events` must be made after this step (they are, on the
-# partitioned table, for every partition). Rows older than a year, or further ahead than the
-# partitions made here, land in `events_default`, which retention empties in batches.
+# The rebuild copies the table with LIKE, so columns other steps added before this one survive,
+# and makes their indexes again on the new table (a unique one must then include ts_ns). Rows
+# older than a year, or further ahead than the partitions made here, land in `events_default`,
+# which retention empties in batches.
 _RETENTION_AUDIT_PARTITIONS = (
     "ALTER TABLE accounts ADD COLUMN retention_days integer NOT NULL DEFAULT 30",
     """
@@ -132,6 +132,24 @@ _RETENTION_AUDIT_PARTITIONS = (
     "ALTER TABLE events ADD PRIMARY KEY (account_id, id, ts_ns)",
     "CREATE INDEX events_account_ts ON events (account_id, ts_ns, id)",
     "CREATE INDEX events_account_session_ts ON events (account_id, session_id, ts_ns, id)",
+    # Indexes other steps made on `events` before this one: made again on the new table.
+    """
+    DO $$
+    DECLARE
+        r record;
+        old_on constant text := ' ON ' || quote_ident(current_schema()) || '.events_unpartitioned ';
+        new_on constant text := ' ON ' || quote_ident(current_schema()) || '.events ';
+    BEGIN
+        FOR r IN
+            SELECT indexname, indexdef FROM pg_indexes
+            WHERE schemaname = current_schema() AND tablename = 'events_unpartitioned'
+              AND indexname NOT LIKE 'events_unpartitioned%'
+        LOOP
+            EXECUTE format('DROP INDEX %I', r.indexname);
+            EXECUTE replace(r.indexdef, old_on, new_on);
+        END LOOP;
+    END $$
+    """,
     "CREATE TABLE events_default PARTITION OF events DEFAULT",
     # A partition for each day of the last year that has events, and for yesterday through a
     # week ahead (named as km.server.retention.partition_name names them).

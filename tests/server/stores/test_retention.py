@@ -138,6 +138,10 @@ async def test_postgres_migration_keeps_rows_and_added_columns(pg_schema: str) -
         await conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
         # Another step added a column before this one runs.
         await conn.execute("ALTER TABLE events ADD COLUMN tool text")
+        await conn.execute(
+            "CREATE INDEX events_account_tool_ts ON events (account_id, tool, ts_ns, id) "
+            "WHERE tool IS NOT NULL"
+        )
         await conn.execute("INSERT INTO accounts (name, created_ns) VALUES ('acme', 0)")
         await conn.execute(
             "INSERT INTO events SELECT 1, gen_random_uuid(), 's', 'srv', 'c2s', $1::bigint + g, "
@@ -158,6 +162,13 @@ async def test_postgres_migration_keeps_rows_and_added_columns(pg_schema: str) -
         assert await store.migrate() == 1
         rows = await raw_fetch(store, "SELECT tool, count(*) FROM events GROUP BY 1 ORDER BY 1")
         assert rows == [("fetch", 100), ("search", 100)]
+        indexes = await raw_fetch(
+            store,
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexname = 'events_account_tool_ts'",
+        )
+        assert len(indexes) == 1 and " ON ONLY " in indexes[0][0]  # on the partitioned table
+        assert "WHERE (tool IS NOT NULL)" in indexes[0][0]
         assert await _rows_in(store, partition_name((NOW - 2 * DAY_NS) // DAY_NS)) == 100
         assert await _rows_in(store, "events_default") == 100  # older than a year
         report = await store.enforce_retention(NOW)
