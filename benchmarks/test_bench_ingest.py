@@ -25,6 +25,7 @@ dropped at the end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import itertools
 import os
@@ -44,7 +45,9 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.serve_process import ServeProcess
 from km.capture.ids import uuid7
+from km.insight.session import SessionAnalyzer
 from km.server.batch import parse_batch, plan_batch
+from km.server.insight import Ingest
 from km.server.redaction import load_redactor
 from km.server.serve import loop_factory
 from km.server.stores.base import EventStore, IngestEvent
@@ -71,16 +74,21 @@ RESPONSE = (
 _seq = itertools.count()
 
 
-def batch_json() -> list[dict[str, Any]]:
-    """500 new events: request/response pairs over a few sessions, latencies on responses."""
-    events = []
+def batch_json(insight: bool = True) -> list[dict[str, Any]]:
+    """500 new events: request/response pairs over a few sessions, each response linked to its
+    request with a latency. With `insight`, each carries the fields a km with the insight core
+    sends (worked out by the core's SessionAnalyzer, before the timed call); without, it is what
+    an older km sends and the API works them out on ingest."""
+    events: list[dict[str, Any]] = []
+    request_id = ""
     for _ in range(BATCH):
         n = next(_seq)
         response = n % 2 == 1
         payload = (RESPONSE if response else REQUEST) % (n // 2)
+        event_id = uuid7()
         events.append(
             {
-                "id": uuid7(),
+                "id": event_id,
                 "session_id": f"session-{n // 5000}",
                 "server": "github",
                 "direction": "s2c" if response else "c2s",
@@ -92,17 +100,26 @@ def batch_json() -> list[dict[str, Any]]:
                 "payload": payload,
                 "payload_encoding": "utf8",
                 "truncated": False,
-                "link_id": None,
+                "link_id": request_id if response else None,
                 "latency_us": 800 + n % 5000 if response else None,
                 "host": "bench",
                 "km_version": "0.1.0",
             }
         )
+        request_id = event_id
+    if insight:
+        analyzer = SessionAnalyzer("github")
+        for e in events:
+            i = analyzer.observe(
+                e["id"], e["direction"], e["kind"], e["method"], e["payload"].encode(),
+                e["link_id"],
+            )  # fmt: skip
+            e.update(tool=i.tool, status=i.status, tokens=i.tokens, risk=i.risk)
     return events
 
 
-def batch_events() -> list[IngestEvent]:
-    events = [validate_event(e) for e in batch_json()]
+def batch_events(insight: bool = True) -> list[IngestEvent]:
+    events = [validate_event(e) for e in batch_json(insight)]
     return [e for e in events if isinstance(e, IngestEvent)]
 
 
@@ -153,23 +170,45 @@ async def migrated(store: EventStore) -> EventStore:
     return store
 
 
-def bench_store(benchmark: BenchmarkFixture, runner: asyncio.Runner, store: EventStore) -> None:
+# Analysis modes of the store benchmarks: "off" (the store alone), "on" (what the ingest handler
+# does: the SessionAnalyzer over each new event, events carrying their insight fields as a
+# current km sends them) and "on-older-km" (events without the fields: the analyzer's are
+# filled in, on PostgreSQL by an UPDATE of those rows).
+ANALYSIS = pytest.mark.parametrize("analysis", ["off", "on", "on-older-km"])
+
+
+def bench_store(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, store: EventStore, analysis: str
+) -> None:
     try:
-        _bench_store(benchmark, runner, store)
+        _bench_store(benchmark, runner, store, analysis)
     finally:
         runner.run(store.close())
 
 
-def _bench_store(benchmark: BenchmarkFixture, runner: asyncio.Runner, store: EventStore) -> None:
+def _bench_store(
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, store: EventStore, analysis: str
+) -> None:
     account_id = runner.run(store.create_account("bench")).id
+    insight = Ingest()
 
-    def ingest(events: list[IngestEvent]) -> None:
-        result = runner.run(store.ingest(account_id, events))
+    async def analysed(events: list[IngestEvent]) -> None:
+        await insight.prepare(store, account_id, events)
+        analyse = functools.partial(insight.analyse, account_id)
+        result = await store.ingest(account_id, events, analyse)
         assert len(result.accepted) == BATCH
 
+    def ingest(events: list[IngestEvent]) -> None:
+        if analysis == "off":
+            result = runner.run(store.ingest(account_id, events))
+            assert len(result.accepted) == BATCH
+        else:
+            runner.run(analysed(events))
+
+    benchmark.extra_info["analysis"] = analysis
     benchmark.pedantic(  # type: ignore[no-untyped-call]
         ingest,
-        setup=lambda: ((batch_events(),), {}),
+        setup=lambda: ((batch_events(analysis != "on-older-km"),), {}),
         rounds=ROUNDS,
         warmup_rounds=WARMUP_ROUNDS,
     )
@@ -180,11 +219,12 @@ def _bench_store(benchmark: BenchmarkFixture, runner: asyncio.Runner, store: Eve
 
 
 @pytest.mark.benchmark(group="ingest-store-postgres")
+@ANALYSIS
 def test_postgres_store_ingest(
-    benchmark: BenchmarkFixture, runner: asyncio.Runner, pg_schema: str
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, pg_schema: str, analysis: str
 ) -> None:
     store = runner.run(migrated(runner.run(PostgresStore.open(PG_URL, schema=pg_schema))))
-    bench_store(benchmark, runner, store)
+    bench_store(benchmark, runner, store, analysis)
 
 
 @pytest.mark.benchmark(group="ingest-store-postgres")
@@ -224,11 +264,12 @@ def test_postgres_baseline_copy(
 
 
 @pytest.mark.benchmark(group="ingest-store-sqlite")
+@ANALYSIS
 def test_sqlite_store_ingest(
-    benchmark: BenchmarkFixture, runner: asyncio.Runner, tmp_path: Path
+    benchmark: BenchmarkFixture, runner: asyncio.Runner, tmp_path: Path, analysis: str
 ) -> None:
     store = runner.run(migrated(runner.run(SqliteStore.open(str(tmp_path / "server.db")))))
-    bench_store(benchmark, runner, store)
+    bench_store(benchmark, runner, store, analysis)
 
 
 @pytest.mark.benchmark(group="ingest-store-sqlite")

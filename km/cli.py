@@ -20,6 +20,8 @@ USAGE = """\
 usage: km [km options] [--] <mcp server command> [args...]
        km status [--json] [--spool PATH]
        km serve [--host H] [--port P] [--database-url URL] | km serve keys create|list|revoke
+       km tools scan [FILE|-] [--json] [--fail-on SEVERITY]
+       km tail [FILTER] | km sessions [FILTER] | km show SESSION [FILTER]
 
 Runs the MCP server command with every JSON-RPC message in both directions captured into a
 local spool, unchanged and unslowed. Put `km` in front of the command in your MCP client's
@@ -30,6 +32,8 @@ km options (each also settable by environment variable):
   --spool PATH         spool database (KM_SPOOL; default: user data dir/spool.db)
   --no-capture         forward only, capture nothing (KM_CAPTURE=0)
   --max-payload SIZE   store at most SIZE bytes of each message (KM_MAX_PAYLOAD; default 64k)
+  KM_MAX_DEFINITIONS=SIZE  but keep initialize and list results (tool definitions) whole up
+                       to SIZE (default 16M)
   --spool-max SIZE     evict the oldest events past SIZE (KM_SPOOL_MAX_BYTES; default 1G)
   --grace SECONDS      wait after closing the server's stdin before SIGTERM (KM_GRACE; 2)
   KM_REDACT=metadata   store no payloads at all (default `on`: secrets and PII redacted)
@@ -48,6 +52,19 @@ commands:
                        Cursor, VS Code or Windsurf (--undo takes it out again, exactly)
   doctor [--json]      check km's PATH, spool, API and key, and which clients are wrapped
   update [--check]     update km to the newest release (or print the command for pipx, ...)
+  tools scan [FILE|-]  poisoning findings over a tools/list result (file or stdin, no server
+                       needed); exit 1 at --fail-on SEVERITY (default high), --json for CI
+  tail [FILTER] [-n N] [--since T] [--session ID] [--json]
+                       follow captured traffic live, one line per exchange
+  sessions [FILTER] [--api] [--json]   sessions with calls, errors, p50/p95, tokens, findings
+  show SESSION [FILTER] [--full] [--api] [--json]   one session's timeline (payloads: --full)
+                       FILTER: tool:git_* -status:ok latency>500ms "text" ... (docs/filters.md)
+  export [FILTER] [--format jsonl|otlp|sarif] [-o FILE] [--otlp-endpoint URL]
+                       the events FILTER selects as lossless JSONL, OpenTelemetry traces and
+                       metrics (MCP conventions; OTLP JSON or OTLP/HTTP), or findings as SARIF
+  import FILE [--api] [--partial]   a JSONL export back into the spool (or to the API)
+  replay SESSION [--ignore PATH] [--] <server command>
+                       send a session's client messages to a fresh server, diff the answers
 """
 
 # Proxy options that take a value: flag -> settings field.
@@ -58,7 +75,23 @@ _VALUE_FLAGS = {
     "--spool-max": "spool_max_bytes",
     "--grace": "grace_s",
 }
-COMMANDS = ("status", "serve", "sync", "login", "config", "setup", "doctor", "update")
+COMMANDS = (
+    "status",
+    "serve",
+    "sync",
+    "login",
+    "config",
+    "setup",
+    "doctor",
+    "tools",
+    "tail",
+    "sessions",
+    "show",
+    "update",
+    "export",
+    "import",
+    "replay",
+)
 
 
 def _err(message: str) -> None:

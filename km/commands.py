@@ -16,6 +16,10 @@ def _status_parser() -> CommandParser:
 
 
 def run_command(name: str, args: list[str], settings: Settings) -> int:
+    if name == "tools" and args[:1] == ["scan"]:  # reads no config: a fast, pure CI check
+        from km.tools_cli import run_tools
+
+        return run_tools(args, settings)
     if name not in ("login", "config", "setup", "doctor", "update"):  # work with a broken config
         settings.load_config_file()
     if name in ("sync", "login", "config"):
@@ -45,10 +49,32 @@ def run_command(name: str, args: list[str], settings: Settings) -> int:
         from km.update.cli import run_update
 
         return run_update(args, settings, os.environ)
+    if name in ("tail", "sessions", "show"):
+        from km.views import cli as views_cli
+
+        view = {
+            "tail": views_cli.run_tail,
+            "sessions": views_cli.run_sessions,
+            "show": views_cli.run_show,
+        }[name]
+        return view(args, settings)
+    if name in ("export", "import"):
+        from km.export import cli as export_cli
+
+        run = export_cli.run_export if name == "export" else export_cli.run_import
+        return run(args, settings)
+    if name == "replay":
+        from km.replay.cli import run_replay
+
+        return run_replay(args, settings)
     if name == "serve":
         from km.server.cli import run_serve
 
         return run_serve(args, settings)
+    if name == "tools":
+        from km.tools_cli import run_tools
+
+        return run_tools(args, settings)
     if name == "status":
         try:
             options = _status_parser().parse_args(args)

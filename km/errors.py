@@ -43,3 +43,14 @@ class SpoolError(KmError):
         super().__init__(f"spool {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class InputError(KmError):
+    """An input file or stream km was asked to read is unreadable or not what it should be."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason

@@ -58,6 +58,15 @@ class Event:
     truncated: bool = False
     link_id: str | None = None
     latency_us: int | None = None
+    # Insight fields (km.insight.session): what a request acts on (copied to its reply), the
+    # reply's status (ok, error, tool-error), content tokens, the risk of a tools/call (0-100).
+    tool: str | None = None
+    status: str | None = None
+    tokens: int | None = None
+    risk: int | None = None
+    # What the session's analysis learnt from this event (km.capture.notes rows, redacted),
+    # stored in the same transaction as the event. None for nearly every event.
+    notes: list[object] | None = None
 
 
 @dataclass(frozen=True, slots=True)

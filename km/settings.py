@@ -14,12 +14,15 @@ from km.errors import UsageError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: typing costs start-up time
 if TYPE_CHECKING:
+    from km.insight.cost import Price
     from km.redact import RedactionRules
 
 MIB = 1024 * 1024
 
 # Defaults, each with its reason.
 DEFAULT_PAYLOAD_CAP = 64 * 1024  # a stored payload past this is truncated (forwarding never is)
+DEFAULT_DEFINITIONS_CAP = 16 * MIB  # initialize and list results (tool definitions) are kept
+# whole up to this, whatever the payload cap: drift and poisoning need every definition
 DEFAULT_QUEUE_MAX_BYTES = (
     4 * MIB
 )  # captures waiting for the capture process (and in it), before drops
@@ -84,10 +87,14 @@ class Settings:
         "capture",
         "config_path",
         "database_url",
+        "definitions_cap",
         "drain_s",
         "flush_s",
         "grace_s",
+        "model",
+        "otlp_endpoint",
         "payload_cap",
+        "prices",
         "queue_max_bytes",
         "queue_max_frames",
         "redact",
@@ -112,12 +119,16 @@ class Settings:
         self.capture = True
         self.relay = "auto"  # auto | threads (the portable relay, as on Windows)
         self.payload_cap = DEFAULT_PAYLOAD_CAP
+        self.definitions_cap = DEFAULT_DEFINITIONS_CAP
         self.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES
         self.queue_max_frames = DEFAULT_QUEUE_MAX_FRAMES
         self.spool_max_bytes = DEFAULT_SPOOL_MAX_BYTES
         self.grace_s = DEFAULT_GRACE_S
         self.drain_s = DEFAULT_DRAIN_S
         self.flush_s = DEFAULT_FLUSH_S
+        self.otlp_endpoint: str | None = None  # live OTLP/HTTP traces (km.export.live)
+        self.model: str | None = None  # for token costs; None: km.insight.cost.DEFAULT_MODEL
+        self.prices: dict[str, Price] = {}  # config file `[prices]`: over the built-in table
 
     def set(self, field: str, text: str, source: str) -> None:
         """Set one field from its textual form; `source` names it in error messages."""
@@ -129,6 +140,8 @@ class Settings:
             "api_key",
             "database_url",
             "config_path",
+            "model",
+            "otlp_endpoint",
         ):
             setattr(self, field, text or None)
         elif field == "redact":
@@ -145,7 +158,13 @@ class Settings:
             self.redact_keys = tuple(k.strip() for k in text.split(",") if k.strip())
         elif field == "capture":
             self.capture = _parse_bool(source, text)
-        elif field in ("payload_cap", "queue_max_bytes", "queue_max_frames", "spool_max_bytes"):
+        elif field in (
+            "payload_cap",
+            "definitions_cap",
+            "queue_max_bytes",
+            "queue_max_frames",
+            "spool_max_bytes",
+        ):
             setattr(self, field, _parse_size(source, text))
         elif field in ("grace_s", "drain_s", "flush_s"):
             setattr(self, field, _parse_seconds(source, text))
@@ -204,6 +223,11 @@ class Settings:
             ) from None
         by_key = {var.removeprefix(ENV_PREFIX).lower(): field for field, var in ENV_VARS.items()}
         for key, value in data.items():
+            if key == "prices":  # a table: model = [input_per_m, output_per_m]
+                from km.insight.cost import parse_prices
+
+                self.prices = parse_prices(value, f"config file {path}: [prices]")
+                continue
             field = by_key.get(key)
             if field is None:
                 raise UsageError(
@@ -237,12 +261,15 @@ ENV_VARS = {
     "capture": "KM_CAPTURE",
     "relay": "KM_RELAY",
     "payload_cap": "KM_MAX_PAYLOAD",
+    "definitions_cap": "KM_MAX_DEFINITIONS",
     "queue_max_bytes": "KM_QUEUE_MAX_BYTES",
     "queue_max_frames": "KM_QUEUE_MAX_FRAMES",
     "spool_max_bytes": "KM_SPOOL_MAX_BYTES",
     "grace_s": "KM_GRACE",
     "drain_s": "KM_DRAIN",
     "flush_s": "KM_FLUSH",
+    "model": "KM_MODEL",
+    "otlp_endpoint": "KM_OTLP_ENDPOINT",
 }
 
 

@@ -28,13 +28,47 @@ def run_status(settings: Settings, as_json: bool) -> int:
     except SpoolError as exc:
         sys.stderr.write(f"km: {exc}\n")
         return exc.exit_code
+    status["attention"] = _attention(path)
     if as_json:
         import orjson
 
         sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     _print_tables(status, api, time.time_ns())
+    if status["exists"]:
+        _print_attention(status["attention"])
     return 0
+
+
+def _attention(path: str) -> dict[str, Any]:
+    """The findings that need attention (km/tools_cli/views.py), counted by severity."""
+    from km.tools_cli.views import attention, read_tools
+
+    try:
+        found = attention(read_tools(path))
+    except SpoolError as exc:
+        return {"count": None, "by_severity": {}, "error": str(exc)}
+    by_severity: dict[str, int] = {}
+    for f in found:
+        by_severity[f["severity"]] = by_severity.get(f["severity"], 0) + 1
+    return {"count": len(found), "by_severity": by_severity, "error": None}
+
+
+def _print_attention(att: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    if att["count"] is None:
+        console.print(f"findings: unreadable ({escape(att['error'] or '?')})", soft_wrap=True)
+    elif not att["count"]:
+        console.print("findings: none need attention")
+    else:
+        parts = ", ".join(f"{n} {sev}" for sev, n in att["by_severity"].items())
+        console.print(
+            f"[bold]findings: {att['count']} need attention[/] ({parts}): see `km tools`",
+            soft_wrap=True,
+        )
 
 
 def _api_info(settings: Settings) -> dict[str, Any]:

@@ -53,7 +53,10 @@ class ProcessReaper:
                 pass
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
-                    stream.close()
+                    try:
+                        stream.close()
+                    except OSError:  # stdin's buffered bytes to a killed process: EPIPE
+                        pass
         for pid in self.pids:
             for kill in (os.killpg, os.kill):
                 try:

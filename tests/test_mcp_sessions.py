@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,31 @@ def spool_rows(path: Path) -> list[sqlite3.Row]:
         db.close()
 
 
+CAPTURE_DONE_S = 30.0  # longest wait for the capture process to record the session's end
+
+
+def wait_for_session_end(spool: Path) -> None:
+    """km exits at most ~1 s after the session even when its capture process is still busy
+    (it does not hold the client up for the spool; the capture process finishes on its own):
+    wait, bounded, until the spool records the session's end."""
+    deadline = time.monotonic() + CAPTURE_DONE_S
+    while True:
+        try:
+            if not spool.exists():
+                raise sqlite3.OperationalError("no spool yet")
+            db = sqlite3.connect(spool)
+            try:
+                ended = db.execute("SELECT count(*) FROM sessions WHERE ended_ns IS NOT NULL")
+                if ended.fetchone()[0]:
+                    return
+            finally:
+                db.close()
+        except sqlite3.OperationalError:
+            pass  # not created yet
+        assert time.monotonic() < deadline, "the capture process never recorded the session end"
+        time.sleep(0.05)
+
+
 def wire_lines(path: Path) -> list[bytes]:
     return [line.removesuffix(b"\r") for line in path.read_bytes().split(b"\n") if line.strip()]
 
@@ -128,6 +154,7 @@ def test_sdk_client_through_km_matches_direct_and_spool_has_every_message(
     ]
     proxied = asyncio.run(run_session(proxied_command, script, km_env))
     assert proxied == direct
+    wait_for_session_end(spool_path)
     rows = check_capture(spool_path, wire, name)
     if name == "everything":
         progress = [r for r in rows if r["method"] == "notifications/progress"]

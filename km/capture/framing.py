@@ -6,7 +6,10 @@ is one line without its terminator (`\\n` or `\\r\\n`); empty lines are not fram
 
 Memory per direction is bounded by `cap + TAIL_BYTES + 1` whatever the frame size: a frame
 longer than `cap` keeps its first `cap` bytes (`data`), its last `TAIL_BYTES` (`tail`, so the
-JSON-RPC envelope can still be read from both ends) and its full `size`. Every byte is looked at
+JSON-RPC envelope can still be read from both ends) and its full `size`. With a
+`definitions_cap`, a frame whose first `cap` bytes show a definitions result (`tools/list` and
+the other lists, `initialize`: see `is_definitions`, searched once when the frame passes `cap`)
+is kept up to `definitions_cap` instead; other frames cost nothing more. Every byte is looked at
 once (`bytes.find` from where the previous search stopped), so a 100 MB frame costs linear time.
 
 This module sits on the forwarding path (it runs right after each write), so it imports nothing.
@@ -15,6 +18,13 @@ This module sits on the forwarding path (it runs right after each write), so it 
 from __future__ import annotations
 
 TAIL_BYTES = 4096  # how much of an oversized frame's end is kept (envelope fields live there)
+
+# A frame passing the payload cap is kept up to the definitions cap instead when its head
+# (the cap's worth, searched once) holds one of these keys followed by `:` and `[` (a list
+# result: tools, prompts, resources, resource templates) or `"serverInfo"` (initialize).
+_LIST_KEYS = (b'"tools"', b'"prompts"', b'"resources"', b'"resourceTemplates"')
+_SERVER_INFO = b'"serverInfo"'
+_WHITESPACE = b" \t\r\n"
 
 _NL = 0x0A
 _CR = 0x0D
@@ -39,12 +49,26 @@ class Frame:
 class LineFramer:
     """Splits a byte stream into newline-delimited frames; see the module docstring."""
 
-    __slots__ = ("_cap", "_head", "_head_len", "_size", "_tail")
+    __slots__ = (
+        "_cap",
+        "_definitions_cap",
+        "_frame_cap",
+        "_head",
+        "_head_len",
+        "_may_grow",
+        "_size",
+        "_tail",
+    )
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, definitions_cap: int = 0) -> None:
+        """`cap`: bytes kept of a frame; `definitions_cap` (when larger): bytes kept of a frame
+        whose head says it is a definitions result (`is_definitions`)."""
         if cap < 1:
             raise ValueError(f"payload cap must be at least 1 byte, got {cap}")
         self._cap = cap
+        self._definitions_cap = definitions_cap if definitions_cap > cap else 0
+        self._frame_cap = cap  # the cap of the frame in progress
+        self._may_grow = self._definitions_cap > 0  # not yet checked for this frame
         self._head: list[bytes] = []  # first `cap` bytes of the frame in progress
         self._head_len = 0
         self._size = 0  # bytes of the frame in progress so far
@@ -133,6 +157,10 @@ class LineFramer:
         cap = self._cap
         if size <= cap:
             return Frame(bytes(chunk[start:stop]), size, False, b"")
+        if self._definitions_cap and is_definitions(chunk, start, start + cap):
+            cap = self._definitions_cap
+            if size <= cap:
+                return Frame(bytes(chunk[start:stop]), size, False, b"")
         tail = bytes(chunk[max(start, stop - TAIL_BYTES) : stop])
         return Frame(bytes(chunk[start : start + cap]), size, True, tail)
 
@@ -140,7 +168,15 @@ class LineFramer:
         n = stop - start
         if n <= 0:
             return
-        room = self._cap - self._head_len
+        room = self._frame_cap - self._head_len
+        if room < n and self._may_grow:
+            # The frame passes the payload cap here: one look at its head decides whether it
+            # is kept up to the definitions cap instead.
+            self._may_grow = False
+            head = b"".join(self._head) + bytes(chunk[start : start + room])
+            if is_definitions(head, 0, len(head)):
+                self._frame_cap = self._definitions_cap
+                room = self._frame_cap - self._head_len
         if room > 0:
             take = n if n < room else room
             self._head.append(bytes(chunk[start : start + take]))
@@ -158,19 +194,44 @@ class LineFramer:
         size = self._size
         head = b"".join(self._head) if len(self._head) != 1 else self._head[0]
         tail = self._tail
+        cap = self._frame_cap
         self._head = []
         self._head_len = 0
         self._size = 0
         self._tail = b""
+        self._frame_cap = self._cap
+        self._may_grow = self._definitions_cap > 0
         # A CR before the LF is part of the terminator, not of the frame.
-        if size > self._cap:
+        if size > cap:
             if tail and tail[-1] == _CR:
                 size -= 1
                 tail = tail[:-1]
-                if size <= self._cap:
+                if size <= cap:
                     return Frame(head[:size], size, False, b"") if size else None
             return Frame(head, size, True, tail[-TAIL_BYTES:])
         if size and head[-1] == _CR:
             size -= 1
             head = head[:-1]
         return Frame(head, size, False, b"") if size else None
+
+
+def is_definitions(data: bytes | bytearray, start: int, stop: int) -> bool:
+    """Whether `data[start:stop]` (a frame's head) holds a list result's key followed by `:`
+    and `[`, or `"serverInfo"`: a C-level search per key, for frames past the payload cap."""
+    find = data.find
+    if find(_SERVER_INFO, start, stop) >= 0:
+        return True
+    for key in _LIST_KEYS:
+        at = find(key, start, stop)
+        while at >= 0:
+            i = at + len(key)
+            while i < stop and data[i] in _WHITESPACE:
+                i += 1
+            if i < stop and data[i] == 0x3A:  # ':'
+                i += 1
+                while i < stop and data[i] in _WHITESPACE:
+                    i += 1
+                if i < stop and data[i] == 0x5B:  # '['
+                    return True
+            at = find(key, at + 1, stop)
+    return False

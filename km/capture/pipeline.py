@@ -7,6 +7,7 @@ directions in the order they were queued.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
 
@@ -14,13 +15,33 @@ from km.capture.classify import classify
 from km.capture.correlate import DEFAULT_MAX_PENDING, Correlator
 from km.capture.framing import Frame
 from km.capture.ids import uuid7
-from km.events import DROPPED, KM, Event
+from km.events import DROPPED, KM, REQUEST, Event
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from km.insight.session import SessionAnalyzer
+
+
+_T = TypeVar("_T")
+CALL = "tools/call"
 
 
 class CapturePipeline:
     """Turns frames into `Event`s for one session. `new_id` makes event ids (for tests)."""
 
-    __slots__ = ("_correlator", "_new_id", "_redact", "server", "session_id")
+    __slots__ = (
+        "_analyze",
+        "_correlator",
+        "_new_id",
+        "_redact",
+        "_redact_report",
+        "_redact_text",
+        "analysis_errors",
+        "analyzer",
+        "last_analysis_error",
+        "server",
+        "session_id",
+    )
 
     def __init__(
         self,
@@ -29,14 +50,26 @@ class CapturePipeline:
         max_pending: int = DEFAULT_MAX_PENDING,
         new_id: Callable[[], str] = uuid7,
         redact: Callable[[bytes], bytes] | None = None,
+        analyzer: SessionAnalyzer | None = None,
+        redact_text: Callable[[str], str] | None = None,
+        redact_report: Callable[[bytes], tuple[bytes, dict[str, int]]] | None = None,
     ) -> None:
-        """`redact` rewrites a payload before it is stored (classification and correlation
-        read the frame as it crossed the wire; only what is kept is redacted)."""
+        """`redact` rewrites a payload before it is stored (classification, correlation and
+        the `analyzer` read the frame as it crossed the wire; only what is kept is redacted,
+        `redact_text` for the analyzer's text: finding messages, excerpts, diffs;
+        `redact_report`, `redact` that also says what it found, for `tools/call` requests:
+        the secrets in a call's arguments count in its risk)."""
         self.session_id = session_id
         self.server = server
         self._correlator = Correlator(max_pending)
         self._new_id = new_id
         self._redact = redact
+        self._redact_text = redact_text
+        self._redact_report = redact_report
+        self.analyzer = analyzer
+        self._analyze = analyzer.observe if analyzer is not None else None
+        self.analysis_errors = 0
+        self.last_analysis_error: str | None = None
 
     @property
     def evicted(self) -> int:
@@ -51,7 +84,13 @@ class CapturePipeline:
         method = env.method
         if method is None:
             method = link.method
-        return Event(  # positionally, in field order: this runs for every message
+        data = frame.data
+        secrets = None
+        if method == CALL and self._redact_report is not None and env.kind == REQUEST:
+            stored, secrets = self._redact_report(data)
+        else:
+            stored = data if self._redact is None else self._redact(data)
+        event = Event(  # positionally, in field order: this runs for every message
             event_id,
             self.session_id,
             self.server,
@@ -62,11 +101,55 @@ class CapturePipeline:
             method,
             env.rpc_id,
             frame.size,
-            frame.data if self._redact is None else self._redact(frame.data),
+            stored,
             frame.truncated,
             link.link_id,
             link.latency_us,
         )
+        analyze = self._analyze
+        if analyze is not None:
+            # The frame as it crossed the wire, not the redacted payload.
+            try:
+                insight = analyze(
+                    event_id,
+                    direction,
+                    env.kind,
+                    method,
+                    data,
+                    link.link_id,
+                    frame.truncated,
+                    secrets,
+                )
+
+                event.tool, event.status, event.tokens, event.risk = insight
+                if self._has_news():
+                    event.notes = self._notes(wall_ns)
+            except Exception as exc:  # an analyzer bug costs the insight, never the event
+                self.analysis_errors += 1
+                self.last_analysis_error = repr(exc)
+        return event
+
+    def _has_news(self) -> bool:
+        analyzer = self.analyzer
+        return analyzer is not None and (analyzer.has_news or analyzer.problems_changed)
+
+    def _notes(self, wall_ns: int) -> list[object]:
+        from km.capture.notes import ProblemsRow, note_rows
+
+        analyzer = self.analyzer
+        assert analyzer is not None
+        rows = note_rows(
+            analyzer.take_news(),
+            self.session_id,
+            self.server,
+            wall_ns,
+            self._redact or _same,
+            self._redact_text or _same,
+            self._new_id,
+        )
+        if analyzer.problems_changed:
+            rows.append(ProblemsRow(self.session_id, analyzer.take_problems()))
+        return rows
 
     def dropped(self, mono_ns: int, wall_ns: int, frames: int, nbytes: int) -> Event:
         """A km-internal record: `frames` frames of `nbytes` bytes were not captured since the
@@ -85,3 +168,7 @@ class CapturePipeline:
             size=len(payload),
             payload=payload,
         )
+
+
+def _same(value: _T) -> _T:
+    return value

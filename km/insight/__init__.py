@@ -10,5 +10,8 @@ analysed locally and on the server gives equal findings and figures.
     inventory.py    per-server tool inventory and drift (added, removed, changed, rug pull)
     poisoning.py    poisoning findings over tool definitions (rules in poisoning_rules.py)
     risk.py         risk of each tools/call (score, level, reasons) and the toxic-flow finding
-    tokens.py       bytes and tokens of message content and of a server's tool list; cost
+                    (rules in risk_rules.py; the arguments' side in risk_scan.py;
+                    capabilities and the flow tracker in flow.py)
+    tokens.py       tokens of message content and of a server's tool list (o200k_base BPE)
+    cost.py         price table per model, cost of input and output tokens
 """

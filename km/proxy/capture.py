@@ -20,6 +20,10 @@ from km.settings import Settings
 from km.spool.writer import SpoolWriter
 from km.uplink.background import UplinkHandle, start_background_uplink
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from km.export.live import OtlpHandle
+
 UPLINK_STOP_S = 5.0  # at session end, longest wait for the uplink thread to stop
 UPLINK_LAST_DRAIN_S = 3.0  # of which the session's last events may spend sending (never backoff)
 
@@ -57,8 +61,15 @@ class CaptureSession:
         self.queue = CaptureQueue(settings.queue_max_bytes, settings.queue_max_frames)
         self.writer = start_writer(settings, argv, km_pid, self.queue)
         self.uplink: UplinkHandle = start_background_uplink(settings, spool_path)
+        self.otlp: OtlpHandle | None = None
+        if settings.otlp_endpoint:  # live OTLP traces (KM_OTLP_ENDPOINT): imported only then
+            from km.export.live import start_otlp_uplink
+
+            self.otlp = start_otlp_uplink(settings.otlp_endpoint, spool_path)
 
     def finish(self, exit_code: int | None) -> None:
         """Record the server's exit, flush the spool, give the uplink its last drain."""
         self.writer.finish(exit_code, self.settings.flush_s)
         self.uplink.stop(UPLINK_STOP_S, drain_s=UPLINK_LAST_DRAIN_S)
+        if self.otlp is not None:
+            self.otlp.stop(UPLINK_STOP_S)

@@ -71,18 +71,14 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
     writer thread: Python work on this thread overlaps SQLite's on the writer's. When the
     writer falls behind, this thread waits; the record pipe then fills, and the forwarding
     process drops (and counts) what does not fit: forwarding itself never waits."""
-    from functools import partial
-
-    from km.capture.pipeline import CapturePipeline
     from km.proxy.capture import CaptureSession
-    from km.redact import redact_payload
+    from km.spool.insight import analyzing_pipeline
 
     capture = CaptureSession(settings, argv, km_pid)
     queue, writer = capture.queue, capture.writer
     lane = queue.lane("capture")
     # Secrets are redacted here, before anything reaches the disk.
-    redact = partial(redact_payload, rules=settings.redaction_rules())
-    pipeline = CapturePipeline(writer.session.session_id, writer.session.server, redact=redact)
+    pipeline = analyzing_pipeline(settings, writer.session.session_id, writer.session.server)
     process = pipeline.process
     decoder = RecordDecoder()
     exit_code: int | None = None

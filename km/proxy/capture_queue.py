@@ -52,7 +52,9 @@ class Lane:
         q = self._queue
         cost = len(frame.data) + len(frame.tail) + FRAME_OVERHEAD
         waiting = q.lanes_put_bytes() - q.taken_bytes
-        if waiting + cost > q.max_bytes or len(q.items) >= q.max_frames:
+        # A frame bigger than the whole queue (a definitions result kept whole) goes when the
+        # queue is empty; anything past `max_bytes` on top of waiting frames is dropped.
+        if (waiting and waiting + cost > q.max_bytes) or len(q.items) >= q.max_frames:
             self.dropped_frames += 1
             self.dropped_bytes += frame.size
             return False

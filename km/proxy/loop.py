@@ -90,7 +90,11 @@ class Capture:
     def add(self, direction: int, frames: list[Frame], mono: int, wall: int) -> None:
         buf = self.buf
         for frame in frames:
-            if len(buf) + len(frame.data) + len(frame.tail) > self.max_bytes or self.fd < 0:
+            # A frame bigger than the whole buffer (a definitions result kept whole) goes when
+            # nothing else waits; anything past `max_bytes` on top of waiting frames is dropped.
+            if (buf and len(buf) + len(frame.data) + len(frame.tail) > self.max_bytes) or (
+                self.fd < 0
+            ):
                 self.dropped_frames += 1
                 self.dropped_bytes += frame.size
                 self.total_dropped += 1

@@ -87,12 +87,12 @@ class Session:
             enlarge_pipe(fd)
         if is_pipe_or_socket(wire_out):
             restore.append((wire_out, set_nonblocking(wire_out)))
-        cap = settings.payload_cap
+        cap, dcap = settings.payload_cap, settings.definitions_cap
         relay = Relay(
             (
-                Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap) if capture else None),
+                Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap, dcap) if capture else None),
                 Direction(
-                    1, "s2c", child.stdout_fd, wire_out, LineFramer(cap) if capture else None
+                    1, "s2c", child.stdout_fd, wire_out, LineFramer(cap, dcap) if capture else None
                 ),
             ),
             capture,

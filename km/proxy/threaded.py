@@ -161,7 +161,12 @@ class ThreadedSession:
     def _pump(
         self, src: int, dst: int, direction: str, queue: CaptureQueue | None, from_client: bool
     ) -> None:
-        framer = LineFramer(self.settings.payload_cap) if queue is not None else None
+        settings = self.settings
+        framer = (
+            LineFramer(settings.payload_cap, settings.definitions_cap)
+            if queue is not None
+            else None
+        )
         lane = queue.lane(direction) if queue is not None else None
         order = self.order
         try:

@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from km.errors import KmError
+from km.redact import redact_text
 from km.server.audit_writer import AuditWriter, audit_writer_ctx
 from km.server.auth import auth_middleware
 from km.server.config import ServerConfig
@@ -27,6 +28,7 @@ from km.server.errors import (
     RequestTimeout,
     StoreUnavailable,
     Unauthorized,
+    UnknownTool,
     UnsupportedEncoding,
 )
 from km.server.guard import connection_middleware
@@ -34,12 +36,23 @@ from km.server.handlers import json_response
 from km.server.handlers.admin import get_audit, get_retention
 from km.server.handlers.health import get_health, get_ready
 from km.server.handlers.ingest import post_events
+from km.server.handlers.insight import get_findings, get_tools, post_approve
 from km.server.handlers.openapi import get_openapi
 from km.server.handlers.read import get_events, get_sessions, get_stats
+from km.server.insight import Ingest
 from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter, retry_after_header
 from km.server.redaction import load_redactor
-from km.server.state import AUDIT, AUTH_FAILURES, CONFIG, LIMITER, LOG_ONCE, REDACTOR, STORE
+from km.server.state import (
+    AUDIT,
+    AUTH_FAILURES,
+    CONFIG,
+    INSIGHT,
+    LIMITER,
+    LOG_ONCE,
+    REDACTOR,
+    STORE,
+)
 from km.server.stores.base import EventStore
 
 log = logging.getLogger("km.server")
@@ -61,6 +74,9 @@ ROUTES = (
     ("GET", "/api/v1/stats", get_stats),
     ("GET", "/api/v1/audit", get_audit),
     ("GET", "/api/v1/retention", get_retention),
+    ("GET", "/api/v1/findings", get_findings),
+    ("GET", "/api/v1/tools", get_tools),
+    ("POST", "/api/v1/tools/approve", post_approve),
     ("GET", "/health", get_health),
     ("GET", "/ready", get_ready),
     ("GET", "/api/v1/openapi.json", get_openapi),
@@ -71,6 +87,7 @@ _STATUS: tuple[tuple[type[KmError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (UnknownTool, 404),
     (RequestTimeout, 408),
     (BodyTooLarge, 413),
     (UnsupportedEncoding, 415),
@@ -150,6 +167,7 @@ def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     app[LOG_ONCE] = LogOnce()
     app[AUDIT] = AuditWriter(int(config.audit_window_s * 1e9))
     app.cleanup_ctx.append(audit_writer_ctx)
+    app[INSIGHT] = Ingest(app[REDACTOR], redact_text)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

@@ -68,6 +68,16 @@ class NotFound(KmError):
         self.value = value
 
 
+class UnknownTool(KmError):
+    """A server or tool to approve that the account's inventory does not hold (404)."""
+
+    def __init__(self, server: str, tool: str | None) -> None:
+        what = f"tool {tool!r} of server {server!r}" if tool else f"server {server!r}"
+        super().__init__(f"no {what} in a current tools/list of this account: nothing to approve")
+        self.server = server
+        self.tool = tool
+
+
 class BadRequest(KmError):
     """The request cannot be understood: not JSON, no `events` array, a bad query parameter."""
 

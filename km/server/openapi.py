@@ -11,6 +11,8 @@ from typing import Any
 
 from km import __version__
 from km.events import KINDS
+from km.insight.cost import DEFAULT_MODEL
+from km.server import openapi_insight
 from km.server.audit import ACTIONS
 from km.server.config import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, MAX_PAGE
 from km.server.retention import MAX_DAYS, MIN_DAYS
@@ -30,14 +32,18 @@ _EXAMPLE_EVENT = {
     "kind": "request",
     "method": "tools/call",
     "rpc_id": "1",
-    "size": 58,
-    "payload": '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}',
+    "size": 80,
+    "payload": '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_issues"}}',
     "payload_encoding": "utf8",
     "truncated": False,
     "link_id": None,
     "latency_us": None,
     "host": "laptop",
     "km_version": "0.1.0",
+    "tool": "search_issues",
+    "status": None,
+    "tokens": 12,
+    "risk": 5,
 }
 
 
@@ -91,6 +97,14 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Page size.")
 _CURSOR = _query("cursor", {"type": "string"}, "`next_cursor` of the previous page, unchanged.")
+_Q = _query(
+    "q",
+    {"type": "string", "maxLength": 4096},
+    "A filter in km's filter language (docs/filters.md), e.g. "
+    '`tool:git_* -status:ok latency>500ms "denied"`; with the other parameters, both must hold. '
+    "For sessions: those with at least one event it selects. A bad filter is a 400 naming the "
+    "column.",
+)
 _SINCE = _query("since_ns", _INT64, "Only from this time on (Unix ns, inclusive).")
 _UNTIL = _query("until_ns", _INT64, "Only before this time (Unix ns, exclusive).")
 
@@ -124,6 +138,7 @@ def _event_properties() -> Schema:
         "latency_us": _nullable(_INT64),
         "host": _nullable(text),
         "km_version": _nullable(text),
+        **openapi_insight.event_properties(),
     }
 
 
@@ -224,6 +239,7 @@ def _schemas() -> Schema:
                 "latency_p50_us",
                 "latency_p95_us",
                 "bytes",
+                *openapi_insight.stat_properties(),
             ],
             "properties": {
                 "server": {"type": "string"},
@@ -238,18 +254,23 @@ def _schemas() -> Schema:
                 "latency_p50_us": _nullable({"type": "integer", "minimum": 0}),
                 "latency_p95_us": _nullable({"type": "integer", "minimum": 0}),
                 "bytes": {"type": "integer", "minimum": 0},
+                **openapi_insight.stat_properties(),
             },
         },
         "Stats": {
             "type": "object",
-            "required": ["stats"],
-            "properties": {"stats": {"type": "array", "items": _ref("HourStat")}},
+            "required": ["stats", "model"],
+            "properties": {
+                "stats": {"type": "array", "items": _ref("HourStat")},
+                "model": {"type": "string", "description": "Whose prices `cost_usd` uses."},
+            },
         },
         "Status": {
             "type": "object",
             "required": ["status"],
             "properties": {"status": {"enum": ["ok", "ready"]}},
         },
+        **openapi_insight.schemas(),
     }
 
 
@@ -304,6 +325,8 @@ def _paths() -> Schema:
                     _query("server", {"type": "string"}, "Only this server."),
                     _query("method", {"type": "string"}, "Only this JSON-RPC method."),
                     _query("direction", {"enum": list(DIRECTIONS)}, "Only this direction."),
+                    _query("tool", {"type": "string"}, "Only events acting on this tool."),
+                    _Q,
                     _SINCE,
                     _UNTIL,
                     _LIMIT,
@@ -324,7 +347,7 @@ def _paths() -> Schema:
             "get": {
                 "operationId": "listSessions",
                 "summary": "Sessions of the caller's account, newest first (by first event).",
-                "parameters": [_LIMIT, _CURSOR],
+                "parameters": [_LIMIT, _CURSOR, _Q],
                 "responses": {
                     "200": _json(_ref("SessionsPage"), "One page."),
                     "400": _error("A bad query parameter or cursor."),
@@ -335,16 +358,28 @@ def _paths() -> Schema:
         "/api/v1/stats": {
             "get": {
                 "operationId": "getStats",
-                "summary": "Hourly counts, errors, bytes and latency percentiles per server and "
-                "method, for the hours overlapping [since_ns, until_ns).",
-                "parameters": [_SINCE, _UNTIL],
+                "summary": "Hourly counts, errors, tool errors, tokens, bytes and latency "
+                "percentiles per server, method and tool, for the hours overlapping "
+                "[since_ns, until_ns).",
+                "parameters": [
+                    _SINCE,
+                    _UNTIL,
+                    _query(
+                        "model",
+                        {"type": "string"},
+                        f"Price tokens as this model's (default {DEFAULT_MODEL}).",
+                    ),
+                ],
                 "responses": {
-                    "200": _json(_ref("Stats"), "Hourly rollups, by hour, server, method."),
+                    "200": _json(_ref("Stats"), "Hourly rollups, by hour, server, method, tool."),
                     "400": _error("A bad query parameter."),
                     **_AUTH_ERRORS,
                 },
             }
         },
+        **openapi_insight.paths(
+            _json, _error, _query, _AUTH_ERRORS, [_SINCE, _UNTIL, _LIMIT, _CURSOR]
+        ),
         "/health": {
             "get": {
                 "operationId": "health",

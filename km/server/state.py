@@ -8,6 +8,7 @@ from aiohttp import web
 
 from km.server.audit_writer import AuditWriter
 from km.server.config import ServerConfig
+from km.server.insight import Ingest
 from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter
 from km.server.redaction import Redactor
@@ -29,4 +30,5 @@ AUTH_FAILURES = web.AppKey("auth_failures", RateLimiter)  # per client address
 REDACTOR: web.AppKey[Redactor | None] = web.AppKey("redactor")
 AUDIT = web.AppKey("audit", AuditWriter)
 LOG_ONCE = web.AppKey("log_once", LogOnce)
+INSIGHT = web.AppKey("insight", Ingest)  # the session analyzers (km.server.insight)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -22,6 +22,10 @@ ENCODINGS = ("utf8", "base64")
 MAX_NAME = 256  # session_id, server, host, km_version
 MAX_METHOD = 1024  # method, rpc_id, link_id
 MAX_INT64 = 2**63 - 1
+MAX_TOOL = 2048  # tool: a tool or prompt name, or a resource URI
+STATUSES = ("ok", "error", "tool-error")  # stored on replies (km.insight)
+MAX_RISK = 100
+INSIGHT_FIELDS = ("tool", "status", "tokens", "risk")  # a km that omits all four is older
 
 REQUIRED_FIELDS = (
     "id",
@@ -93,6 +97,18 @@ def _int(obj: Mapping[str, object], name: str, *, required: bool) -> int | None:
     return value
 
 
+def _optional_choice(obj: Mapping[str, object], name: str, choices: tuple[str, ...]) -> str | None:
+    value = obj.get(name)
+    return None if value is None else _choice(obj, name, choices)
+
+
+def _risk(obj: Mapping[str, object]) -> int | None:
+    value = _int(obj, "risk", required=False)
+    if value is not None and value > MAX_RISK:
+        raise _Invalid(f"risk: must be between 0 and {MAX_RISK}, got {value}")
+    return value
+
+
 def _choice(obj: Mapping[str, object], name: str, choices: tuple[str, ...]) -> str:
     value = obj.get(name)
     if value is None:
@@ -153,7 +169,16 @@ def _check(obj: Mapping[str, object]) -> IngestEvent:
         latency_us=_int(obj, "latency_us", required=False),
         host=_text(obj, "host", MAX_NAME, required=False),
         km_version=_text(obj, "km_version", MAX_NAME, required=False),
+        tool=_text(obj, "tool", MAX_TOOL, required=False),
+        status=_optional_choice(obj, "status", STATUSES),
+        tokens=_int(obj, "tokens", required=False),
+        risk=_risk(obj),
+        analysed=_sent_insight(obj),
     )
+
+
+def _sent_insight(obj: Mapping[str, object]) -> bool:
+    return "tool" in obj or "status" in obj or "tokens" in obj or "risk" in obj
 
 
 def validate_event(obj: object) -> IngestEvent | str:
@@ -177,6 +202,7 @@ def careful_check(obj: object) -> IngestEvent | str:
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DIRECTION_SET = frozenset(DIRECTIONS)
+_STATUS_SET = frozenset(STATUSES)
 _KIND_SET = frozenset(KINDS)
 
 
@@ -226,12 +252,17 @@ def fast_check(obj: dict[str, Any]) -> IngestEvent | None:
         return None
     method, rpc_id, link_id = get("method"), get("rpc_id"), get("link_id")
     host, km_version = get("host"), get("km_version")
+    tool, status, tokens, risk = get("tool"), get("status"), get("tokens"), get("risk")
     if not (
         _ok_text(method, MAX_METHOD)
         and _ok_text(rpc_id, MAX_METHOD)
         and _ok_text(link_id, MAX_METHOD)
         and _ok_text(host, MAX_NAME)
         and _ok_text(km_version, MAX_NAME)
+        and _ok_text(tool, MAX_TOOL)
+        and (status is None or (type(status) is str and status in _STATUS_SET))
+        and (tokens is None or (type(tokens) is int and 0 <= tokens <= MAX_INT64))
+        and (risk is None or (type(risk) is int and 0 <= risk <= MAX_RISK))
     ):
         return None
     return IngestEvent(
@@ -251,4 +282,9 @@ def fast_check(obj: dict[str, Any]) -> IngestEvent | None:
         latency_us=latency_us,
         host=host,
         km_version=km_version,
+        tool=tool,
+        status=status,
+        tokens=tokens,
+        risk=risk,
+        analysed=_sent_insight(obj),
     )

@@ -21,6 +21,7 @@ import orjson
 from km.errors import SpoolError
 from km.events import DROPPED, KM, SENT, Event, SessionInfo
 from km.spool.errors import SpoolCorrupt, classify_os, classify_sqlite
+from km.spool.insight import write_notes
 from km.spool.schema import migrate
 
 BUSY_TIMEOUT_S = 5.0  # longest wait for the other km processes' write lock before SpoolBusy
@@ -37,8 +38,8 @@ FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a path named when
 
 _INSERT_EVENT = """
     INSERT INTO events (id, session_id, server, direction, ts_ns, mono_ns, kind, method, rpc_id,
-                        size, payload, truncated, link_id, latency_us)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        size, payload, truncated, link_id, latency_us, tool, status, tokens, risk)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO NOTHING
 """
 _UPDATE_SESSION_CAPTURE = """
@@ -181,8 +182,10 @@ class SpoolStore:
     # -- events ------------------------------------------------------------------------------
 
     def append(self, events: Sequence[Event]) -> None:
-        """Store `events` in one transaction. An event id already stored is skipped, so a batch
-        retried after an unclear failure is never stored twice."""
+        """Store `events`, and what the session's analysis attached to them (`Event.notes`:
+        findings, definitions, inventory changes), in one transaction. An event id already
+        stored is skipped, so a batch retried after an unclear failure is never stored twice
+        (its notes are written idempotently too)."""
         if not events:
             return
         rows = [
@@ -201,13 +204,27 @@ class SpoolStore:
                 int(e.truncated),
                 e.link_id,
                 e.latency_us,
+                e.tool,
+                e.status,
+                e.tokens,
+                e.risk,
             )
             for e in events
         ]
         sessions = _session_updates(events)
+        notes = [note for e in events if e.notes for note in e.notes]
         with self._transaction() as conn:
             conn.executemany(_INSERT_EVENT, rows)
             conn.executemany(_UPDATE_SESSION_CAPTURE, sessions)
+            if notes:
+                write_notes(conn, notes)
+
+    def approve(self, now_ns: int, server: str | None = None, tool: str | None = None) -> int:
+        """Pin the current definitions (all, one server's, one tool's); how many were pinned."""
+        from km.spool.insight import approve
+
+        with self._transaction() as conn:
+            return approve(conn, now_ns, server, tool)
 
     def used_bytes(self) -> int:
         """Bytes of the database in use: `(page_count - freelist_count) * page_size`."""

@@ -184,15 +184,11 @@ class SpoolWriter:
                 self._status = STOPPED
 
     def _capture(self) -> None:
-        from functools import partial
+        from km.spool.insight import analyzing_pipeline
 
-        from km.capture.pipeline import CapturePipeline
-        from km.redact import redact_payload
-
-        # Frames queued raw (by the portable relay) are redacted here, before the disk.
-        redact = partial(redact_payload, rules=self._settings.redaction_rules())
-        self._pipeline = CapturePipeline(
-            self._session.session_id, self._session.server, redact=redact
+        # Frames queued raw (by the portable relay) are analysed, then redacted, here.
+        self._pipeline = analyzing_pipeline(
+            self._settings, self._session.session_id, self._session.server
         )
         self._spool_path = self._settings.resolve_spool_path()
         while self._status != DISABLED:

@@ -50,6 +50,10 @@ class SpoolRow:
     host: str | None = None
     km_version: str | None = None
     attempts: int = 0
+    tool: str | None = None
+    status: str | None = None
+    tokens: int | None = None
+    risk: int | None = None
 
 
 def payload_field(payload: bytes) -> tuple[str, str]:
@@ -79,6 +83,10 @@ def event_dict(row: SpoolRow) -> dict[str, object]:
         "latency_us": row.latency_us,
         "host": row.host,
         "km_version": row.km_version,
+        "tool": row.tool,
+        "status": row.status,
+        "tokens": row.tokens,
+        "risk": row.risk,
     }
 
 

@@ -108,6 +108,11 @@ class ApiClient:
         """An authenticated, read-only request: 200 when the key is good, 401/403 when not."""
         return await self._request("GET", endpoint(self.url, CHECK_PATH) + "?limit=1", None, {})
 
+    async def get(self, path_and_query: str) -> Reply:
+        """An authenticated GET of a read-side path (`/api/v1/events?...`), for the views;
+        raises `TransportError`."""
+        return await self._request("GET", endpoint(self.url, path_and_query), None, {})
+
     async def _request(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
     ) -> Reply:

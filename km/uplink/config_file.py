@@ -78,11 +78,23 @@ def edit_toml(text: str, changes: Mapping[str, TomlValue | None], path: str = "c
 
 def render(values: Mapping[str, object]) -> str:
     lines = []
+    tables = []
     for key, value in values.items():
-        if not isinstance(value, str | int | float | bool):
-            raise ValueError(f"cannot write {key!r}: only strings, numbers and booleans")
-        lines.append(f"{_toml_key(key)} = {toml_value(value)}")
-    return "\n".join(lines) + ("\n" if lines else "")
+        if isinstance(value, Mapping):  # a table such as [prices]: after the top-level keys
+            tables.append(f"\n[{_toml_key(key)}]")
+            tables.extend(f"{_toml_key(k)} = {_render_value(k, v)}" for k, v in value.items())
+        else:
+            lines.append(f"{_toml_key(key)} = {_render_value(key, value)}")
+    lines.extend(tables)
+    return "\n".join(lines).lstrip("\n") + ("\n" if lines else "")
+
+
+def _render_value(key: object, value: object) -> str:
+    if isinstance(value, list) and all(isinstance(v, str | int | float | bool) for v in value):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if not isinstance(value, str | int | float | bool):
+        raise ValueError(f"cannot write {key!r}: only strings, numbers, booleans and lists")
+    return toml_value(value)
 
 
 def _toml_key(key: str) -> str:
@@ -93,9 +105,11 @@ def _edit_lines(text: str, changes: Mapping[str, TomlValue | None]) -> str | Non
     lines = text.splitlines()
     done: set[str] = set()
     out: list[str] = []
-    for line in lines:
+    tail: list[str] = []
+    for index, line in enumerate(lines):
         if line.lstrip().startswith("["):
-            return None  # tables: km's config has none; do not guess
+            tail = lines[index:]  # tables ([prices]) stay as they are, after the top-level keys
+            break
         match = _KEY_LINE.match(line)
         key = match.group("key").strip("\"'") if match else None
         if key is None or key not in changes:
@@ -110,6 +124,7 @@ def _edit_lines(text: str, changes: Mapping[str, TomlValue | None]) -> str | Non
     for key, value in changes.items():
         if key not in done and value is not None:
             out.append(f"{_toml_key(key)} = {toml_value(value)}")
+    out.extend(tail)
     return "\n".join(out) + ("\n" if out else "")
 
 

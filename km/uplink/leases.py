@@ -44,7 +44,7 @@ IN_CHUNK = 500  # seqs per `IN (...)` list: far below SQLite's variable limit
 SESSION_CACHE_MAX = 10_000  # sessions whose host and km version are remembered
 _ROW_COLUMNS = (
     "seq, id, session_id, server, direction, ts_ns, kind, method, rpc_id, size, payload,"
-    " truncated, link_id, latency_us, attempts"
+    " truncated, link_id, latency_us, attempts, tool, status, tokens, risk"
 )
 _NO_SESSION: tuple[str | None, str | None] = (None, None)
 
@@ -392,4 +392,8 @@ def _row(r: Any, session: tuple[str | None, str | None]) -> SpoolRow:
         host=session[0],
         km_version=session[1],
         attempts=r[14],
+        tool=r[15],
+        status=r[16],
+        tokens=r[17],
+        risk=r[18],
     )

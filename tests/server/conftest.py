@@ -141,6 +141,12 @@ def event_json(n: int = 0, **overrides: Any) -> dict[str, Any]:
         "latency_us": None,
         "host": "laptop",
         "km_version": "0.1.0",
+        # What a km with the insight core sends (tests/server/test_insight_ingest.py covers an
+        # older km that omits them).
+        "tool": None,
+        "status": None,
+        "tokens": None,
+        "risk": None,
     }
     event.update(overrides)
     if "size" not in overrides:
@@ -166,6 +172,7 @@ class Api:
     url: str
     store: EventStore
     http: aiohttp.ClientSession
+    app: web.Application | None = None
 
     async def new_key(self, account: str, label: str | None = None) -> str:
         acct = await self.store.create_account(account)
@@ -208,14 +215,15 @@ class Api:
 @asynccontextmanager
 async def serve_api(store: EventStore, config: ServerConfig = UNLIMITED) -> AsyncIterator[Api]:
     """`make_app` served on 127.0.0.1 (a free port) exactly as `km serve` serves it."""
-    runner = web.AppRunner(make_app(store, config), **RUNNER_OPTIONS)
+    app = make_app(store, config)
+    runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         async with aiohttp.ClientSession(auto_decompress=False) as http:
-            yield Api(f"http://127.0.0.1:{port}", store, http)
+            yield Api(f"http://127.0.0.1:{port}", store, http, app)
     finally:
         await runner.cleanup()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
 
 from km.server.openapi import document
 

@@ -13,6 +13,8 @@ from tests.server.conftest import Api, event_json, serve_api
 from tests.server.schema_check import check_response
 
 PROTECTED = [(m, p) for m, p, _ in ROUTES if p not in PUBLIC_PATHS]
+# What an authorized `{"events": []}` gets where that is not the route's body: past auth.
+AUTHORIZED = {"/api/v1/tools/approve": 400}
 
 
 async def call(
@@ -33,7 +35,7 @@ async def test_missing_unknown_and_revoked_keys(api: Api, method: str, path: str
         check_response(method, path, 401, body)
     key = await api.new_key("acme")
     status, _, _ = await call(api, method, path, api.auth(key))
-    assert status == 200
+    assert status == AUTHORIZED.get(path, 200)
     record = next(k for k in await api.store.list_keys())
     await api.store.revoke_key(record.id)
     status, _, body = await call(api, method, path, api.auth(key))

@@ -109,6 +109,14 @@ def test_ids_are_canonicalised_to_lower_case() -> None:
         ({"method": "a\x00b"}, "method: contains a NUL character"),
         ({"host": {}}, "host: expected a string, got object"),
         ({"truncated": "no"}, "truncated: expected true or false, got string"),
+        ({"tool": 3}, "tool: expected a string, got integer"),
+        ({"tool": "t\x00"}, "tool: contains a NUL character"),
+        ({"tool": "x" * 2049}, "tool: longer than 2048 characters"),
+        ({"status": "fine"}, "status: expected one of ok, error, tool-error, got 'fine'"),
+        ({"tokens": -1}, "tokens: must be between 0 and 2**63-1"),
+        ({"tokens": "3"}, "tokens: expected an integer, got string"),
+        ({"risk": 101}, "risk: must be between 0 and 100, got 101"),
+        ({"risk": 1.5}, "risk: expected an integer, got number"),
         ({"payload": 5}, "payload: expected a string, got integer"),
         ({"payload_encoding": "hex"}, "payload_encoding: expected one of utf8, base64, got 'hex'"),
         (
@@ -119,6 +127,16 @@ def test_ids_are_canonicalised_to_lower_case() -> None:
 )
 def test_reasons_name_the_field(overrides: dict[str, Any], expected: str) -> None:
     assert reason(**overrides) == expected
+
+
+def test_insight_fields_and_whether_they_were_sent() -> None:
+    sent = validate_event(event_json(tool="echo", status="tool-error", tokens=9, risk=100))
+    assert isinstance(sent, IngestEvent) and sent.analysed
+    assert (sent.tool, sent.status, sent.tokens, sent.risk) == ("echo", "tool-error", 9, 100)
+    older = {k: v for k, v in event_json().items() if k not in ("tool", "status", "tokens", "risk")}
+    event = validate_event(older)
+    assert isinstance(event, IngestEvent) and not event.analysed
+    assert careful_check(older) == event
 
 
 def test_base64_payloads_are_decoded() -> None:
@@ -145,6 +163,7 @@ _VALUES = st.one_of(
     st.floats(allow_nan=False),
     st.text(max_size=40),
     st.sampled_from(["c2s", "s2c", "km", "request", "error", "utf8", "base64", "", "\x00"]),
+    st.sampled_from(["ok", "tool-error", 100, 101, "x" * 2049]),
     st.just("0190C5A2-7B3E-7C41-9D2E-5F6A7B8C9D0E"),
     st.just("x" * 300),
     st.lists(st.integers(), max_size=2),

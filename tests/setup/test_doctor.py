@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from km.spool.schema import SCHEMA_VERSION
 from tests.conftest import ProcessReaper
 from tests.setup.conftest import KM_SCRIPT, Home
 from tests.test_km_to_api import create_key, free_port, start_server
@@ -51,7 +52,7 @@ def test_all_good_then_a_bad_key(home: Home, tmp_path: Path, reaper: ProcessReap
         "km on PATH": "ok", "spool": "ok", "API": "ok", "API key": "ok", "Cursor": "ok",
     }  # fmt: skip
     assert checks["km on PATH"]["detail"] == KM_SCRIPT
-    assert "healthy, schema 2" in checks["spool"]["detail"]
+    assert f"healthy, schema {SCHEMA_VERSION}" in checks["spool"]["detail"]
     assert "all 1 stdio servers wrapped" in checks["Cursor"]["detail"]
     assert key not in printed
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,18 @@ NO_CAP = 1 << 40
 
 
 def damage(path: Path) -> None:
-    """Overwrite everything after the first page of a real spool with junk."""
+    """Overwrite every page of a real spool that an empty spool does not have (the events
+    the test wrote) with junk: the schema stays readable."""
+    empty = path.with_name("empty.db")
+    make_spool(empty, 0)
+    with sqlite3.connect(empty) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        schema_pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
     data = bytearray(path.read_bytes())
     page_size = int.from_bytes(data[16:18], "big")
-    data[page_size:] = b"\xa5" * (len(data) - page_size)
+    keep = page_size * schema_pages
+    data[keep:] = b"\xa5" * (len(data) - keep)
     path.write_bytes(bytes(data))
 
 

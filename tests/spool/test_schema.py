@@ -15,11 +15,12 @@ from tests.spool.helpers import make_event, query, write_db
 EVENT_COLUMNS = [
     "seq", "id", "session_id", "server", "direction", "ts_ns", "mono_ns", "kind", "method",
     "rpc_id", "size", "payload", "truncated", "link_id", "latency_us", "state", "lease_owner",
-    "lease_until_ns", "attempts", "last_error",
+    "lease_until_ns", "attempts", "last_error", "tool", "status", "tokens", "risk",
 ]  # fmt: skip
 SESSION_COLUMNS = [
     "session_id", "server", "command", "pid", "host", "started_ns", "ended_ns", "exit_code",
     "km_version", "dropped_frames", "dropped_bytes", "last_capture_ns", "last_error",
+    "insight_problems",
 ]  # fmt: skip
 
 
@@ -38,7 +39,15 @@ def test_migrates_an_empty_database_to_the_current_version(tmp_path: Path) -> No
     assert columns(path, "sessions") == SESSION_COLUMNS
     assert columns(path, "spool_stats") == ["key", "value"]
     indexes = {row[0] for row in query(path, "SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"events_state_seq", "events_session", "events_server"} <= indexes
+    assert {"events_state_seq", "events_session_latency", "events_server"} <= indexes
+    assert {"events_link", "findings_event"} <= indexes  # the views' (km/views/)
+    tables = {row[0] for row in query(path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    insight = {"findings", "server_identities", "definitions", "inventory", "inventory_lists"}
+    assert insight | {"definition_changes", "pins"} <= tables
+    assert columns(path, "findings") == [
+        "id", "session_id", "server", "tool", "event_id", "rule", "severity", "kind", "field",
+        "message", "excerpt", "ts_ns",
+    ]  # fmt: skip
     (seq_is_autoincrement,) = query(
         path, "SELECT count(*) FROM sqlite_master WHERE name = ?", ("sqlite_sequence",)
     )[0]

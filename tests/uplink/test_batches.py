@@ -72,7 +72,10 @@ def test_payload_round_trips_through_json(payload: bytes) -> None:
 
 
 def test_event_has_every_field_of_the_contract() -> None:
-    r = row(7, truncated=True, link_id="x", latency_us=12, host="h", km_version="0.1.0")
+    r = row(
+        7, truncated=True, link_id="x", latency_us=12, host="h", km_version="0.1.0",
+        tool="get_time", status=None, tokens=9, risk=35,
+    )  # fmt: skip
     assert event_dict(r) == {
         "id": r.id,
         "session_id": "s",
@@ -90,6 +93,10 @@ def test_event_has_every_field_of_the_contract() -> None:
         "latency_us": 12,
         "host": "h",
         "km_version": "0.1.0",
+        "tool": "get_time",
+        "status": None,
+        "tokens": 9,
+        "risk": 35,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from aiohttp import hdrs, web
 
@@ -11,7 +12,7 @@ from km.server.body import BodyDecoder, wire_limit
 from km.server.config import READ_CHUNK
 from km.server.errors import BodyTooLarge, RequestTimeout
 from km.server.handlers import json_response
-from km.server.state import CONFIG, PRINCIPAL, REDACTOR, STORE
+from km.server.state import CONFIG, INSIGHT, PRINCIPAL, REDACTOR, STORE
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
@@ -36,5 +37,16 @@ async def post_events(request: web.Request) -> web.Response:
     body = await read_body(request, config.max_batch_bytes, config.body_timeout_s)
     items = parse_batch(body, config.max_batch_events)
     plan = plan_batch(items, request.app[REDACTOR])
-    result = await request.app[STORE].ingest(request[PRINCIPAL].account_id, plan.events)
+    store, insight = request.app[STORE], request.app[INSIGHT]
+    account_id = request[PRINCIPAL].account_id
+    # The analyzers (km.insight's, as in the capture process) see each new event once: inside
+    # the store's transaction; a failed one sends the batch's sessions back to be rebuilt.
+    try:
+        await insight.prepare(store, account_id, plan.events)
+        result = await store.ingest(
+            account_id, plan.events, functools.partial(insight.analyse, account_id)
+        )
+    except BaseException:
+        insight.forget(account_id, plan.events)
+        raise
     return json_response(response_body(plan, result))

@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from km.server.handlers import json_response
-from km.server.params import cursor_param, event_filter, limit_param, time_range
+from km.server.params import (
+    cursor_param,
+    event_filter,
+    filter_param,
+    limit_param,
+    model_param,
+    time_range,
+)
 from km.server.shapes import event_json, session_json, stat_json
 from km.server.state import CONFIG, PRINCIPAL, STORE
 
@@ -15,7 +22,7 @@ async def get_sessions(request: web.Request) -> web.Response:
     query = request.rel_url.query
     limit = limit_param(query, config.default_page, config.max_page)
     page = await request.app[STORE].list_sessions(
-        request[PRINCIPAL].account_id, cursor_param(query), limit
+        request[PRINCIPAL].account_id, cursor_param(query), limit, filter_param(query)
     )
     return json_response(
         {"sessions": [session_json(s) for s in page.items], "next_cursor": page.next_cursor}
@@ -36,6 +43,8 @@ async def get_events(request: web.Request) -> web.Response:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    since_ns, until_ns = time_range(request.rel_url.query)
+    query = request.rel_url.query
+    since_ns, until_ns = time_range(query)
+    model, price = model_param(query)
     stats = await request.app[STORE].stats(request[PRINCIPAL].account_id, since_ns, until_ns)
-    return json_response({"stats": [stat_json(s) for s in stats]})
+    return json_response({"stats": [stat_json(s, price) for s in stats], "model": model})

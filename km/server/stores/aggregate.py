@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from km.events import ERROR
+from km.events import C2S, ERROR
 from km.server import latency
 from km.server.stores.base import IngestEvent
 
 HOUR_NS = 3600 * 1_000_000_000
 NO_METHOD = ""  # rollup key for events without a method (a key column cannot be NULL)
+NO_TOOL = ""  # rollup key for events without a tool
+TOOL_ERROR = "tool-error"  # the status of a tools/call result with isError: true
 
 
 @dataclass(slots=True)
@@ -35,8 +37,12 @@ class RollupDelta:
     hour_ns: int
     server: str
     method: str  # NO_METHOD when the events had none
+    tool: str  # NO_TOOL when the events had none
     count: int = 0
-    errors: int = 0
+    errors: int = 0  # JSON-RPC errors
+    tool_errors: int = 0  # tool results with isError: true
+    tokens: int = 0
+    tokens_out: int = 0  # of client-to-server events: what the model wrote (call arguments)
     bytes: int = 0
     lat_count: int = 0
     lat_sum: int = 0
@@ -51,7 +57,7 @@ def hour_of(ts_ns: int) -> int:
 
 def aggregate(events: Iterable[IngestEvent]) -> tuple[list[SessionDelta], list[RollupDelta]]:
     sessions: dict[str, SessionDelta] = {}
-    rollups: dict[tuple[int, str, str], RollupDelta] = {}
+    rollups: dict[tuple[int, str, str, str], RollupDelta] = {}
     for e in events:
         is_error = e.kind == ERROR
         s = sessions.get(e.session_id)
@@ -66,12 +72,17 @@ def aggregate(events: Iterable[IngestEvent]) -> tuple[list[SessionDelta], list[R
         s.last_ts_ns = max(s.last_ts_ns, e.ts_ns)
         s.events += 1
         s.errors += is_error
-        key = (hour_of(e.ts_ns), e.server, e.method or NO_METHOD)
+        key = (hour_of(e.ts_ns), e.server, e.method or NO_METHOD, e.tool or NO_TOOL)
         r = rollups.get(key)
         if r is None:
             r = rollups[key] = RollupDelta(*key)
         r.count += 1
         r.errors += is_error
+        r.tool_errors += e.status == TOOL_ERROR
+        if e.tokens is not None:
+            r.tokens += e.tokens
+            if e.direction == C2S:
+                r.tokens_out += e.tokens
         r.bytes += e.size
         if e.latency_us is not None:
             r.lat_count += 1

@@ -10,7 +10,19 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from km.insight.filter import Filter
+    from km.server.stores.insight import (
+        Analyser,
+        FindingFilter,
+        InsightWrites,
+        Inventory,
+        Pin,
+        StoredDefinition,
+        StoredFinding,
+    )
 
 from km.server.audit import OPERATOR, AuditEntry, AuditRecord
 from km.server.retention import DEFAULT_DAYS
@@ -87,6 +99,13 @@ class IngestEvent:
     latency_us: int | None = None
     host: str | None = None
     km_version: str | None = None
+    # What the event means (km.insight): sent by a km that computes them, else filled in on
+    # ingest. `analysed` says whether the client sent them (not stored).
+    tool: str | None = None
+    status: str | None = None
+    tokens: int | None = None
+    risk: int | None = None
+    analysed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +129,8 @@ class EventFilter:
     direction: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
+    tool: str | None = None
+    query: Filter | None = None  # `q=`: the filter language (km.insight.filter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +145,10 @@ class HourStat:
     bytes: int
     latency_p50_us: int | None
     latency_p95_us: int | None
+    tool: str | None = None
+    tool_errors: int = 0
+    tokens: int = 0
+    tokens_out: int = 0  # of client-to-server events (output tokens); the rest is input
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +241,24 @@ class EventStore(abc.ABC):
     # Events (the API's side, always for one account).
 
     @abc.abstractmethod
-    async def ingest(self, account_id: int, events: Sequence[IngestEvent]) -> IngestResult:
+    async def ingest(
+        self,
+        account_id: int,
+        events: Sequence[IngestEvent],
+        insight: InsightWrites | Analyser | None = None,
+    ) -> IngestResult:
         """Store the events this account does not have yet, in one transaction together with
-        their session and hourly rollup counts. Events must have distinct ids."""
+        their session and hourly rollup counts and their insight: an `Analyser` is called
+        with exactly the new events (their fields filled in where it says so, its rows
+        written); `InsightWrites` are written for the rows whose event is new.
+        Events must have distinct ids."""
 
     @abc.abstractmethod
     async def list_sessions(
-        self, account_id: int, cursor: str | None, limit: int
+        self, account_id: int, cursor: str | None, limit: int, query: Filter | None = None
     ) -> Page[SessionSummary]:
-        """Newest first (by first event time, then session id)."""
+        """Newest first (by first event time, then session id); with `query`, only sessions
+        with at least one event it selects."""
 
     @abc.abstractmethod
     async def list_events(
@@ -237,3 +271,28 @@ class EventStore(abc.ABC):
         self, account_id: int, since_ns: int | None, until_ns: int | None
     ) -> list[HourStat]:
         """Hourly rollups whose hour overlaps [since_ns, until_ns), by hour, server, method."""
+
+    # The insight core's tables (always for one account).
+
+    @abc.abstractmethod
+    async def list_findings(
+        self, account_id: int, filters: FindingFilter, cursor: str | None, limit: int
+    ) -> Page[StoredFinding]:
+        """Oldest first (by ts_ns, then id): stable keyset pagination."""
+
+    @abc.abstractmethod
+    async def definitions(self, account_id: int, server: str | None) -> list[StoredDefinition]:
+        """Every version of every definition of the account's servers (or of one)."""
+
+    @abc.abstractmethod
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        """The approved definitions of one server of the account."""
+
+    @abc.abstractmethod
+    async def inventory(self, account_id: int, server: str | None) -> Inventory:
+        """Definitions, their changes and the pins, of every server (or one)."""
+
+    @abc.abstractmethod
+    async def approve(self, account_id: int, server: str, tool: str | None) -> list[Pin]:
+        """Pin the current definition of each tool of `server` (or of `tool` only); the pins
+        set, none when the server or tool is unknown."""

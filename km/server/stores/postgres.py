@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from km.insight.filter import Filter
 from km.server import cursor as cursors
 from km.server.audit import (
     ACCOUNT_CREATED,
@@ -30,7 +31,7 @@ from km.server.audit import (
 )
 from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
 from km.server.retention import check_days
-from km.server.stores import describe_dsn
+from km.server.stores import describe_dsn, postgres_insight
 from km.server.stores.aggregate import aggregate
 from km.server.stores.base import (
     Account,
@@ -43,6 +44,25 @@ from km.server.stores.base import (
     Page,
     RetentionReport,
     SessionSummary,
+)
+from km.server.stores.insight import (
+    TOOLS_LIST,
+    Analyser,
+    FindingFilter,
+    InsightWrites,
+    Inventory,
+    Pin,
+    StoredDefinition,
+    StoredFinding,
+    analysis_writes,
+    change_from_row,
+    current_definitions,
+    definition_from_row,
+    finding_where,
+    findings_page,
+    kept,
+    pins_to_set,
+    resolve,
 )
 from km.server.stores.payload import to_columns
 from km.server.stores.postgres_schema import MIGRATIONS
@@ -59,6 +79,7 @@ from km.server.stores.rows import (
     event_where,
     events_page,
     sessions_page,
+    sessions_query_sql,
     stat_from_row,
     stats_range,
 )
@@ -91,13 +112,16 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 # on the 2-core dev machine, benchmarks/test_bench_ingest.py). It is
 # created, if missing, inside each ingest transaction and emptied at every commit, so it also
 # works behind PgBouncer in transaction mode (whatever server connection the transaction gets).
-_STAGING = "km_ingest_staging"
+# The table name carries the column set: a connection that made an older staging table
+# (before an upgrade of the running API) does not reuse it.
+_STAGING = "km_ingest_staging_2"
 _CREATE_STAGING = f"""
     CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
         id uuid, session_id text, server text, direction text, ts_ns bigint, kind text,
         method text, rpc_id text, size bigint, payload_json jsonb, payload_text text,
         payload_bytes bytea, payload_encoding text, truncated boolean, link_id text,
-        latency_us bigint, host text, km_version text
+        latency_us bigint, host text, km_version text, tool text, status text, tokens bigint,
+        risk smallint
     ) ON COMMIT DELETE ROWS
 """
 _INSERT_EVENTS = f"""
@@ -119,17 +143,23 @@ _UPSERT_SESSIONS = """
         errors = s.errors + excluded.errors
 """
 _UPSERT_ROLLUPS = """
-    INSERT INTO rollups AS r (account_id, hour_ns, server, method, count, errors, bytes,
-                              lat_count, lat_sum, lat_min, lat_max, lat_hist)
-    SELECT $1, t.hour_ns, t.server, t.method, t.count, t.errors, t.bytes, t.lat_count,
-           t.lat_sum, t.lat_min, t.lat_max, t.lat_hist::int8[]
-    FROM unnest($2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[],
-                $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
-        AS t(hour_ns, server, method, count, errors, bytes, lat_count, lat_sum, lat_min,
-             lat_max, lat_hist)
-    ON CONFLICT (account_id, hour_ns, server, method) DO UPDATE SET
+    INSERT INTO rollups AS r (account_id, hour_ns, server, method, tool, count, errors,
+                              tool_errors, tokens, tokens_out, bytes, lat_count, lat_sum,
+                              lat_min, lat_max, lat_hist)
+    SELECT $1, t.hour_ns, t.server, t.method, t.tool, t.count, t.errors, t.tool_errors,
+           t.tokens, t.tokens_out, t.bytes, t.lat_count, t.lat_sum, t.lat_min, t.lat_max,
+           t.lat_hist::int8[]
+    FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[],
+                $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[],
+                $14::int8[], $15::int8[], $16::text[])
+        AS t(hour_ns, server, method, tool, count, errors, tool_errors, tokens, tokens_out,
+             bytes, lat_count, lat_sum, lat_min, lat_max, lat_hist)
+    ON CONFLICT (account_id, hour_ns, server, method, tool) DO UPDATE SET
         count = r.count + excluded.count,
         errors = r.errors + excluded.errors,
+        tool_errors = r.tool_errors + excluded.tool_errors,
+        tokens = r.tokens + excluded.tokens,
+        tokens_out = r.tokens_out + excluded.tokens_out,
         bytes = r.bytes + excluded.bytes,
         lat_count = r.lat_count + excluded.lat_count,
         lat_sum = r.lat_sum + excluded.lat_sum,
@@ -146,6 +176,7 @@ _INSERT_AUDIT = """
     INSERT INTO audit_log (account_id, ts_ns, action, actor, target, detail, count, until_ns)
     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
 """
+_EXISTING = "SELECT id::text FROM events WHERE account_id = $1 AND id = ANY($2::uuid[])"
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -349,26 +380,38 @@ class PostgresStore(EventStore):
 
     # -- events
 
-    async def ingest(self, account_id: int, events: Sequence[IngestEvent]) -> IngestResult:
+    async def ingest(
+        self,
+        account_id: int,
+        events: Sequence[IngestEvent],
+        insight: InsightWrites | Analyser | None = None,
+    ) -> IngestResult:
         if not events:
             return IngestResult((), ())
         ordered = sorted(events, key=lambda e: e.id)  # lock order: see the module docstring
-        records = []
-        for e in ordered:
-            json, text, blob = to_columns(e.payload, e.truncated)
-            records.append(
-                (
-                    e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
-                    e.rpc_id, e.size, json, text, blob, e.payload_encoding, e.truncated,
-                    e.link_id, e.latency_us, e.host, e.km_version,
-                )
-            )  # fmt: skip
         async with self._transaction() as conn:
+            before = None
+            if callable(insight) and not all(e.analysed for e in events):
+                # An older km's events get their insight fields before they are inserted (an
+                # UPDATE after would rewrite every row and its indexes): analyse what is not
+                # stored yet. (A concurrent copy of the same event inserted between this look-up
+                # and the insert is not stored twice; only its findings are dropped below.)
+                found = await conn.fetch(_EXISTING, account_id, [e.id for e in events])
+                existing = {r[0] for r in found}
+                before = insight([e for e in events if e.id not in existing])
+                analysed = {e.id: e for e in before.events}
+                ordered = [analysed.get(e.id, e) for e in ordered]
             await conn.execute(_CREATE_STAGING)
-            await conn.copy_records_to_table(_STAGING, records=records, columns=EVENT_COLUMNS)
+            await conn.copy_records_to_table(
+                _STAGING, records=_records(ordered), columns=EVENT_COLUMNS
+            )
             rows = await conn.fetch(_INSERT_EVENTS, account_id, time.time_ns())
             inserted = {r[0] for r in rows}
-            new = [e for e in ordered if e.id in inserted]
+            if before is not None:
+                new = [e for e in before.events if e.id in inserted]
+                writes = kept(analysis_writes(before), inserted)
+            else:  # analysed after the insert: exactly the new events, in batch order
+                new, writes = resolve(insight, [e for e in events if e.id in inserted])
             sessions, rollups = aggregate(new)
             if sessions:
                 await conn.execute(
@@ -389,8 +432,12 @@ class PostgresStore(EventStore):
                     [r.hour_ns for r in rollups],
                     [r.server for r in rollups],
                     [r.method for r in rollups],
+                    [r.tool for r in rollups],
                     [r.count for r in rollups],
                     [r.errors for r in rollups],
+                    [r.tool_errors for r in rollups],
+                    [r.tokens for r in rollups],
+                    [r.tokens_out for r in rollups],
                     [r.bytes for r in rollups],
                     [r.lat_count for r in rollups],
                     [r.lat_sum for r in rollups],
@@ -398,13 +445,14 @@ class PostgresStore(EventStore):
                     [r.lat_max for r in rollups],
                     ["{" + ",".join(map(str, r.hist)) + "}" for r in rollups],
                 )
+            await postgres_insight.write(conn, account_id, writes)
         return IngestResult(
             tuple(e.id for e in events if e.id in inserted),
             tuple(e.id for e in events if e.id not in inserted),
         )
 
     async def list_sessions(
-        self, account_id: int, cursor: str | None, limit: int
+        self, account_id: int, cursor: str | None, limit: int, query: Filter | None = None
     ) -> Page[SessionSummary]:
         where = ""
         params: list[object] = [account_id]
@@ -412,6 +460,10 @@ class PostgresStore(EventStore):
             first_ts_ns, session_id = cursors.decode(SESSIONS_CURSOR, cursor)
             where = " AND (first_ts_ns, session_id) < ($2, $3)"
             params += [first_ts_ns, session_id]
+        if query is not None:
+            held = Params("numeric", *params)
+            where += f" AND {sessions_query_sql(held, query)}"
+            params = held.values
         rows = await self._fetch(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1{where} "
             f"ORDER BY first_ts_ns DESC, session_id DESC LIMIT ${len(params) + 1}",
@@ -443,12 +495,70 @@ class PostgresStore(EventStore):
         rows = await self._fetch(
             f"SELECT {STATS_COLUMNS} FROM rollups "
             "WHERE account_id = $1 AND hour_ns > $2 AND hour_ns < $3 "
-            "ORDER BY hour_ns, server, method",
+            "ORDER BY hour_ns, server, method, tool",
             account_id,
             low,
             high,
         )
         return [stat_from_row(r, r[8]) for r in rows]
+
+    # -- insight
+
+    async def list_findings(
+        self, account_id: int, filters: FindingFilter, cursor: str | None, limit: int
+    ) -> Page[StoredFinding]:
+        params = Params("numeric", account_id)
+        where = finding_where(params, filters, cursor, uuid_cast="::uuid")
+        rows = await self._fetch(
+            f"{postgres_insight.SELECT_FINDINGS}{where} "
+            f"ORDER BY ts_ns, id LIMIT {params.add(limit + 1)}",
+            *params.values,
+        )
+        items, next_cursor = findings_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    async def definitions(self, account_id: int, server: str | None) -> list[StoredDefinition]:
+        sql, params = postgres_insight.by_server(
+            postgres_insight.SELECT_DEFINITIONS, account_id, server
+        )
+        rows = await self._fetch(sql + " ORDER BY server, kind, tool, first_seen_ns", *params)
+        return [definition_from_row(r) for r in rows]
+
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        sql, params = postgres_insight.by_server(postgres_insight.SELECT_PINS, account_id, server)
+        return [Pin(*r) for r in await self._fetch(sql + " ORDER BY tool", *params)]
+
+    async def inventory(self, account_id: int, server: str | None) -> Inventory:
+        definitions = await self.definitions(account_id, server)
+        sql, params = postgres_insight.by_server(
+            postgres_insight.SELECT_CHANGES, account_id, server
+        )
+        changes = await self._fetch(sql + " ORDER BY ts_ns, id", *params)
+        sql, params = postgres_insight.by_server(postgres_insight.SELECT_PINS, account_id, server)
+        pins = await self._fetch(sql + " ORDER BY server, tool", *params)
+        return Inventory(
+            tuple(definitions),
+            tuple(change_from_row(r) for r in changes),
+            tuple(Pin(*r) for r in pins),
+        )
+
+    async def approve(self, account_id: int, server: str, tool: str | None) -> list[Pin]:
+        now = time.time_ns()
+        async with self._transaction() as conn:
+            rows = await conn.fetch(
+                postgres_insight.SELECT_DEFINITIONS + " AND server = $2 AND kind = $3",
+                account_id,
+                server,
+                TOOLS_LIST,
+            )
+            current = current_definitions([definition_from_row(r) for r in rows])
+            chosen = pins_to_set(current.get((server, TOOLS_LIST), {}), tool)
+            if chosen:
+                await conn.executemany(
+                    postgres_insight.UPSERT_PIN,
+                    [(account_id, server, name, digest, now) for name, digest in chosen],
+                )
+        return [Pin(server, name, digest, now) for name, digest in chosen]
 
     # -- plumbing
 
@@ -471,3 +581,18 @@ class PostgresStore(EventStore):
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
         async with self._guard():
             return list(await self._pool.fetch(sql, *args))
+
+
+def _records(events: Sequence[IngestEvent]) -> list[tuple[object, ...]]:
+    records: list[tuple[object, ...]] = []
+    for e in events:
+        json, text, blob = to_columns(e.payload, e.truncated)
+        records.append(
+            (
+                e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
+                e.rpc_id, e.size, json, text, blob, e.payload_encoding, e.truncated,
+                e.link_id, e.latency_us, e.host, e.km_version, e.tool, e.status,
+                e.tokens, e.risk,
+            )
+        )  # fmt: skip
+    return records

@@ -177,4 +177,90 @@ _RETENTION_AUDIT_PARTITIONS = (
     "DROP TABLE events_unpartitioned",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _RETENTION_AUDIT_PARTITIONS)
+# The insight core (issue 11): what each event means (tool, status, tokens, risk), findings,
+# tool definitions per server with their changes, and pins. Rollups gain the tool in their key
+# with tokens and tool errors (`isError: true` results, apart from JSON-RPC errors).
+_INSIGHT = (
+    "ALTER TABLE events ADD COLUMN tool text, ADD COLUMN status text, "
+    "ADD COLUMN tokens bigint, ADD COLUMN risk smallint",
+    "CREATE INDEX events_account_tool_ts ON events (account_id, tool, ts_ns, id) "
+    "WHERE tool IS NOT NULL",
+    "ALTER TABLE rollups ADD COLUMN tool text NOT NULL DEFAULT '', "
+    "ADD COLUMN tool_errors bigint NOT NULL DEFAULT 0, "
+    "ADD COLUMN tokens bigint NOT NULL DEFAULT 0, "
+    "ADD COLUMN tokens_out bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE rollups DROP CONSTRAINT rollups_pkey",
+    "ALTER TABLE rollups ADD PRIMARY KEY (account_id, hour_ns, server, method, tool)",
+    """
+    CREATE TABLE findings (
+        account_id bigint   NOT NULL,
+        id         uuid     NOT NULL,
+        session_id text     NOT NULL,
+        server     text     NOT NULL,
+        tool       text,
+        event_id   text,
+        rule       text     NOT NULL,
+        severity   text     NOT NULL,
+        rank       smallint NOT NULL,
+        kind       text     NOT NULL,
+        field      text,
+        span_start bigint,
+        span_end   bigint,
+        message    text     NOT NULL,
+        excerpt    text     NOT NULL,
+        ts_ns      bigint   NOT NULL,
+        PRIMARY KEY (account_id, id)
+    )
+    """,
+    "CREATE INDEX findings_account_ts ON findings (account_id, ts_ns, id)",
+    """
+    CREATE TABLE tool_definitions (
+        account_id     bigint NOT NULL,
+        server         text   NOT NULL,
+        kind           text   NOT NULL,
+        tool           text   NOT NULL,
+        hash           text   NOT NULL,
+        server_name    text,
+        server_version text,
+        definition     text   NOT NULL,
+        tokens         bigint,
+        first_seen_ns  bigint NOT NULL,
+        last_seen_ns   bigint NOT NULL,
+        sessions       bigint NOT NULL,
+        last_session   text   NOT NULL,
+        PRIMARY KEY (account_id, server, kind, tool, hash)
+    )
+    """,
+    """
+    CREATE TABLE definition_changes (
+        account_id      bigint  NOT NULL,
+        id              uuid    NOT NULL,
+        server          text    NOT NULL,
+        kind            text    NOT NULL,
+        tool            text    NOT NULL,
+        change          text    NOT NULL,
+        old_hash        text,
+        new_hash        text,
+        fields          text    NOT NULL,
+        diff            text    NOT NULL,
+        version_changed boolean NOT NULL,
+        session_id      text    NOT NULL,
+        ts_ns           bigint  NOT NULL,
+        PRIMARY KEY (account_id, id)
+    )
+    """,
+    "CREATE INDEX definition_changes_account_server "
+    "ON definition_changes (account_id, server, ts_ns)",
+    """
+    CREATE TABLE tool_pins (
+        account_id bigint NOT NULL,
+        server     text   NOT NULL,
+        tool       text   NOT NULL,
+        hash       text   NOT NULL,
+        pinned_ns  bigint NOT NULL,
+        PRIMARY KEY (account_id, server, tool)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _RETENTION_AUDIT_PARTITIONS, _INSIGHT)

@@ -7,15 +7,18 @@ built here with a `Params` object that writes the right one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from km.insight.filter import Filter
+from km.insight.filter_sql import SERVER_POSTGRES, SERVER_SQLITE, to_sql
 from km.server import cursor as cursors
 from km.server import latency
 from km.server.audit import AuditEntry, AuditRecord
 from km.server.errors import BadCursor
-from km.server.stores.aggregate import HOUR_NS, NO_METHOD
+from km.server.stores.aggregate import HOUR_NS, NO_METHOD, NO_TOOL
 from km.server.stores.base import EventFilter, HourStat, IngestEvent, SessionSummary
 from km.server.stores.payload import from_columns
 from km.server.validate import canonical_id
@@ -43,6 +46,10 @@ EVENT_COLUMNS = (
     "latency_us",
     "host",
     "km_version",
+    "tool",
+    "status",
+    "tokens",
+    "risk",
 )
 
 
@@ -60,6 +67,28 @@ class Params:
         return f"${len(self.values)}{cast}"
 
 
+def query_sql(
+    params: Params,
+    query: Filter,
+    table: str = "events",
+    elsewhere: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """The filter language's condition over the events table (named `table` in the query)."""
+    target = SERVER_POSTGRES if params.style == "numeric" else SERVER_SQLITE
+    return to_sql(query, replace(target, alias=table, elsewhere=elsewhere), params.values)
+
+
+def sessions_query_sql(params: Params, query: Filter) -> str:
+    """Sessions (the `sessions` table) with at least one event `query` selects. A session's
+    events all have its server and session id, so those terms are decided per session."""
+    session_fields = (("server", "sessions.server"), ("session_id", "sessions.session_id"))
+    inner = query_sql(params, query, elsewhere=session_fields)
+    return (
+        "EXISTS (SELECT 1 FROM events WHERE events.account_id = sessions.account_id"
+        f" AND events.session_id = sessions.session_id AND {inner})"
+    )
+
+
 def event_where(params: Params, filters: EventFilter, cursor: str | None, uuid_cast: str) -> str:
     """Conditions after `account_id = <first param>`, joined with AND (leading AND included)."""
     parts: list[str] = []
@@ -71,10 +100,14 @@ def event_where(params: Params, filters: EventFilter, cursor: str | None, uuid_c
         parts.append(f"method = {params.add(filters.method)}")
     if filters.direction is not None:
         parts.append(f"direction = {params.add(filters.direction)}")
+    if filters.tool is not None:
+        parts.append(f"tool = {params.add(filters.tool)}")
     if filters.since_ns is not None:
         parts.append(f"ts_ns >= {params.add(filters.since_ns)}")
     if filters.until_ns is not None:
         parts.append(f"ts_ns < {params.add(filters.until_ns)}")
+    if filters.query is not None:
+        parts.append(query_sql(params, filters.query))
     if cursor is not None:
         ts_ns, last_id = cursors.decode(EVENTS_CURSOR, cursor)
         if canonical_id(last_id) != last_id:  # event ids are canonical UUIDs: a forged cursor
@@ -103,6 +136,10 @@ def event_from_row(row: Sequence[Any]) -> IngestEvent:
         latency_us=row[15],
         host=row[16],
         km_version=row[17],
+        tool=row[18],
+        status=row[19],
+        tokens=row[20],
+        risk=row[21],
     )
 
 
@@ -135,7 +172,10 @@ def stats_range(since_ns: int | None, until_ns: int | None) -> tuple[int, int]:
     return low, high
 
 
-STATS_COLUMNS = "server, method, hour_ns, count, errors, bytes, lat_min, lat_max, lat_hist"
+STATS_COLUMNS = (
+    "server, method, hour_ns, count, errors, bytes, lat_min, lat_max, lat_hist, tool, "
+    "tool_errors, tokens, tokens_out"
+)
 
 
 def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
@@ -153,6 +193,10 @@ def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
         bytes=row[5],
         latency_p50_us=p50,
         latency_p95_us=p95,
+        tool=None if row[9] == NO_TOOL else row[9],
+        tool_errors=row[10],
+        tokens=row[11],
+        tokens_out=row[12],
     )
 
 

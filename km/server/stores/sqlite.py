@@ -20,6 +20,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from km.insight.filter import Filter
 from km.server import cursor as cursors
 from km.server import latency
 from km.server.audit import (
@@ -34,6 +35,7 @@ from km.server.audit import (
 )
 from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
 from km.server.retention import PURGE_BATCH, check_days, cutoff_ns
+from km.server.stores import sqlite_insight
 from km.server.stores.aggregate import HOUR_NS, aggregate
 from km.server.stores.base import (
     Account,
@@ -46,6 +48,24 @@ from km.server.stores.base import (
     Page,
     RetentionReport,
     SessionSummary,
+)
+from km.server.stores.insight import (
+    FINDING_COLUMNS,
+    TOOLS_LIST,
+    Analyser,
+    FindingFilter,
+    InsightWrites,
+    Inventory,
+    Pin,
+    StoredDefinition,
+    StoredFinding,
+    change_from_row,
+    current_definitions,
+    definition_from_row,
+    finding_where,
+    findings_page,
+    pins_to_set,
+    resolve,
 )
 from km.server.stores.payload import to_columns
 from km.server.stores.rows import (
@@ -61,6 +81,7 @@ from km.server.stores.rows import (
     event_where,
     events_page,
     sessions_page,
+    sessions_query_sql,
     stat_from_row,
     stats_range,
 )
@@ -90,12 +111,16 @@ _UPSERT_SESSION = """
 """
 # lat_hist arrives already merged with the stored one (read under the same write lock).
 _UPSERT_ROLLUP = """
-    INSERT INTO rollups (account_id, hour_ns, server, method, count, errors, bytes, lat_count,
-                         lat_sum, lat_min, lat_max, lat_hist)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (account_id, hour_ns, server, method) DO UPDATE SET
+    INSERT INTO rollups (account_id, hour_ns, server, method, tool, count, errors, tool_errors,
+                         tokens, tokens_out, bytes, lat_count, lat_sum, lat_min, lat_max,
+                         lat_hist)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (account_id, hour_ns, server, method, tool) DO UPDATE SET
         count = count + excluded.count,
         errors = errors + excluded.errors,
+        tool_errors = tool_errors + excluded.tool_errors,
+        tokens = tokens + excluded.tokens,
+        tokens_out = tokens_out + excluded.tokens_out,
         bytes = bytes + excluded.bytes,
         lat_count = lat_count + excluded.lat_count,
         lat_sum = lat_sum + excluded.lat_sum,
@@ -331,7 +356,12 @@ class SqliteStore(EventStore):
 
     # -- events
 
-    async def ingest(self, account_id: int, events: Sequence[IngestEvent]) -> IngestResult:
+    async def ingest(
+        self,
+        account_id: int,
+        events: Sequence[IngestEvent],
+        insight: InsightWrites | Analyser | None = None,
+    ) -> IngestResult:
         if not events:
             return IngestResult((), ())
         ids = orjson.dumps([e.id for e in events]).decode()
@@ -344,7 +374,8 @@ class SqliteStore(EventStore):
                 (account_id, ids),
             )
             existing = {r[0] for r in rows}
-            new = [e for e in events if e.id not in existing]
+            # Under the same lock, the analysis can come before the insert: no UPDATE needed.
+            new, writes = resolve(insight, [e for e in events if e.id not in existing])
             await w.executemany(_INSERT_EVENT, [_event_row(account_id, e, now) for e in new])
             sessions, rollups = aggregate(new)
             await w.executemany(
@@ -365,9 +396,9 @@ class SqliteStore(EventStore):
             )
             for r in rollups:
                 found = await w.execute_fetchall(
-                    "SELECT lat_hist FROM rollups "
-                    "WHERE account_id = ? AND hour_ns = ? AND server = ? AND method = ?",
-                    (account_id, r.hour_ns, r.server, r.method),
+                    "SELECT lat_hist FROM rollups WHERE account_id = ? AND hour_ns = ? "
+                    "AND server = ? AND method = ? AND tool = ?",
+                    (account_id, r.hour_ns, r.server, r.method, r.tool),
                 )
                 hist = latency.empty()
                 for (stored,) in found:
@@ -380,8 +411,12 @@ class SqliteStore(EventStore):
                         r.hour_ns,
                         r.server,
                         r.method,
+                        r.tool,
                         r.count,
                         r.errors,
+                        r.tool_errors,
+                        r.tokens,
+                        r.tokens_out,
                         r.bytes,
                         r.lat_count,
                         r.lat_sum,
@@ -390,12 +425,13 @@ class SqliteStore(EventStore):
                         orjson.dumps(hist).decode(),
                     ),
                 )
+            await sqlite_insight.write(w, account_id, writes)
         return IngestResult(
             tuple(e.id for e in new), tuple(e.id for e in events if e.id in existing)
         )
 
     async def list_sessions(
-        self, account_id: int, cursor: str | None, limit: int
+        self, account_id: int, cursor: str | None, limit: int, query: Filter | None = None
     ) -> Page[SessionSummary]:
         where = ""
         params: list[object] = [account_id]
@@ -403,6 +439,10 @@ class SqliteStore(EventStore):
             first_ts_ns, session_id = cursors.decode(SESSIONS_CURSOR, cursor)
             where = " AND first_ts_ns <= ? AND (first_ts_ns < ? OR session_id < ?)"
             params += [first_ts_ns, first_ts_ns, session_id]
+        if query is not None:
+            held = Params("qmark")
+            where += f" AND {sessions_query_sql(held, query)}"
+            params += held.values
         rows = await self._read(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = ?{where} "
             "ORDER BY first_ts_ns DESC, session_id DESC LIMIT ?",
@@ -416,8 +456,12 @@ class SqliteStore(EventStore):
     ) -> Page[IngestEvent]:
         params = Params("qmark", account_id)
         where = event_where(params, filters, cursor, uuid_cast="")
-        by_session = filters.session_id is not None
-        index = "events_account_session_ts" if by_session else "events_account_ts"
+        if filters.tool is not None:
+            index = "events_account_tool_ts"
+        elif filters.session_id is not None:
+            index = "events_account_session_ts"
+        else:
+            index = "events_account_ts"
         sql = (
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM events INDEXED BY {index} "
             f"WHERE account_id = ?{where} ORDER BY ts_ns, id LIMIT {params.add(limit + 1)}"
@@ -432,10 +476,64 @@ class SqliteStore(EventStore):
         low, high = stats_range(since_ns, until_ns)
         rows = await self._read(
             f"SELECT {STATS_COLUMNS} FROM rollups "
-            "WHERE account_id = ? AND hour_ns > ? AND hour_ns < ? ORDER BY hour_ns, server, method",
+            "WHERE account_id = ? AND hour_ns > ? AND hour_ns < ? "
+            "ORDER BY hour_ns, server, method, tool",
             (account_id, low, high),
         )
         return [stat_from_row(r, orjson.loads(r[8])) for r in rows]
+
+    # -- insight
+
+    async def list_findings(
+        self, account_id: int, filters: FindingFilter, cursor: str | None, limit: int
+    ) -> Page[StoredFinding]:
+        params = Params("qmark", account_id)
+        where = finding_where(params, filters, cursor, uuid_cast="")
+        rows = await self._read(
+            f"SELECT {FINDING_COLUMNS} FROM findings WHERE account_id = ?{where} "
+            f"ORDER BY ts_ns, id LIMIT {params.add(limit + 1)}",
+            tuple(params.values),
+        )
+        items, next_cursor = findings_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    async def definitions(self, account_id: int, server: str | None) -> list[StoredDefinition]:
+        sql, params = sqlite_insight.by_server(
+            sqlite_insight.SELECT_DEFINITIONS, account_id, server
+        )
+        rows = await self._read(sql + " ORDER BY server, kind, tool, first_seen_ns", params)
+        return [definition_from_row(r) for r in rows]
+
+    async def pins(self, account_id: int, server: str) -> list[Pin]:
+        sql, params = sqlite_insight.by_server(sqlite_insight.SELECT_PINS, account_id, server)
+        return [Pin(*r) for r in await self._read(sql + " ORDER BY tool", params)]
+
+    async def inventory(self, account_id: int, server: str | None) -> Inventory:
+        definitions = await self.definitions(account_id, server)
+        sql, params = sqlite_insight.by_server(sqlite_insight.SELECT_CHANGES, account_id, server)
+        changes = await self._read(sql + " ORDER BY ts_ns, id", params)
+        sql, params = sqlite_insight.by_server(sqlite_insight.SELECT_PINS, account_id, server)
+        pins = await self._read(sql + " ORDER BY server, tool", params)
+        return Inventory(
+            tuple(definitions),
+            tuple(change_from_row(r) for r in changes),
+            tuple(Pin(*r) for r in pins),
+        )
+
+    async def approve(self, account_id: int, server: str, tool: str | None) -> list[Pin]:
+        now = time.time_ns()
+        async with self._transaction() as w:
+            rows = await w.execute_fetchall(
+                sqlite_insight.SELECT_DEFINITIONS + " AND server = ? AND kind = ?",
+                (account_id, server, TOOLS_LIST),
+            )
+            current = current_definitions([definition_from_row(r) for r in rows])
+            chosen = pins_to_set(current.get((server, TOOLS_LIST), {}), tool)
+            await w.executemany(
+                sqlite_insight.UPSERT_PIN,
+                [(account_id, server, name, digest, now) for name, digest in chosen],
+            )
+        return [Pin(server, name, digest, now) for name, digest in chosen]
 
     # -- plumbing
 
@@ -514,7 +612,7 @@ def _event_row(account_id: int, e: IngestEvent, now: int) -> tuple[object, ...]:
     return (
         account_id, e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.method,
         e.rpc_id, e.size, json, text, blob, e.payload_encoding, int(e.truncated), e.link_id,
-        e.latency_us, e.host, e.km_version, now,
+        e.latency_us, e.host, e.km_version, e.tool, e.status, e.tokens, e.risk, now,
     )  # fmt: skip
 
 

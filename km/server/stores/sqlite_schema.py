@@ -104,4 +104,117 @@ _RETENTION_AND_AUDIT = (
     "CREATE INDEX audit_log_ts ON audit_log (ts_ns, id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _RETENTION_AND_AUDIT)
+# The insight core (issue 11): what each event means (tool, status, tokens, risk), findings,
+# tool definitions per server with their changes, and pins. Rollups gain the tool in their key
+# (SQLite cannot change a primary key in place, so that one table is rebuilt) with tokens and
+# tool errors (`isError: true` results, apart from JSON-RPC errors).
+_INSIGHT = (
+    "ALTER TABLE events ADD COLUMN tool TEXT",
+    "ALTER TABLE events ADD COLUMN status TEXT",
+    "ALTER TABLE events ADD COLUMN tokens INTEGER",
+    "ALTER TABLE events ADD COLUMN risk INTEGER",
+    "CREATE INDEX events_account_tool_ts ON events (account_id, tool, ts_ns, id) "
+    "WHERE tool IS NOT NULL",
+    """
+    CREATE TABLE rollups_insight (
+        account_id  INTEGER NOT NULL,
+        hour_ns     INTEGER NOT NULL,
+        server      TEXT    NOT NULL,
+        method      TEXT    NOT NULL,
+        tool        TEXT    NOT NULL,
+        count       INTEGER NOT NULL,
+        errors      INTEGER NOT NULL,
+        tool_errors INTEGER NOT NULL,
+        tokens      INTEGER NOT NULL,
+        tokens_out  INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL,
+        lat_count   INTEGER NOT NULL,
+        lat_sum     INTEGER NOT NULL,
+        lat_min     INTEGER,
+        lat_max     INTEGER,
+        lat_hist    TEXT    NOT NULL,
+        PRIMARY KEY (account_id, hour_ns, server, method, tool)
+    ) WITHOUT ROWID
+    """,
+    """
+    INSERT INTO rollups_insight (account_id, hour_ns, server, method, tool, count, errors,
+                                 tool_errors, tokens, tokens_out, bytes, lat_count, lat_sum,
+                                 lat_min, lat_max, lat_hist)
+    SELECT account_id, hour_ns, server, method, '', count, errors, 0, 0, 0, bytes, lat_count,
+           lat_sum, lat_min, lat_max, lat_hist FROM rollups
+    """,
+    "DROP TABLE rollups",
+    "ALTER TABLE rollups_insight RENAME TO rollups",
+    """
+    CREATE TABLE findings (
+        account_id INTEGER NOT NULL,
+        id         TEXT    NOT NULL,
+        session_id TEXT    NOT NULL,
+        server     TEXT    NOT NULL,
+        tool       TEXT,
+        event_id   TEXT,
+        rule       TEXT    NOT NULL,
+        severity   TEXT    NOT NULL,
+        rank       INTEGER NOT NULL,
+        kind       TEXT    NOT NULL,
+        field      TEXT,
+        span_start INTEGER,
+        span_end   INTEGER,
+        message    TEXT    NOT NULL,
+        excerpt    TEXT    NOT NULL,
+        ts_ns      INTEGER NOT NULL,
+        PRIMARY KEY (account_id, id)
+    )
+    """,
+    "CREATE INDEX findings_account_ts ON findings (account_id, ts_ns, id)",
+    """
+    CREATE TABLE tool_definitions (
+        account_id     INTEGER NOT NULL,
+        server         TEXT    NOT NULL,
+        kind           TEXT    NOT NULL,
+        tool           TEXT    NOT NULL,
+        hash           TEXT    NOT NULL,
+        server_name    TEXT,
+        server_version TEXT,
+        definition     TEXT    NOT NULL,
+        tokens         INTEGER,
+        first_seen_ns  INTEGER NOT NULL,
+        last_seen_ns   INTEGER NOT NULL,
+        sessions       INTEGER NOT NULL,
+        last_session   TEXT    NOT NULL,
+        PRIMARY KEY (account_id, server, kind, tool, hash)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE definition_changes (
+        account_id      INTEGER NOT NULL,
+        id              TEXT    NOT NULL,
+        server          TEXT    NOT NULL,
+        kind            TEXT    NOT NULL,
+        tool            TEXT    NOT NULL,
+        change          TEXT    NOT NULL,
+        old_hash        TEXT,
+        new_hash        TEXT,
+        fields          TEXT    NOT NULL,
+        diff            TEXT    NOT NULL,
+        version_changed INTEGER NOT NULL,
+        session_id      TEXT    NOT NULL,
+        ts_ns           INTEGER NOT NULL,
+        PRIMARY KEY (account_id, id)
+    )
+    """,
+    "CREATE INDEX definition_changes_account_server "
+    "ON definition_changes (account_id, server, ts_ns)",
+    """
+    CREATE TABLE tool_pins (
+        account_id INTEGER NOT NULL,
+        server     TEXT    NOT NULL,
+        tool       TEXT    NOT NULL,
+        hash       TEXT    NOT NULL,
+        pinned_ns  INTEGER NOT NULL,
+        PRIMARY KEY (account_id, server, tool)
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _RETENTION_AND_AUDIT, _INSIGHT)

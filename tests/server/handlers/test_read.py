@@ -115,17 +115,24 @@ async def test_stats_over_http(api: Api) -> None:
             {
                 "server": "github",
                 "method": "tools/call",
+                "tool": None,  # the events say they act on none
                 "hour": hour,
                 "count": 10,
                 "errors": 1,
+                "tool_errors": 0,
+                "tokens": 0,
+                "tokens_in": 0,
+                "tokens_out": 0,
+                "cost_usd": 0.0,
                 "latency_p50_us": 400,  # worked out in tests/server/test_latency.py
                 "latency_p95_us": 4000,
                 "bytes": 500,
             }
-        ]
+        ],
+        "model": "claude-sonnet-4-5",
     }
     _, later, _ = await api.get("/api/v1/stats", key, since_ns=hour_of(BASE_TS) + HOUR_NS)
-    assert later == {"stats": []}
+    assert later == {"stats": [], "model": "claude-sonnet-4-5"}
 
 
 @pytest.mark.asyncio

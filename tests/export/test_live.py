@@ -1,0 +1,102 @@
+"""The live OTLP uplink (KM_OTLP_ENDPOINT) with real km sessions through mcp-server-time: spans
+reach a real decoding receiver as the session runs; with the endpoint down the session is
+unaffected, the spool and its own cursor keep everything, and a later sender delivers it."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from km.export.live import NAME, LiveSender
+from tests.export.captures import km_env, time_session
+from tests.export.otlp_receiver import Received, receiver
+
+WAIT_S = 60.0
+
+
+def names(got: Received) -> list[str]:
+    return [span.name for _, span in got.spans()]
+
+
+def cursor(spool: str) -> tuple[Any, ...] | None:
+    conn = sqlite3.connect(spool)
+    try:
+        row = conn.execute(
+            "SELECT seq, sent, attempts, last_error FROM export_cursors WHERE name = ?", [NAME]
+        ).fetchone()
+        return None if row is None else tuple(row)
+    finally:
+        conn.close()
+
+
+def test_a_session_reaches_the_endpoint_live(tmp_path: Path) -> None:
+    env = km_env(tmp_path)
+    with receiver() as (url, got):
+        env["KM_OTLP_ENDPOINT"] = url
+        replies = time_session(env)
+        deadline = time.monotonic() + WAIT_S
+        while "tools/call convert_time" not in names(got):
+            assert time.monotonic() < deadline, names(got)
+            time.sleep(0.1)
+    assert len(replies) == 5  # the session itself went as usual
+    sent = names(got)
+    assert {"initialize", "tools/list", "tools/call get_current_time",
+            "notifications/initialized"} <= set(sent)  # fmt: skip
+    assert sent.count("tools/call get_current_time") == 2 and not got.problems
+    state = cursor(env["KM_SPOOL"])
+    assert state is not None and state[1] == len(sent) and state[2] == 0 and state[3] is None
+
+
+def test_an_endpoint_that_is_down_loses_nothing(tmp_path: Path) -> None:
+    env = km_env(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env["KM_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    replies = time_session(env)
+    assert len(replies) == 5 and replies[0]["result"]["serverInfo"]["name"] == "mcp-time"
+    spool = env["KM_SPOOL"]
+    deadline = time.monotonic() + WAIT_S
+    while (state := cursor(spool)) is None or state[2] < 1:  # the sender's first failed try
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    assert state[0] == 0 and state[1] == 0
+    assert state[2] >= 1 and f"127.0.0.1:{port}" in state[3]
+    # The endpoint is back: the same delivery state sends the whole session.
+    with receiver() as (url, got):
+        sender = LiveSender(spool, url)
+        try:
+            while sender.step():
+                pass
+        finally:
+            sender.close()
+    assert names(got).count("tools/call get_current_time") == 2
+    state = cursor(spool)
+    assert state is not None and state[0] > 0 and state[2] == 0 and state[3] is None
+
+
+def test_a_garbage_answer_keeps_the_cursor(tmp_path: Path) -> None:
+    env = km_env(tmp_path)
+    time_session(env)
+    spool = env["KM_SPOOL"]
+    with receiver("garbage") as (url, _):
+        sender = LiveSender(spool, url, started_ns=time.time_ns() + 3600 * 10**9)
+        try:
+            assert sender.cursor() > 0  # a first start begins near the end: not this session
+        finally:
+            sender.close()
+    conn = sqlite3.connect(spool)
+    conn.execute("UPDATE export_cursors SET seq = 0")  # as if it had started before the session
+    conn.commit()
+    conn.close()
+    with receiver("garbage") as (url, _):
+        sender = LiveSender(spool, url)
+        try:
+            assert sender.step() is None
+        finally:
+            sender.close()
+    state = cursor(spool)
+    assert state is not None and state[0] == 0 and state[2] == 1 and "400" in state[3]
