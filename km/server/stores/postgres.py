@@ -176,7 +176,14 @@ _INSERT_AUDIT = """
     INSERT INTO audit_log (account_id, ts_ns, action, actor, target, detail, count, until_ns)
     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
 """
-_EXISTING = "SELECT id::text FROM events WHERE account_id = $1 AND id = ANY($2::uuid[])"
+# The batch's events already stored. An event's identity is (account_id, id, ts_ns), the
+# primary key of the day-partitioned table (postgres_schema.py), so "already stored" means the
+# same id at the same ts_ns, as for the insert's ON CONFLICT; the ts_ns list also lets the
+# planner skip the partitions of other days.
+_EXISTING = """
+    SELECT id::text, ts_ns FROM events
+    WHERE account_id = $1 AND id = ANY($2::uuid[]) AND ts_ns = ANY($3::int8[])
+"""
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -396,9 +403,11 @@ class PostgresStore(EventStore):
                 # UPDATE after would rewrite every row and its indexes): analyse what is not
                 # stored yet. (A concurrent copy of the same event inserted between this look-up
                 # and the insert is not stored twice; only its findings are dropped below.)
-                found = await conn.fetch(_EXISTING, account_id, [e.id for e in events])
-                existing = {r[0] for r in found}
-                before = insight([e for e in events if e.id not in existing])
+                found = await conn.fetch(
+                    _EXISTING, account_id, [e.id for e in events], [e.ts_ns for e in events]
+                )
+                existing = {(r[0], r[1]) for r in found}
+                before = insight([e for e in events if (e.id, e.ts_ns) not in existing])
                 analysed = {e.id: e for e in before.events}
                 ordered = [analysed.get(e.id, e) for e in ordered]
             await conn.execute(_CREATE_STAGING)
