@@ -136,11 +136,12 @@ async def test_postgres_migration_keeps_rows_and_added_columns(pg_schema: str) -
         for statement in MIGRATIONS[0]:
             await conn.execute(statement)
         await conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
-        # Another step added a column before this one runs.
-        await conn.execute("ALTER TABLE events ADD COLUMN tool text")
+        # Another step added a column and a partial index before this one runs (the insight
+        # step's own run after it: tests/server/stores/test_migration_order.py).
+        await conn.execute("ALTER TABLE events ADD COLUMN note text")
         await conn.execute(
-            "CREATE INDEX events_account_tool_ts ON events (account_id, tool, ts_ns, id) "
-            "WHERE tool IS NOT NULL"
+            "CREATE INDEX events_account_note_ts ON events (account_id, note, ts_ns, id) "
+            "WHERE note IS NOT NULL"
         )
         await conn.execute("INSERT INTO accounts (name, created_ns) VALUES ('acme', 0)")
         await conn.execute(
@@ -160,15 +161,15 @@ async def test_postgres_migration_keeps_rows_and_added_columns(pg_schema: str) -
     store = await PostgresStore.open(PG_URL, schema=pg_schema)
     try:
         assert await store.migrate() == 1
-        rows = await raw_fetch(store, "SELECT tool, count(*) FROM events GROUP BY 1 ORDER BY 1")
+        rows = await raw_fetch(store, "SELECT note, count(*) FROM events GROUP BY 1 ORDER BY 1")
         assert rows == [("fetch", 100), ("search", 100)]
         indexes = await raw_fetch(
             store,
             "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND indexname = 'events_account_tool_ts'",
+            "AND indexname = 'events_account_note_ts'",
         )
         assert len(indexes) == 1 and " ON ONLY " in indexes[0][0]  # on the partitioned table
-        assert "WHERE (tool IS NOT NULL)" in indexes[0][0]
+        assert "WHERE (note IS NOT NULL)" in indexes[0][0]
         assert await _rows_in(store, partition_name((NOW - 2 * DAY_NS) // DAY_NS)) == 100
         assert await _rows_in(store, "events_default") == 100  # older than a year
         report = await store.enforce_retention(NOW)
