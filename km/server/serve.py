@@ -99,9 +99,11 @@ async def _enforce_retention(store: EventStore) -> None:
         else:
             if report:
                 log.info(
-                    "retention: %d events, %d sessions, %d rollups, %d audit rows deleted; "
-                    "partitions dropped: %s; made: %s",
+                    "retention: %d events, %d sessions, %d rollups, %d findings, %d definition "
+                    "changes, %d definitions, %d audit rows deleted; partitions dropped: %s; "
+                    "made: %s",
                     report.events_deleted, report.sessions_deleted, report.rollups_deleted,
+                    report.findings_deleted, report.changes_deleted, report.definitions_deleted,
                     report.audit_deleted, ", ".join(report.partitions_dropped) or "none",
                     ", ".join(report.partitions_created) or "none",
                 )  # fmt: skip

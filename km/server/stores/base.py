@@ -46,13 +46,17 @@ class RetentionReport:
     sessions_deleted: int = 0
     rollups_deleted: int = 0
     audit_deleted: int = 0
+    findings_deleted: int = 0
+    changes_deleted: int = 0  # definition_changes rows
+    definitions_deleted: int = 0  # tool_definitions not seen since the cutoff
     partitions_dropped: list[str] = field(default_factory=list)
     partitions_created: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
             self.events_deleted or self.sessions_deleted or self.rollups_deleted
-            or self.audit_deleted or self.partitions_dropped or self.partitions_created
+            or self.audit_deleted or self.findings_deleted or self.changes_deleted
+            or self.definitions_deleted or self.partitions_dropped or self.partitions_created
         )  # fmt: skip
 
 

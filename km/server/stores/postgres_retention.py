@@ -9,7 +9,9 @@ One run, on one connection, under a session advisory lock (one replica at a time
 3. where accounts with a shorter retention share older partitions with longer ones (and in
    `events_default`), delete their expired rows `PURGE_BATCH` at a time, each batch its own
    short transaction (TID scans on one partition at a time);
-4. the same for sessions and rollups of each account, and the audit log past its own horizon.
+4. the same for sessions, rollups and the insight tables of each account (findings and
+   definition changes by their time, tool definitions not seen since), and the audit log past
+   its own horizon.
 
 Every DDL statement runs with `lock_timeout` (`DDL_LOCK_TIMEOUT_MS`): if ingest or a long read
 holds the table, the statement gives up and the next run tries again, so ingest never queues
@@ -89,6 +91,13 @@ async def enforce(conn: Any, now_ns: int) -> RetentionReport:
             now_day_start(now_ns),
             DAY_NS,
         )
+        # The insight tables: findings and definition changes by when they happened, tool
+        # definitions not seen since the account's cutoff (pins, the operator's choices, stay).
+        report.findings_deleted = await _purge_expired(conn, "findings", "ts_ns", now_ns)
+        report.changes_deleted = await _purge_expired(conn, "definition_changes", "ts_ns", now_ns)
+        report.definitions_deleted = await _purge_expired(
+            conn, "tool_definitions", "last_seen_ns", now_ns
+        )
         report.audit_deleted = await _purge(
             conn,
             "audit_log",
@@ -160,6 +169,18 @@ async def _drop_partitions(
             log.warning("retention: cannot drop partition %s yet (%s)", name, exc)
             continue
         report.partitions_dropped.append(name)
+
+
+async def _purge_expired(conn: Any, table: str, column: str, now_ns: int) -> int:
+    """Rows of `table` (per account) whose `column` is past their account's retention."""
+    return await _purge(
+        conn,
+        table,
+        f"SELECT t.ctid FROM {table} t JOIN accounts a ON a.id = t.account_id "
+        f"WHERE t.{column} < $1 - a.retention_days * $2::bigint",
+        now_day_start(now_ns),
+        DAY_NS,
+    )
 
 
 async def _purge(conn: Any, table: str, select_ctids: str, *params: int) -> int:

@@ -133,7 +133,13 @@ _INSERT_AUDIT = """
     INSERT INTO audit_log (account_id, ts_ns, action, actor, target, detail, count, until_ns)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
-_KEYS = {"sessions": "account_id, session_id", "rollups": "account_id, hour_ns, server, method"}
+# Primary keys of the WITHOUT ROWID tables and of those whose rowid is not their key, for
+# deleting in batches (the other tables go by rowid).
+_KEYS = {
+    "sessions": "account_id, session_id",
+    "rollups": "account_id, hour_ns, server, method, tool",
+    "tool_definitions": "account_id, server, kind, tool, hash",
+}
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -332,6 +338,17 @@ class SqliteStore(EventStore):
             report.rollups_deleted += await self._purge(
                 "rollups", "account_id = ? AND hour_ns <= ?", (account.id, cutoff - HOUR_NS)
             )
+            # The insight tables: findings and definition changes by when they happened, tool
+            # definitions not seen since the cutoff (pins, the operator's choices, stay).
+            report.findings_deleted += await self._purge(
+                "findings", "account_id = ? AND ts_ns < ?", (account.id, cutoff)
+            )
+            report.changes_deleted += await self._purge(
+                "definition_changes", "account_id = ? AND ts_ns < ?", (account.id, cutoff)
+            )
+            report.definitions_deleted += await self._purge(
+                "tool_definitions", "account_id = ? AND last_seen_ns < ?", (account.id, cutoff)
+            )
         audit_cutoff = cutoff_ns(now_ns, AUDIT_RETENTION_DAYS)
         report.audit_deleted = await self._purge("audit_log", "ts_ns < ?", (audit_cutoff,))
         return report
@@ -339,7 +356,7 @@ class SqliteStore(EventStore):
     async def _purge(self, table: str, where: str, params: tuple[object, ...]) -> int:
         """Delete matching rows `PURGE_BATCH` at a time, each batch its own short write
         transaction, so ingest waits for one batch at most."""
-        key = "rowid" if table in ("events", "audit_log") else _KEYS[table]
+        key = _KEYS.get(table, "rowid")
         total = 0
         while True:
             async with self._transaction() as w:

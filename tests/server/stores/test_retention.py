@@ -1,19 +1,29 @@
-"""Retention on both backends: each account keeps its own number of days of events, sessions
-and rollups, and no more; on PostgreSQL whole daily partitions are made ahead and dropped,
-rows of a day with no partition yet are moved into it, and the migration from an unpartitioned
-`events` keeps every row and every column another step added."""
+"""Retention on both backends: each account keeps its own number of days of events, sessions,
+rollups, findings and definition changes (and definitions seen within them), and no more; on
+PostgreSQL whole daily partitions are made ahead and dropped, rows of a day with no partition
+yet are moved into it, and the migration from an unpartitioned `events` keeps every row and
+every column another step added."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from km.insight.findings import Finding
 from km.server.retention import DAY_NS, cutoff_ns, partition_name
-from km.server.stores.base import EventFilter, EventStore
+from km.server.stores.base import EventFilter, EventStore, IngestEvent
+from km.server.stores.insight import (
+    DefinitionChange,
+    DefinitionSeen,
+    FindingFilter,
+    InsightWrites,
+    StoredFinding,
+)
 from km.server.stores.postgres import PostgresStore
 from km.server.stores.postgres_schema import MIGRATIONS
 from tests.server.conftest import PG_URL, ingest_event
@@ -76,6 +86,64 @@ async def test_each_account_keeps_its_own_days(
     ]
     result = await store.ingest(short.id, resent)
     assert result.accepted == () and len(result.duplicates) == 7
+
+
+def _insight_rows(events: list[IngestEvent], age: int) -> InsightWrites:
+    """A finding, a listing's definition and a change for the first event, `age` days old."""
+    e, ts_ns = events[0], NOW - age * DAY_NS
+    finding = Finding("P101", "high", "poisoning", f"hidden instruction ({age} days)", "t")
+    definition = DefinitionSeen(
+        e.id, e.session_id, e.server, "tools/list", "t", f"hash-{age}", None, None, "{}", 3, ts_ns
+    )
+    change = DefinitionChange(
+        str(uuid.uuid4()), e.id, e.session_id, e.server, "tools/list", "t", "changed",
+        "old", f"hash-{age}", ("description",), "-a\n+b", False, ts_ns,
+    )  # fmt: skip
+    return InsightWrites(
+        (StoredFinding(str(uuid.uuid4()), e.session_id, e.server, e.id, ts_ns, finding),),
+        (definition,),
+        (change,),
+    )
+
+
+@pytest.mark.asyncio
+async def test_insight_tables_keep_their_accounts_days(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Findings and definition changes go with their account's days, as its events do; a
+    tool definition goes once it has not been seen for that long; pins stay."""
+    monkeypatch.setattr("km.server.stores.sqlite.PURGE_BATCH", 1)  # several batches
+    monkeypatch.setattr("km.server.stores.postgres_retention.PURGE_BATCH", 1)
+    short = await store.create_account("short")
+    default = await store.create_account("default")
+    await store.set_retention(short.id, 5)
+    for account in (short, default):
+        for age in AGES_DAYS:
+            events = [ingest_event(i, session_id=f"s-{age}", ts_ns=NOW - age * DAY_NS + i)
+                      for i in range(2)]  # fmt: skip
+            await store.ingest(account.id, events, _insight_rows(events, age))
+        assert await store.approve(account.id, "github", "t")  # a pin: the operator's choice
+
+    async def ages(account_id: int) -> tuple[list[int], ...]:
+        found = (await store.list_findings(account_id, FindingFilter(), None, 100)).items
+        inventory = await store.inventory(account_id, None)
+        return (
+            sorted(round((NOW - f.ts_ns) / DAY_NS) for f in found),
+            sorted(round((NOW - c.ts_ns) / DAY_NS) for c in inventory.changes),
+            sorted(round((NOW - d.last_seen_ns) / DAY_NS) for d in inventory.definitions),
+            [len(inventory.pins)],
+        )
+
+    everything = ([0, 3, 10, 40], [0, 3, 10, 40], [0, 3, 10, 40], [1])
+    assert await ages(short.id) == await ages(default.id) == everything
+    report = await store.enforce_retention(NOW)
+    assert (report.findings_deleted, report.changes_deleted, report.definitions_deleted) == (
+        3, 3, 3  # short: 40 and 10 days old; default: 40
+    )  # fmt: skip
+    assert await ages(short.id) == ([0, 3], [0, 3], [0, 3], [1])
+    assert await ages(default.id) == ([0, 3, 10], [0, 3, 10], [0, 3, 10], [1])
+    again = await store.enforce_retention(NOW)
+    assert (again.findings_deleted, again.changes_deleted, again.definitions_deleted) == (0, 0, 0)
 
 
 def _fields(e: Any) -> dict[str, Any]:
