@@ -380,6 +380,7 @@ def _paths() -> Schema:
         **openapi_insight.paths(
             _json, _error, _query, _AUTH_ERRORS, [_SINCE, _UNTIL, _LIMIT, _CURSOR]
         ),
+        **_admin_paths(),
         "/health": {
             "get": {
                 "operationId": "health",
@@ -511,7 +512,7 @@ def document() -> Schema:
             "JSON answers carry `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.",
         },
         "security": [{"bearer": []}],
-        "paths": {**_paths(), **_admin_paths()},
+        "paths": _paths(),
         "components": {
             "securitySchemes": {
                 "bearer": {
