@@ -31,6 +31,7 @@ import itertools
 import os
 import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +59,9 @@ BATCH = 500
 ROUNDS = 60
 WARMUP_ROUNDS = 3
 PG_URL = os.environ.get("KM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-BASE_TS = 1_763_780_000_000_000_000
+# Now, as an uplink sends: on PostgreSQL the rows go to today's partition, not the default one
+# that holds only days with no partition (km.server.retention).
+BASE_TS = time.time_ns() // 10**9 * 10**9
 # A tools/call request and its response: ~300 bytes of JSON each, like a typical MCP call.
 REQUEST = (
     '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"search_issues",'

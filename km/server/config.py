@@ -20,6 +20,13 @@ MAX_PAGE = 1000  # read side: the largest `limit` accepted
 READY_TIMEOUT_S = 2.0  # /ready answers 503 when the store takes longer than this to answer
 READ_CHUNK = 64 * 1024  # request bodies are read and decoded this much at a time
 DEFAULT_RATE_LIMIT = RateLimit(DEFAULT_RATE, DEFAULT_BURST)
+# Requests with a missing, unknown or revoked key, per client address: 30 at once, then one a
+# second. Past it the address gets 429 without its key being looked up.
+AUTH_FAILURE_LIMIT = RateLimit(1.0, 30.0)
+DEFAULT_HEADER_TIMEOUT_S = 10.0  # a request's headers (or a TLS handshake) must arrive in this
+DEFAULT_IDLE_TIMEOUT_S = 30.0  # a kept-alive connection with no request is closed after this
+DEFAULT_BODY_TIMEOUT_S = 60.0  # a request body must arrive in this (408 after)
+DEFAULT_MAX_CONNECTIONS = 4096  # and always below the open-file limit (km.server.guard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +39,11 @@ class ServerConfig:
     default_page: int = DEFAULT_PAGE
     max_page: int = MAX_PAGE
     ready_timeout_s: float = READY_TIMEOUT_S
+    auth_failure_limit: RateLimit = AUTH_FAILURE_LIMIT
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    audit_window_s: float = 60.0  # refused sign-ins are written as one row per this window
+    tls_cert: str | None = None
+    tls_key: str | None = None

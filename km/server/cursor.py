@@ -28,6 +28,8 @@ def decode(kind: str, cursor: str) -> tuple[int, str]:
         ts_ns = int(ts_text)
     except (ValueError, UnicodeError, binascii.Error):
         raise BadCursor(cursor) from None
-    if tag != kind or not key or not -(2**63) <= ts_ns < 2**63:
+    # A key with NUL cannot have been issued (stored text never holds one) and PostgreSQL
+    # would refuse to compare with it: a forged cursor is the client's error, never a 500.
+    if tag != kind or not key or "\x00" in key or not -(2**63) <= ts_ns < 2**63:
         raise BadCursor(cursor)
     return ts_ns, key

@@ -122,6 +122,16 @@ class Forbidden(KmError):
 class RateLimited(KmError):
     """The key spent its request budget (429); `retry_after_s` until the next one passes."""
 
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__("rate limit reached for this API key: retry after Retry-After seconds")
+    def __init__(
+        self, retry_after_s: float, what: str = "rate limit reached for this API key"
+    ) -> None:
+        super().__init__(f"{what}: retry after Retry-After seconds")
         self.retry_after_s = retry_after_s
+
+
+class RequestTimeout(KmError):
+    """The request body did not arrive in time (408)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the request body did not arrive within {timeout_s:g} s: send it faster")
+        self.timeout_s = timeout_s

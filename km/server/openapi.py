@@ -13,7 +13,9 @@ from km import __version__
 from km.events import KINDS
 from km.insight.cost import DEFAULT_MODEL
 from km.server import openapi_insight
+from km.server.audit import ACTIONS
 from km.server.config import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_EVENTS, MAX_PAGE
+from km.server.retention import MAX_DAYS, MIN_DAYS
 from km.server.validate import DIRECTIONS, ENCODINGS, MAX_METHOD, MAX_NAME, REQUIRED_FIELDS
 
 Schema = dict[str, Any]
@@ -76,7 +78,9 @@ _RETRY_AFTER = {
 _AUTH_ERRORS = {
     "401": _error("Missing or unknown API key."),
     "403": _error("Revoked API key."),
-    "429": _error("Rate limit of this key reached.", _RETRY_AFTER),
+    "429": _error(
+        "Rate limit of this key reached, or too many bad keys from this address.", _RETRY_AFTER
+    ),
     "503": _error("The event store is unavailable: retry with backoff.", _RETRY_AFTER),
 }
 
@@ -307,6 +311,7 @@ def _paths() -> Schema:
                         },
                     ),
                     "400": _error("The body is not JSON or has no events array."),
+                    "408": _error("The body did not arrive in time."),
                     "413": _error("The batch is too big (bytes or events): split it."),
                     "415": _error("Unsupported Content-Encoding."),
                     **_AUTH_ERRORS,
@@ -375,6 +380,7 @@ def _paths() -> Schema:
         **openapi_insight.paths(
             _json, _error, _query, _AUTH_ERRORS, [_SINCE, _UNTIL, _LIMIT, _CURSOR]
         ),
+        **_admin_paths(),
         "/health": {
             "get": {
                 "operationId": "health",
@@ -405,13 +411,105 @@ def _paths() -> Schema:
     }
 
 
+_AUDIT_EXAMPLE = {
+    "id": 7,
+    "ts_ns": 1763780040000000000,
+    "action": "auth.refused",
+    "actor": "203.0.113.9",
+    "target": "km_live_Ab3d",
+    "detail": {"reason": "revoked"},
+    "count": 12,
+    "until_ns": 1763780100000000000,
+}
+
+
+def _admin_schemas() -> Schema:
+    return {
+        "AuditEntry": {
+            "type": "object",
+            "required": list(_AUDIT_EXAMPLE),
+            "properties": {
+                "id": {"type": "integer"},
+                "ts_ns": {**_INT64, "description": "When; for a roll-up, its window's start."},
+                "action": {"enum": list(ACTIONS)},
+                "actor": {
+                    "type": "string",
+                    "description": "`operator` (km serve on the server machine) or the client "
+                    "address of a refused sign-in.",
+                },
+                "target": _nullable(
+                    {"type": "string", "description": "Account name or key prefix."}
+                ),
+                "detail": {"type": "object"},
+                "count": {"type": "integer", "minimum": 1},
+                "until_ns": _nullable({**_INT64, "description": "A roll-up's window end."}),
+            },
+        },
+        "AuditPage": {
+            "type": "object",
+            "required": ["entries", "next_cursor"],
+            "properties": {
+                "entries": {"type": "array", "items": _ref("AuditEntry")},
+                "next_cursor": _nullable({"type": "string"}),
+            },
+        },
+        "Retention": {
+            "type": "object",
+            "required": ["days", "min_days", "max_days"],
+            "properties": {
+                "days": {"type": "integer", "minimum": MIN_DAYS, "maximum": MAX_DAYS},
+                "min_days": {"type": "integer"},
+                "max_days": {"type": "integer"},
+            },
+        },
+    }
+
+
+def _admin_paths() -> Schema:
+    return {
+        "/api/v1/audit": {
+            "get": {
+                "operationId": "listAudit",
+                "summary": "The caller's account's audit log, newest first: keys created and "
+                "revoked, retention changed, refused sign-ins (one row per minute, counted).",
+                "parameters": [_LIMIT, _CURSOR],
+                "responses": {
+                    "200": _json(
+                        _ref("AuditPage"),
+                        "One page.",
+                        {"entries": [_AUDIT_EXAMPLE], "next_cursor": None},
+                    ),
+                    "400": _error("A bad query parameter or cursor."),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/retention": {
+            "get": {
+                "operationId": "getRetention",
+                "summary": "How many days the caller's account keeps its events (set by the "
+                "operator: `km serve retention set`).",
+                "responses": {
+                    "200": _json(
+                        _ref("Retention"),
+                        "The account's retention.",
+                        {"days": 30, "min_days": MIN_DAYS, "max_days": MAX_DAYS},
+                    ),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+    }
+
+
 def document() -> Schema:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Kilometers API",
             "version": __version__,
-            "description": "Where the km uplink delivers captured MCP traffic (docs/api.md).",
+            "description": "Where the km uplink delivers captured MCP traffic (docs/api.md). "
+            "JSON answers carry `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.",
         },
         "security": [{"bearer": []}],
         "paths": _paths(),
@@ -423,6 +521,6 @@ def document() -> Schema:
                     "description": "An API key, km_live_...",
                 }
             },
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **_admin_schemas()},
         },
     }

@@ -41,9 +41,25 @@ def cursor_param(query: Mapping[str, str]) -> str | None:
 
 def text_param(query: Mapping[str, str], name: str) -> str | None:
     value = query.get(name)
-    if value and "\x00" in value:
+    if not value:
+        return None
+    if "\x00" in value:
         raise BadRequest(f"{name}: contains a NUL character")
-    return value if value else None
+    if not is_storable_text(value):
+        raise BadRequest(f"{name}: must be UTF-8 text")
+    return value
+
+
+def is_storable_text(value: str) -> bool:
+    """Text both stores can compare: no NUL (PostgreSQL text cannot hold it) and no lone
+    surrogate (what undecodable bytes become; it has no UTF-8 encoding)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def filter_param(query: Mapping[str, str], now_ns: int | None = None) -> Filter | None:

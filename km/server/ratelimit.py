@@ -41,6 +41,12 @@ class TokenBucket:
             return 0.0
         return (cost - self._tokens) / self._limit.rate
 
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """The seconds until `cost` tokens will be there (0.0: now), spending nothing."""
+        elapsed = max(0.0, now - self._updated)
+        tokens = min(self._limit.burst, self._tokens + elapsed * self._limit.rate)
+        return 0.0 if tokens >= cost else (cost - tokens) / self._limit.rate
+
     def full(self, now: float) -> bool:
         elapsed = max(0.0, now - self._updated)
         return self._tokens + elapsed * self._limit.rate >= self._limit.burst
@@ -65,6 +71,11 @@ class RateLimiter:
         else:
             self._buckets.move_to_end(key)
         return bucket.take(now)
+
+    def wait(self, key: Hashable, now: float) -> float:
+        """What `check` would answer, spending nothing: 0.0 when a request may go ahead."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait(now)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -213,6 +213,27 @@ async def test_after_a_restart_the_analyzers_are_rebuilt_from_the_store(store: E
         assert sorted(await stored(api, key, session.id)) == sorted(expected(session))
 
 
+@pytest.mark.asyncio
+async def test_an_older_kms_event_is_analysed_and_counted_as_it_is_stored(api: Api) -> None:
+    """What counts as already stored is what the insert counts as a conflict: on PostgreSQL,
+    whose day-partitioned events are keyed (account_id, id, ts_ns), an id re-sent with another
+    ts_ns is a new row, so it is analysed and counted in its session too; on SQLite it is a
+    duplicate. Either way the session counts exactly the events stored."""
+    key = await api.new_key("acme")
+    session = Session().start([BENIGN]).calls()
+    events = list(older(session.events))
+    await post(api, key, events)
+    moved = {**events[-1], "ts_ns": events[-1]["ts_ns"] + 1}
+    await post(api, key, [moved])
+    status, body, _ = await api.get("/api/v1/events", key, session=session.id, limit=1000)
+    assert status == 200
+    stored_events = len(body["events"])
+    assert stored_events in (len(events), len(events) + 1)
+    status, body, _ = await api.get("/api/v1/sessions", key)
+    assert status == 200
+    assert [s["events"] for s in body["sessions"]] == [stored_events]
+
+
 def api_insight(api: Api) -> Ingest:
     assert api.app is not None
     return api.app[INSIGHT]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 from aiohttp import hdrs, web
@@ -9,26 +10,31 @@ from aiohttp import hdrs, web
 from km.server.batch import parse_batch, plan_batch, response_body
 from km.server.body import BodyDecoder, wire_limit
 from km.server.config import READ_CHUNK
-from km.server.errors import BodyTooLarge
+from km.server.errors import BodyTooLarge, RequestTimeout
 from km.server.handlers import json_response
 from km.server.state import CONFIG, INSIGHT, PRINCIPAL, REDACTOR, STORE
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
     """The decoded body: at most `limit` bytes after decompression, else `BodyTooLarge`
-    before reading (or inflating) any more than needed to know."""
+    before reading (or inflating) any more than needed to know; all of it within `timeout_s`,
+    else `RequestTimeout` (a body sent a byte at a time would hold a connection for ever)."""
     decoder = BodyDecoder(request.headers.get(hdrs.CONTENT_ENCODING), limit)
     length = request.content_length
     if length is not None and length > wire_limit(limit):
         raise BodyTooLarge("request body", limit)
-    async for chunk in request.content.iter_chunked(READ_CHUNK):
-        decoder.feed(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.content.iter_chunked(READ_CHUNK):
+                decoder.feed(chunk)
+    except TimeoutError:
+        raise RequestTimeout(timeout_s) from None
     return decoder.finish()
 
 
 async def post_events(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    body = await read_body(request, config.max_batch_bytes)
+    body = await read_body(request, config.max_batch_bytes, config.body_timeout_s)
     items = parse_batch(body, config.max_batch_events)
     plan = plan_batch(items, request.app[REDACTOR])
     store, insight = request.app[STORE], request.app[INSIGHT]

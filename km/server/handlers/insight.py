@@ -41,7 +41,8 @@ async def get_tools(request: web.Request) -> web.Response:
 
 
 async def post_approve(request: web.Request) -> web.Response:
-    server, tool = approval(await read_body(request, MAX_APPROVE_BODY))
+    body = await read_body(request, MAX_APPROVE_BODY, request.app[CONFIG].body_timeout_s)
+    server, tool = approval(body)
     pins = await request.app[STORE].approve(request[PRINCIPAL].account_id, server, tool)
     if not pins:
         raise UnknownTool(server, tool)

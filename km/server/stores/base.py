@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
         StoredFinding,
     )
 
+from km.server.audit import OPERATOR, AuditEntry, AuditRecord
+from km.server.retention import DEFAULT_DAYS
+
 T = TypeVar("T")
 
 
@@ -32,6 +35,29 @@ class Account:
     id: int
     name: str
     created_ns: int
+    retention_days: int = DEFAULT_DAYS
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    """What one enforcement run did."""
+
+    events_deleted: int = 0
+    sessions_deleted: int = 0
+    rollups_deleted: int = 0
+    audit_deleted: int = 0
+    findings_deleted: int = 0
+    changes_deleted: int = 0  # definition_changes rows
+    definitions_deleted: int = 0  # tool_definitions not seen since the cutoff
+    partitions_dropped: list[str] = field(default_factory=list)
+    partitions_created: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.events_deleted or self.sessions_deleted or self.rollups_deleted
+            or self.audit_deleted or self.findings_deleted or self.changes_deleted
+            or self.definitions_deleted or self.partitions_dropped or self.partitions_created
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +189,23 @@ class EventStore(abc.ABC):
     # Accounts and keys (the operator's side, through `km serve keys ...`).
 
     @abc.abstractmethod
-    async def create_account(self, name: str) -> Account:
-        """The account named `name`, created if it does not exist yet."""
+    async def create_account(self, name: str, *, actor: str = OPERATOR) -> Account:
+        """The account named `name`, created (and audited) if it does not exist yet."""
 
     @abc.abstractmethod
     async def list_accounts(self) -> list[Account]: ...
 
     @abc.abstractmethod
     async def create_key(
-        self, account_id: int, key_hash: str, prefix: str, label: str | None
-    ) -> ApiKeyRecord: ...
+        self,
+        account_id: int,
+        key_hash: str,
+        prefix: str,
+        label: str | None,
+        *,
+        actor: str = OPERATOR,
+    ) -> ApiKeyRecord:
+        """A new key, audited in the same transaction."""
 
     @abc.abstractmethod
     async def find_key(self, key_hash: str) -> ApiKeyRecord | None: ...
@@ -181,8 +214,33 @@ class EventStore(abc.ABC):
     async def list_keys(self) -> list[ApiKeyRecord]: ...
 
     @abc.abstractmethod
-    async def revoke_key(self, key_id: int) -> ApiKeyRecord | None:
-        """Revoke (idempotently); `None` when there is no such key."""
+    async def revoke_key(self, key_id: int, *, actor: str = OPERATOR) -> ApiKeyRecord | None:
+        """Revoke (idempotently; audited the first time); `None` when there is no such key."""
+
+    @abc.abstractmethod
+    async def set_retention(
+        self, account_id: int, days: int, *, actor: str = OPERATOR
+    ) -> tuple[int, int] | None:
+        """Set an account's retention (1-365 days); (before, after), audited when it changed;
+        `None` when there is no such account."""
+
+    # The audit log.
+
+    @abc.abstractmethod
+    async def record_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Store audit rows that are not part of another action (refused sign-in roll-ups)."""
+
+    @abc.abstractmethod
+    async def list_audit(
+        self, account_id: int | None, cursor: str | None, limit: int
+    ) -> Page[AuditEntry]:
+        """Newest first (by time, then id). `account_id` None: every row, also those of no
+        account (refused sign-ins with a key nobody has): the operator's view."""
+
+    @abc.abstractmethod
+    async def enforce_retention(self, now_ns: int) -> RetentionReport:
+        """Delete what is past each account's retention, in bounded steps (no long locks),
+        and on PostgreSQL make the partitions of the days ahead and drop those behind."""
 
     # Events (the API's side, always for one account).
 

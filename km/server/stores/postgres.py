@@ -20,7 +20,17 @@ import asyncpg
 
 from km.insight.filter import Filter
 from km.server import cursor as cursors
+from km.server.audit import (
+    ACCOUNT_CREATED,
+    KEY_CREATED,
+    KEY_REVOKED,
+    OPERATOR,
+    RETENTION_CHANGED,
+    AuditEntry,
+    AuditRecord,
+)
 from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
+from km.server.retention import check_days
 from km.server.stores import describe_dsn, postgres_insight
 from km.server.stores.aggregate import aggregate
 from km.server.stores.base import (
@@ -32,6 +42,7 @@ from km.server.stores.base import (
     IngestEvent,
     IngestResult,
     Page,
+    RetentionReport,
     SessionSummary,
 )
 from km.server.stores.insight import (
@@ -56,11 +67,15 @@ from km.server.stores.insight import (
 from km.server.stores.payload import to_columns
 from km.server.stores.postgres_schema import MIGRATIONS
 from km.server.stores.rows import (
+    AUDIT_COLUMNS,
     EVENT_COLUMNS,
     SESSION_COLUMNS,
     SESSIONS_CURSOR,
     STATS_COLUMNS,
     Params,
+    audit_page,
+    audit_position,
+    audit_row,
     event_where,
     events_page,
     sessions_page,
@@ -112,7 +127,7 @@ _CREATE_STAGING = f"""
 _INSERT_EVENTS = f"""
     INSERT INTO events (account_id, {", ".join(EVENT_COLUMNS)}, received_ns)
     SELECT $1, {", ".join(EVENT_COLUMNS)}, $2 FROM {_STAGING} ORDER BY id
-    ON CONFLICT (account_id, id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id::text
 """
 _UPSERT_SESSIONS = """
@@ -156,11 +171,27 @@ _UPSERT_ROLLUPS = """
             ORDER BY i
         )
 """
-_EXISTING = "SELECT id::text FROM events WHERE account_id = $1 AND id = ANY($2::uuid[])"
+_ACCOUNT_SELECT = "SELECT id, name, created_ns, retention_days FROM accounts"
+_INSERT_AUDIT = """
+    INSERT INTO audit_log (account_id, ts_ns, action, actor, target, detail, count, until_ns)
+    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
+"""
+# The batch's events already stored. An event's identity is (account_id, id, ts_ns), the
+# primary key of the day-partitioned table (postgres_schema.py), so "already stored" means the
+# same id at the same ts_ns, as for the insert's ON CONFLICT; the ts_ns list also lets the
+# planner skip the partitions of other days.
+_EXISTING = """
+    SELECT id::text, ts_ns FROM events
+    WHERE account_id = $1 AND id = ANY($2::uuid[]) AND ts_ns = ANY($3::int8[])
+"""
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
 """
+
+
+async def _audit(conn: Any, record: AuditRecord) -> None:
+    await conn.execute(_INSERT_AUDIT, *audit_row(record))
 
 
 class PostgresStore(EventStore):
@@ -231,26 +262,34 @@ class PostgresStore(EventStore):
 
     # -- accounts and keys
 
-    async def create_account(self, name: str) -> Account:
+    async def create_account(self, name: str, *, actor: str = OPERATOR) -> Account:
+        now = time.time_ns()
         async with self._transaction() as conn:
-            await conn.execute(
+            new_id = await conn.fetchval(
                 "INSERT INTO accounts (name, created_ns) VALUES ($1, $2) "
-                "ON CONFLICT (name) DO NOTHING",
+                "ON CONFLICT (name) DO NOTHING RETURNING id",
                 name,
-                time.time_ns(),
+                now,
             )
-            row = await conn.fetchrow(
-                "SELECT id, name, created_ns FROM accounts WHERE name = $1", name
-            )
+            if new_id is not None:
+                await _audit(conn, AuditRecord(ACCOUNT_CREATED, actor, now, new_id, name))
+            row = await conn.fetchrow(f"{_ACCOUNT_SELECT} WHERE name = $1", name)
         return Account(*row)
 
     async def list_accounts(self) -> list[Account]:
-        rows = await self._fetch("SELECT id, name, created_ns FROM accounts ORDER BY id")
+        rows = await self._fetch(f"{_ACCOUNT_SELECT} ORDER BY id")
         return [Account(*r) for r in rows]
 
     async def create_key(
-        self, account_id: int, key_hash: str, prefix: str, label: str | None
+        self,
+        account_id: int,
+        key_hash: str,
+        prefix: str,
+        label: str | None,
+        *,
+        actor: str = OPERATOR,
     ) -> ApiKeyRecord:
+        now = time.time_ns()
         async with self._transaction() as conn:
             key_id = await conn.fetchval(
                 "INSERT INTO api_keys (account_id, key_hash, prefix, label, created_ns) "
@@ -259,8 +298,10 @@ class PostgresStore(EventStore):
                 key_hash,
                 prefix,
                 label,
-                time.time_ns(),
+                now,
             )
+            detail = {"key_id": key_id, "label": label}
+            await _audit(conn, AuditRecord(KEY_CREATED, actor, now, account_id, prefix, detail))
             row = await conn.fetchrow(_KEY_SELECT + " WHERE k.id = $1", key_id)
         return ApiKeyRecord(*row)
 
@@ -272,15 +313,77 @@ class PostgresStore(EventStore):
         rows = await self._fetch(_KEY_SELECT + " ORDER BY k.id")
         return [ApiKeyRecord(*r) for r in rows]
 
-    async def revoke_key(self, key_id: int) -> ApiKeyRecord | None:
+    async def revoke_key(self, key_id: int, *, actor: str = OPERATOR) -> ApiKeyRecord | None:
+        now = time.time_ns()
         async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE api_keys SET revoked_ns = $1 WHERE id = $2 AND revoked_ns IS NULL",
-                time.time_ns(),
+            changed = await conn.fetchval(
+                "UPDATE api_keys SET revoked_ns = $1 WHERE id = $2 AND revoked_ns IS NULL "
+                "RETURNING id",
+                now,
                 key_id,
             )
             row = await conn.fetchrow(_KEY_SELECT + " WHERE k.id = $1", key_id)
-        return ApiKeyRecord(*row) if row else None
+            key = ApiKeyRecord(*row) if row else None
+            if changed is not None and key is not None:
+                record = AuditRecord(
+                    KEY_REVOKED, actor, now, key.account_id, key.prefix, {"key_id": key.id}
+                )
+                await _audit(conn, record)
+        return key
+
+    async def set_retention(
+        self, account_id: int, days: int, *, actor: str = OPERATOR
+    ) -> tuple[int, int] | None:
+        check_days(days)
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(f"{_ACCOUNT_SELECT} WHERE id = $1 FOR UPDATE", account_id)
+            if row is None:
+                return None
+            account = Account(*row)
+            if account.retention_days != days:
+                await conn.execute(
+                    "UPDATE accounts SET retention_days = $1 WHERE id = $2", days, account_id
+                )
+                detail = {"from": account.retention_days, "to": days}
+                record = AuditRecord(
+                    RETENTION_CHANGED, actor, time.time_ns(), account_id, account.name, detail
+                )
+                await _audit(conn, record)
+        return account.retention_days, days
+
+    # -- the audit log
+
+    async def record_audit(self, records: Sequence[AuditRecord]) -> None:
+        if records:
+            async with self._transaction() as conn:
+                await conn.executemany(_INSERT_AUDIT, [audit_row(r) for r in records])
+
+    async def list_audit(
+        self, account_id: int | None, cursor: str | None, limit: int
+    ) -> Page[AuditEntry]:
+        params = Params("numeric")
+        where: list[str] = []
+        if account_id is not None:
+            where.append(f"account_id = {params.add(account_id)}")
+        if cursor is not None:
+            ts_ns, last_id = audit_position(cursor)
+            where.append(f"(ts_ns, id) < ({params.add(ts_ns)}, {params.add(last_id)})")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._fetch(
+            f"SELECT {AUDIT_COLUMNS.replace('detail', 'detail::text')} FROM audit_log{clause} "
+            f"ORDER BY ts_ns DESC, id DESC LIMIT {params.add(limit + 1)}",
+            *params.values,
+        )
+        items, next_cursor = audit_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    # -- retention (km/server/postgres_retention.py)
+
+    async def enforce_retention(self, now_ns: int) -> RetentionReport:
+        from km.server.stores.postgres_retention import enforce
+
+        async with self._guard(), self._pool.acquire() as conn:
+            return await enforce(conn, now_ns)
 
     # -- events
 
@@ -300,9 +403,11 @@ class PostgresStore(EventStore):
                 # UPDATE after would rewrite every row and its indexes): analyse what is not
                 # stored yet. (A concurrent copy of the same event inserted between this look-up
                 # and the insert is not stored twice; only its findings are dropped below.)
-                found = await conn.fetch(_EXISTING, account_id, [e.id for e in events])
-                existing = {r[0] for r in found}
-                before = insight([e for e in events if e.id not in existing])
+                found = await conn.fetch(
+                    _EXISTING, account_id, [e.id for e in events], [e.ts_ns for e in events]
+                )
+                existing = {(r[0], r[1]) for r in found}
+                before = insight([e for e in events if (e.id, e.ts_ns) not in existing])
                 analysed = {e.id: e for e in before.events}
                 ordered = [analysed.get(e.id, e) for e in ordered]
             await conn.execute(_CREATE_STAGING)

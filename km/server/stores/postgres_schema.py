@@ -5,7 +5,8 @@ i + 1. Never edit a released step; append one.
 Growth notes: events carry no foreign key (ingest speed) and are keyed (account_id, id) for
 idempotent ingest; both read paths are keyset scans on (account_id, ts_ns, id) and
 (account_id, session_id, ts_ns, id). Rollups and sessions are maintained on ingest, so
-dashboards never scan events. See km/server/README.md for partitioning.
+dashboards never scan events. Since the second step `events` is partitioned by day (see below
+and km/server/README.md).
 """
 
 from __future__ import annotations
@@ -88,6 +89,92 @@ _V1 = (
         PRIMARY KEY (account_id, hour_ns, server, method)
     )
     """,
+)
+
+# Retention per account, the audit log, and `events` rebuilt partitioned by day on ts_ns
+# (km/server/retention.py): old days are dropped whole instead of deleted row by row.
+#
+# A partitioned table's unique keys must include the partition key, so the primary key becomes
+# (account_id, id, ts_ns): ingest stays idempotent because a re-sent event carries the ts_ns it
+# was first sent with (the uplink re-sends the spool's row). An id re-sent with a *different*
+# ts_ns would be stored twice; the read side never relies on ids being unique across times.
+#
+# The rebuild copies the table with LIKE, so columns other steps added before this one survive,
+# and makes their indexes again on the new table (a unique one must then include ts_ns). Rows
+# older than a year, or further ahead than the partitions made here, land in `events_default`,
+# which retention empties in batches.
+_RETENTION_AUDIT_PARTITIONS = (
+    "ALTER TABLE accounts ADD COLUMN retention_days integer NOT NULL DEFAULT 30",
+    """
+    CREATE TABLE audit_log (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id bigint,
+        ts_ns      bigint NOT NULL,
+        action     text   NOT NULL,
+        actor      text   NOT NULL,
+        target     text,
+        detail     jsonb  NOT NULL,
+        count      bigint NOT NULL,
+        until_ns   bigint
+    )
+    """,
+    "CREATE INDEX audit_log_account_ts ON audit_log (account_id, ts_ns, id)",
+    "CREATE INDEX audit_log_ts ON audit_log (ts_ns, id)",
+    "ALTER TABLE events RENAME TO events_unpartitioned",
+    "ALTER INDEX events_pkey RENAME TO events_unpartitioned_pkey",
+    "ALTER INDEX events_account_ts RENAME TO events_unpartitioned_account_ts",
+    "ALTER INDEX events_account_session_ts RENAME TO events_unpartitioned_account_session_ts",
+    """
+    CREATE TABLE events (LIKE events_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS
+                         INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS)
+    PARTITION BY RANGE (ts_ns)
+    """,
+    "ALTER TABLE events ADD PRIMARY KEY (account_id, id, ts_ns)",
+    "CREATE INDEX events_account_ts ON events (account_id, ts_ns, id)",
+    "CREATE INDEX events_account_session_ts ON events (account_id, session_id, ts_ns, id)",
+    # Indexes other steps made on `events` before this one: made again on the new table.
+    """
+    DO $$
+    DECLARE
+        r record;
+        old_on constant text := ' ON ' || quote_ident(current_schema()) || '.events_unpartitioned ';
+        new_on constant text := ' ON ' || quote_ident(current_schema()) || '.events ';
+    BEGIN
+        FOR r IN
+            SELECT indexname, indexdef FROM pg_indexes
+            WHERE schemaname = current_schema() AND tablename = 'events_unpartitioned'
+              AND indexname NOT LIKE 'events_unpartitioned%'
+        LOOP
+            EXECUTE format('DROP INDEX %I', r.indexname);
+            EXECUTE replace(r.indexdef, old_on, new_on);
+        END LOOP;
+    END $$
+    """,
+    "CREATE TABLE events_default PARTITION OF events DEFAULT",
+    # A partition for each day of the last year that has events, and for yesterday through a
+    # week ahead (named as km.server.retention.partition_name names them).
+    """
+    DO $$
+    DECLARE
+        day_ns constant bigint := 86400000000000;
+        today bigint := floor(extract(epoch FROM now()) / 86400)::bigint;
+        d bigint;
+    BEGIN
+        FOR d IN
+            SELECT DISTINCT floor(ts_ns::numeric / day_ns)::bigint AS day
+            FROM events_unpartitioned
+            WHERE ts_ns >= (today - 366) * day_ns AND ts_ns < (today + 8) * day_ns
+            UNION SELECT generate_series(today - 1, today + 7)
+        LOOP
+            EXECUTE format(
+                'CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%s) TO (%s)',
+                'events_p' || to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+                d * day_ns, (d + 1) * day_ns);
+        END LOOP;
+    END $$
+    """,
+    "INSERT INTO events SELECT * FROM events_unpartitioned",
+    "DROP TABLE events_unpartitioned",
 )
 
 # The insight core (issue 11): what each event means (tool, status, tokens, risk), findings,
@@ -176,4 +263,4 @@ _INSIGHT = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _INSIGHT)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _RETENTION_AUDIT_PARTITIONS, _INSIGHT)

@@ -10,13 +10,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from km.insight.filter import Filter
 from km.insight.filter_sql import SERVER_POSTGRES, SERVER_SQLITE, to_sql
 from km.server import cursor as cursors
 from km.server import latency
+from km.server.audit import AuditEntry, AuditRecord
+from km.server.errors import BadCursor
 from km.server.stores.aggregate import HOUR_NS, NO_METHOD, NO_TOOL
 from km.server.stores.base import EventFilter, HourStat, IngestEvent, SessionSummary
 from km.server.stores.payload import from_columns
+from km.server.validate import canonical_id
 
 EVENTS_CURSOR = "e"
 SESSIONS_CURSOR = "s"
@@ -105,6 +110,8 @@ def event_where(params: Params, filters: EventFilter, cursor: str | None, uuid_c
         parts.append(query_sql(params, filters.query))
     if cursor is not None:
         ts_ns, last_id = cursors.decode(EVENTS_CURSOR, cursor)
+        if canonical_id(last_id) != last_id:  # event ids are canonical UUIDs: a forged cursor
+            raise BadCursor(cursor)
         # Spelled out (not a row comparison) so that SQLite also uses the (ts_ns, id) index.
         ts1, ts2 = params.add(ts_ns), params.add(ts_ns)
         parts.append(f"ts_ns >= {ts1} AND (ts_ns > {ts2} OR id > {params.add(last_id, uuid_cast)})")
@@ -191,3 +198,45 @@ def stat_from_row(row: Sequence[Any], hist: Sequence[int]) -> HourStat:
         tokens=row[11],
         tokens_out=row[12],
     )
+
+
+AUDIT_CURSOR = "a"
+AUDIT_COLUMNS = "id, account_id, ts_ns, action, actor, target, detail, count, until_ns"
+
+
+def audit_position(cursor: str) -> tuple[int, int]:
+    """The (ts_ns, id) after which the next audit page starts (newest first)."""
+    ts_ns, key = cursors.decode(AUDIT_CURSOR, cursor)
+    if not key.isascii() or not key.isdigit() or len(key) > 18:
+        raise BadCursor(cursor)
+    return ts_ns, int(key)
+
+
+def audit_page(rows: Sequence[Sequence[Any]], limit: int) -> tuple[list[AuditEntry], str | None]:
+    entries = [
+        AuditEntry(
+            id=r[0],
+            account_id=r[1],
+            ts_ns=r[2],
+            action=r[3],
+            actor=r[4],
+            target=r[5],
+            detail=orjson.loads(r[6]) if r[6] else {},
+            count=r[7],
+            until_ns=r[8],
+        )
+        for r in rows[:limit]
+    ]
+    last = entries[-1] if entries else None
+    more = len(rows) > limit
+    if not (more and last):
+        return entries, None
+    return entries, cursors.encode(AUDIT_CURSOR, last.ts_ns, str(last.id))
+
+
+def audit_row(record: AuditRecord) -> tuple[object, ...]:
+    """(account_id, ts_ns, action, actor, target, detail JSON, count, until_ns)."""
+    return (
+        record.account_id, record.ts_ns, record.action, record.actor, record.target,
+        orjson.dumps(record.detail).decode(), record.count, record.until_ns,
+    )  # fmt: skip

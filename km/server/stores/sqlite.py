@@ -8,6 +8,8 @@ WAL mode never waits for the writer and never sees a transaction half done.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -21,9 +23,20 @@ import orjson
 from km.insight.filter import Filter
 from km.server import cursor as cursors
 from km.server import latency
+from km.server.audit import (
+    ACCOUNT_CREATED,
+    AUDIT_RETENTION_DAYS,
+    KEY_CREATED,
+    KEY_REVOKED,
+    OPERATOR,
+    RETENTION_CHANGED,
+    AuditEntry,
+    AuditRecord,
+)
 from km.server.errors import StoreError, StoreTooNew, StoreUnavailable
+from km.server.retention import PURGE_BATCH, check_days, cutoff_ns
 from km.server.stores import sqlite_insight
-from km.server.stores.aggregate import aggregate
+from km.server.stores.aggregate import HOUR_NS, aggregate
 from km.server.stores.base import (
     Account,
     ApiKeyRecord,
@@ -33,6 +46,7 @@ from km.server.stores.base import (
     IngestEvent,
     IngestResult,
     Page,
+    RetentionReport,
     SessionSummary,
 )
 from km.server.stores.insight import (
@@ -55,11 +69,15 @@ from km.server.stores.insight import (
 )
 from km.server.stores.payload import to_columns
 from km.server.stores.rows import (
+    AUDIT_COLUMNS,
     EVENT_COLUMNS,
     SESSION_COLUMNS,
     SESSIONS_CURSOR,
     STATS_COLUMNS,
     Params,
+    audit_page,
+    audit_position,
+    audit_row,
     event_where,
     events_page,
     sessions_page,
@@ -69,6 +87,10 @@ from km.server.stores.rows import (
 )
 from km.server.stores.sqlite_schema import MIGRATIONS
 
+log = logging.getLogger("km.server")
+
+PRIVATE_DIR = 0o700  # a new database directory: only its owner may list it
+PRIVATE_FILE = 0o600  # a new database file (SQLite gives -wal and -shm the same mode)
 BUSY_TIMEOUT_MS = 5000  # wait this long for another process's write lock before 503
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -106,6 +128,18 @@ _UPSERT_ROLLUP = """
         lat_max = max(coalesce(lat_max, excluded.lat_max), coalesce(excluded.lat_max, lat_max)),
         lat_hist = excluded.lat_hist
 """
+_ACCOUNT_SELECT = "SELECT id, name, created_ns, retention_days FROM accounts"
+_INSERT_AUDIT = """
+    INSERT INTO audit_log (account_id, ts_ns, action, actor, target, detail, count, until_ns)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+# Primary keys of the WITHOUT ROWID tables and of those whose rowid is not their key, for
+# deleting in batches (the other tables go by rowid).
+_KEYS = {
+    "sessions": "account_id, session_id",
+    "rollups": "account_id, hour_ns, server, method, tool",
+    "tool_definitions": "account_id, server, kind, tool, hash",
+}
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
     FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -116,8 +150,6 @@ class SqliteStore(EventStore):
     """Open with `await SqliteStore.open(path)`, then `migrate()`; `close()` when done."""
 
     def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
-        import asyncio
-
         self.path = path
         self._writer = writer
         self._reader = reader
@@ -127,11 +159,7 @@ class SqliteStore(EventStore):
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
         if path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(path))
-            try:
-                os.makedirs(parent, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(path, f"cannot create {parent}: {exc.strerror}") from None
+            _create_private(path)
         connections: list[aiosqlite.Connection] = []
         try:
             for _ in range(2):
@@ -145,6 +173,8 @@ class SqliteStore(EventStore):
             for conn in connections:
                 await conn.close()
             raise _classify(path, exc) from None
+        if path != ":memory:":
+            _warn_if_readable(path)
         return cls(path, connections[0], connections[1])
 
     # -- lifecycle
@@ -184,31 +214,41 @@ class SqliteStore(EventStore):
 
     # -- accounts and keys
 
-    async def create_account(self, name: str) -> Account:
+    async def create_account(self, name: str, *, actor: str = OPERATOR) -> Account:
+        now = time.time_ns()
         async with self._transaction() as w:
-            await w.execute(
+            cur = await w.execute(
                 "INSERT INTO accounts (name, created_ns) VALUES (?, ?) "
                 "ON CONFLICT (name) DO NOTHING",
-                (name, time.time_ns()),
+                (name, now),
             )
-            rows = await w.execute_fetchall(
-                "SELECT id, name, created_ns FROM accounts WHERE name = ?", (name,)
-            )
+            if cur.rowcount == 1:
+                await _audit(w, AuditRecord(ACCOUNT_CREATED, actor, now, cur.lastrowid, name))
+            rows = await w.execute_fetchall(f"{_ACCOUNT_SELECT} WHERE name = ?", (name,))
         return Account(*next(iter(rows)))
 
     async def list_accounts(self) -> list[Account]:
-        rows = await self._read("SELECT id, name, created_ns FROM accounts ORDER BY id", ())
+        rows = await self._read(f"{_ACCOUNT_SELECT} ORDER BY id", ())
         return [Account(*r) for r in rows]
 
     async def create_key(
-        self, account_id: int, key_hash: str, prefix: str, label: str | None
+        self,
+        account_id: int,
+        key_hash: str,
+        prefix: str,
+        label: str | None,
+        *,
+        actor: str = OPERATOR,
     ) -> ApiKeyRecord:
+        now = time.time_ns()
         async with self._transaction() as w:
             cur = await w.execute(
                 "INSERT INTO api_keys (account_id, key_hash, prefix, label, created_ns) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (account_id, key_hash, prefix, label, time.time_ns()),
+                (account_id, key_hash, prefix, label, now),
             )
+            detail = {"key_id": cur.lastrowid, "label": label}
+            await _audit(w, AuditRecord(KEY_CREATED, actor, now, account_id, prefix, detail))
             rows = await w.execute_fetchall(_KEY_SELECT + " WHERE k.id = ?", (cur.lastrowid,))
         return ApiKeyRecord(*next(iter(rows)))
 
@@ -220,14 +260,116 @@ class SqliteStore(EventStore):
         rows = await self._read(_KEY_SELECT + " ORDER BY k.id", ())
         return [ApiKeyRecord(*r) for r in rows]
 
-    async def revoke_key(self, key_id: int) -> ApiKeyRecord | None:
+    async def revoke_key(self, key_id: int, *, actor: str = OPERATOR) -> ApiKeyRecord | None:
+        now = time.time_ns()
         async with self._transaction() as w:
-            await w.execute(
+            cur = await w.execute(
                 "UPDATE api_keys SET revoked_ns = ? WHERE id = ? AND revoked_ns IS NULL",
-                (time.time_ns(), key_id),
+                (now, key_id),
             )
             rows = await w.execute_fetchall(_KEY_SELECT + " WHERE k.id = ?", (key_id,))
-        return ApiKeyRecord(*next(iter(rows))) if rows else None
+            key = ApiKeyRecord(*next(iter(rows))) if rows else None
+            if cur.rowcount == 1 and key is not None:
+                record = AuditRecord(
+                    KEY_REVOKED, actor, now, key.account_id, key.prefix, {"key_id": key.id}
+                )
+                await _audit(w, record)
+        return key
+
+    async def set_retention(
+        self, account_id: int, days: int, *, actor: str = OPERATOR
+    ) -> tuple[int, int] | None:
+        check_days(days)
+        async with self._transaction() as w:
+            rows = list(await w.execute_fetchall(f"{_ACCOUNT_SELECT} WHERE id = ?", (account_id,)))
+            if not rows:
+                return None
+            account = Account(*rows[0])
+            if account.retention_days != days:
+                await w.execute(
+                    "UPDATE accounts SET retention_days = ? WHERE id = ?", (days, account_id)
+                )
+                detail = {"from": account.retention_days, "to": days}
+                record = AuditRecord(
+                    RETENTION_CHANGED, actor, time.time_ns(), account_id, account.name, detail
+                )
+                await _audit(w, record)
+        return account.retention_days, days
+
+    # -- the audit log
+
+    async def record_audit(self, records: Sequence[AuditRecord]) -> None:
+        if records:
+            async with self._transaction() as w:
+                await w.executemany(_INSERT_AUDIT, [audit_row(r) for r in records])
+
+    async def list_audit(
+        self, account_id: int | None, cursor: str | None, limit: int
+    ) -> Page[AuditEntry]:
+        params: list[object] = []
+        where: list[str] = []
+        if account_id is not None:
+            where.append("account_id = ?")
+            params.append(account_id)
+        if cursor is not None:
+            ts_ns, last_id = audit_position(cursor)
+            where.append("ts_ns <= ? AND (ts_ns < ? OR id < ?)")
+            params += [ts_ns, ts_ns, last_id]
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._read(
+            f"SELECT {AUDIT_COLUMNS} FROM audit_log{clause} ORDER BY ts_ns DESC, id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        items, next_cursor = audit_page(rows, limit)
+        return Page(tuple(items), next_cursor)
+
+    # -- retention
+
+    async def enforce_retention(self, now_ns: int) -> RetentionReport:
+        report = RetentionReport()
+        for account in await self.list_accounts():
+            cutoff = cutoff_ns(now_ns, account.retention_days)
+            report.events_deleted += await self._purge(
+                "events", "account_id = ? AND ts_ns < ?", (account.id, cutoff)
+            )
+            report.sessions_deleted += await self._purge(
+                "sessions", "account_id = ? AND last_ts_ns < ?", (account.id, cutoff)
+            )
+            report.rollups_deleted += await self._purge(
+                "rollups", "account_id = ? AND hour_ns <= ?", (account.id, cutoff - HOUR_NS)
+            )
+            # The insight tables: findings and definition changes by when they happened, tool
+            # definitions not seen since the cutoff (pins, the operator's choices, stay).
+            report.findings_deleted += await self._purge(
+                "findings", "account_id = ? AND ts_ns < ?", (account.id, cutoff)
+            )
+            report.changes_deleted += await self._purge(
+                "definition_changes", "account_id = ? AND ts_ns < ?", (account.id, cutoff)
+            )
+            report.definitions_deleted += await self._purge(
+                "tool_definitions", "account_id = ? AND last_seen_ns < ?", (account.id, cutoff)
+            )
+        audit_cutoff = cutoff_ns(now_ns, AUDIT_RETENTION_DAYS)
+        report.audit_deleted = await self._purge("audit_log", "ts_ns < ?", (audit_cutoff,))
+        return report
+
+    async def _purge(self, table: str, where: str, params: tuple[object, ...]) -> int:
+        """Delete matching rows `PURGE_BATCH` at a time, each batch its own short write
+        transaction, so ingest waits for one batch at most."""
+        key = _KEYS.get(table, "rowid")
+        total = 0
+        while True:
+            async with self._transaction() as w:
+                cur = await w.execute(
+                    f"DELETE FROM {table} WHERE ({key}) IN "
+                    f"(SELECT {key} FROM {table} WHERE {where} LIMIT {PURGE_BATCH:d})",
+                    params,
+                )
+                deleted = cur.rowcount
+            total += deleted
+            if deleted < PURGE_BATCH:
+                return total
+            await asyncio.sleep(0)  # let waiting requests in between batches
 
     # -- events
 
@@ -439,6 +581,47 @@ class SqliteStore(EventStore):
     async def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
         async with self._guard():
             return list(await self._reader.execute_fetchall(sql, params))
+
+
+async def _audit(w: aiosqlite.Connection, record: AuditRecord) -> None:
+    await w.execute(_INSERT_AUDIT, audit_row(record))
+
+
+def _create_private(path: str) -> None:
+    """The database's directory (0700) and file (0600), created private when missing, as the
+    spool is. SQLite creates `-wal` and `-shm` with the database file's mode."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        try:
+            os.makedirs(parent, mode=PRIVATE_DIR, exist_ok=True)
+            os.chmod(parent, PRIVATE_DIR)  # makedirs' mode is filtered by the umask
+        except OSError as exc:
+            raise StoreError(path, f"cannot create {parent}: {exc.strerror}") from None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(path, f"cannot create the database file: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _warn_if_readable(path: str) -> None:
+    """One warning line when others can read the database (it holds captured traffic)."""
+    loose = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except OSError:
+            continue
+        if mode & 0o077:
+            loose.append(f"{os.path.basename(name)} mode {mode:03o}")
+    if loose:
+        log.warning(
+            "%s is readable by other users (%s): it holds captured traffic; "
+            "`chmod 600 %s*` to make it private",
+            path, ", ".join(loose), path,
+        )  # fmt: skip
 
 
 def _event_row(account_id: int, e: IngestEvent, now: int) -> tuple[object, ...]:

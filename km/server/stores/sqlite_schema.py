@@ -83,6 +83,27 @@ _V1 = (
     """,
 )
 
+# Retention per account and the audit log (km/server/retention.py, km/server/audit.py).
+# `account_id` NULL: a row of no account (a refused sign-in with a key nobody has).
+_RETENTION_AND_AUDIT = (
+    "ALTER TABLE accounts ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 30",
+    """
+    CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY,
+        account_id INTEGER,
+        ts_ns      INTEGER NOT NULL,
+        action     TEXT    NOT NULL,
+        actor      TEXT    NOT NULL,
+        target     TEXT,
+        detail     TEXT    NOT NULL,
+        count      INTEGER NOT NULL,
+        until_ns   INTEGER
+    )
+    """,
+    "CREATE INDEX audit_log_account_ts ON audit_log (account_id, ts_ns, id)",
+    "CREATE INDEX audit_log_ts ON audit_log (ts_ns, id)",
+)
+
 # The insight core (issue 11): what each event means (tool, status, tokens, risk), findings,
 # tool definitions per server with their changes, and pins. Rollups gain the tool in their key
 # (SQLite cannot change a primary key in place, so that one table is rebuilt) with tokens and
@@ -196,4 +217,4 @@ _INSIGHT = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _INSIGHT)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _RETENTION_AND_AUDIT, _INSIGHT)
