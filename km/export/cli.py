@@ -14,37 +14,13 @@ from contextlib import contextmanager
 from typing import IO, Any, BinaryIO
 
 from km import __version__
-from km.arguments import CommandParser, ParserExit
-from km.errors import InputError, KmError, UsageError
-from km.insight.filter import Filter, FilterError
+from km.arguments import CommandParser
+from km.errors import InputError, UsageError
+from km.insight.filter import Filter
 from km.settings import Settings
+from km.views.cli import _entry, _err  # one error and exit-code shell for km's views
 
 FORMATS = ("jsonl", "otlp", "sarif")
-
-
-def _err(message: str) -> None:
-    from km.terminal import safe  # a message may quote a captured or typed value
-
-    sys.stderr.write(f"km: {safe(message, markup=False)}\n")
-    sys.stderr.flush()
-
-
-def _entry(fn: Callable[[], int]) -> int:
-    try:
-        return fn()
-    except ParserExit as done:
-        return done.status
-    except FilterError as exc:
-        _err(str(exc))
-        sys.stderr.write(exc.caret() + "\n")
-        return exc.exit_code
-    except KmError as exc:
-        _err(str(exc))
-        return exc.exit_code
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
 
 
 def _filter(words: list[str]) -> Filter | None:

@@ -15,8 +15,9 @@ def export_otlp(
     endpoint: str | None,
     show: bool,
 ) -> int:
-    from km.export.cli import _err, _output, progress_bar
+    from km.export.cli import _output, progress_bar
     from km.export.otlp_sdk import JsonFileExporter, SpanWriter, http_exporters
+    from km.views.cli import _err
 
     total = source.count_events() if show else None
     if endpoint:
