@@ -31,7 +31,7 @@ INSTALL_SH = "curl -fsSL https://raw.githubusercontent.com/kilometers-ai/km/main
 INSTALL_PS1 = "irm https://github.com/kilometers-ai/km/releases/latest/download/install.ps1 | iex"
 UPGRADE_COMMANDS: dict[Method, str] = {
     "installer": "km update",
-    "installer-windows": INSTALL_PS1,
+    "installer-windows": "km update",
     "homebrew": "brew upgrade km",
     "scoop": "scoop update km",
     "pipx": f"pipx upgrade {PACKAGE}",

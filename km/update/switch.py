@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 
 from km.errors import KmError
@@ -107,21 +108,30 @@ def download(url: str, destination: str) -> str:
 def unpack(archive: str, into: str) -> None:
     try:
         if archive.endswith(".zip"):
-            import zipfile
-
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(into)
+            _unzip(archive, into)
         else:
             with tarfile.open(archive, "r:gz") as t:
                 t.extractall(into, filter="data")
-    except (OSError, tarfile.TarError, ValueError, EOFError) as exc:
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise UpdateError(f"cannot unpack {os.path.basename(archive)}: {exc}") from None
+
+
+def _unzip(archive: str, into: str) -> None:
+    """Like extractall (names are made safe the same way), keeping the Unix modes a zip made
+    on Unix records (a zip made on Windows records none; Windows has no mode to keep)."""
+    with zipfile.ZipFile(archive) as z:
+        for member in z.infolist():
+            path = z.extract(member, into)
+            mode = (member.external_attr >> 16) & 0o777
+            if mode and os.name != "nt" and not member.is_dir():
+                os.chmod(path, mode)
 
 
 def check_runs(km: str, version: str) -> None:
     """The unpacked km must start here and say it is `version`."""
     if not os.access(km, os.X_OK):
-        raise UpdateError(f"the archive does not hold {os.path.basename(os.path.dirname(km))}/km")
+        top, name = os.path.split(km)
+        raise UpdateError(f"the archive does not hold {os.path.basename(top)}/{name}")
     try:
         said = subprocess.run(
             [km, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S
@@ -133,6 +143,23 @@ def check_runs(km: str, version: str) -> None:
         raise UpdateError(f"the downloaded km says {shown!r}, expected 'km {version}'")
 
 
+def fetch_verified(base: str, candidate: Candidate, work: str, program: str) -> str:
+    """Download `candidate` into `work`, check it against SHA256SUMS, unpack it and run its
+    `program --version`; return the unpacked top directory. Touches nothing outside `work`."""
+    archive = os.path.join(work, candidate.archive)
+    got = download(f"{base}/{candidate.archive}", archive)
+    if got != candidate.sha256:
+        raise UpdateError(
+            f"checksum mismatch for {candidate.archive} (got {got}, SHA256SUMS says "
+            f"{candidate.sha256}): refusing to install it"
+        )
+    unpacked = os.path.join(work, "x")
+    unpack(archive, unpacked)
+    top = os.path.join(unpacked, candidate.top)
+    check_runs(os.path.join(top, program), candidate.version)
+    return top
+
+
 def install(base: str, candidate: Candidate, layout: Layout) -> str:
     """Download, verify and switch `layout` to `candidate`; return the new version's km."""
     if not layout.is_ours():
@@ -142,17 +169,7 @@ def install(base: str, candidate: Candidate, layout: Layout) -> str:
     work = tempfile.mkdtemp(prefix="km-update-")
     stage = ""
     try:
-        archive = os.path.join(work, candidate.archive)
-        got = download(f"{base}/{candidate.archive}", archive)
-        if got != candidate.sha256:
-            raise UpdateError(
-                f"checksum mismatch for {candidate.archive} (got {got}, SHA256SUMS says "
-                f"{candidate.sha256}): refusing to install it"
-            )
-        unpacked = os.path.join(work, "x")
-        unpack(archive, unpacked)
-        top = os.path.join(unpacked, candidate.top)
-        check_runs(os.path.join(top, "km"), candidate.version)
+        top = fetch_verified(base, candidate, work, "km")
         stage = os.path.join(layout.libdir, f".new-{os.getpid()}")
         try:
             shutil.move(top, stage)

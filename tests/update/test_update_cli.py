@@ -1,45 +1,20 @@
 """`km update` for a km that install.sh did not install (here: this venv's km, the `python`
 method): it names the command that upgrades it, and `--check` reports through its exit code.
-The release is served from 127.0.0.1."""
+The release is served from 127.0.0.1 (conftest.py's release_dir)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import platform
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from km import __version__
 from km.update.release import archive_name, platform_name
 
 KM = str(Path(sys.executable).parent / "km")
 TIMEOUT_S = 60
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def release_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(_Quiet, directory=str(www))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def km_update(tmp_path: Path, base: str, *args: str) -> subprocess.CompletedProcess[str]:
