@@ -20,6 +20,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from km.insight.definitions import make_definition
+from km.spool.tokens import fill_tokens
 
 ROOT = Path(__file__).resolve().parent
 BIN = ROOT / "peers" / "node_modules" / ".bin"
@@ -199,6 +200,7 @@ def test_approve_with_nothing_captured_is_a_clear_error(km_env: dict[str, str]) 
 def test_portable_relay_stores_the_same_insight(km_env: dict[str, str], spool_path: Path) -> None:
     env = {**km_env, "KM_RELAY": "threads"}
     through_km("time", SERVERS["time"], env, ("get_current_time", {"timezone": "UTC"}))
+    fill_tokens(str(spool_path))  # what a reader of the spool does first (km/spool/tokens.py)
     calls = stored(
         spool_path,
         "SELECT kind, tool, status, risk IS NOT NULL, tokens IS NOT NULL FROM events"

@@ -62,6 +62,10 @@ _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
 
+def _no_tokens(kind: str, method: str | None, payload: bytes) -> int | None:
+    return None
+
+
 class Insight(NamedTuple):
     """The insight fields of one event (stored in the spool's `events` columns)."""
 
@@ -130,11 +134,16 @@ class SessionAnalyzer:
         baseline: Baseline | None = None,
         max_pending: int = DEFAULT_MAX_PENDING,
         on_initialize: Callable[[], None] | None = None,
+        count_tokens: bool = True,
     ) -> None:
         """`baseline` gives earlier sessions' snapshots; `on_initialize` is called once, at
-        the first `initialize` request (the shell starts loading the tokenizer then)."""
+        the first `initialize` request. With `count_tokens` False, every `tokens` field is
+        None (a shell that counts them elsewhere: the capture process leaves them to whoever
+        reads the spool, km/spool/tokens.py, and to the API's ingest)."""
         self.server = server
         self._on_initialize = on_initialize
+        self._content_tokens = content_tokens if count_tokens else _no_tokens
+        self._count_tokens = count_tokens
         self.server_info: ServerInfo | None = None
         self.snapshots: dict[str, Snapshot] = {}
         self.listings: list[Listing] = []
@@ -189,7 +198,7 @@ class SessionAnalyzer:
             elif method == INITIALIZE and self._on_initialize is not None:
                 start, self._on_initialize = self._on_initialize, None
                 start()
-            tokens = None if truncated else content_tokens(REQUEST, method, payload)
+            tokens = None if truncated else self._content_tokens(REQUEST, method, payload)
             return NOTHING if tokens is None else Insight(None, None, tokens)
         if kind in (RESPONSE, ERROR):
             request = self._requests.pop(link_id, None) if link_id is not None else None
@@ -232,7 +241,7 @@ class SessionAnalyzer:
         if target is not None:
             self._flow_step(event_id, target, definition or {"name": target})
         self._remember(event_id, _Request(method, target, risk=call.score))
-        tokens = None if truncated else content_tokens(REQUEST, method, payload)
+        tokens = None if truncated else self._content_tokens(REQUEST, method, payload)
         return Insight(target, None, tokens, call.score)
 
     def _remember(self, event_id: str, request: _Request) -> None:
@@ -258,7 +267,7 @@ class SessionAnalyzer:
             if request is None:
                 return Insight(None, FAILED)
             return Insight(request.target, FAILED, None, request.risk)
-        tokens = None if truncated else content_tokens(RESPONSE, method, payload)
+        tokens = None if truncated else self._content_tokens(RESPONSE, method, payload)
         if request is None:
             if method == INITIALIZE and direction == S2C:
                 self._initialized(payload, truncated)
@@ -339,8 +348,9 @@ class SessionAnalyzer:
         per_definition: dict[str, int] = {}
         if kind == TOOLS.method:
             self._tools = {name: d.doc for name, d in listing.definitions.items()}
-            per_definition = {name: tool_list_tokens([doc]) for name, doc in self._tools.items()}
-            tokens = sum(per_definition.values())  # tool_list_tokens is the sum over tools
+            if self._count_tokens:
+                per_definition = {n: tool_list_tokens([doc]) for n, doc in self._tools.items()}
+                tokens = sum(per_definition.values())  # tool_list_tokens: the sum over tools
             self._scan(event_id, listing, previous)
         self.snapshots[kind] = snapshot
         item = Listing(event_id, listing, snapshot, diff, tokens, after_change, per_definition)

@@ -76,6 +76,9 @@ _RESPONSE_NEEDLES = {
     "tools/list": b'"tools"',
 }
 TINY = 24  # bytes: no JSON-RPC message this short carries content
+# The methods whose requests or responses can carry content (`content_tokens` is None for
+# every other method): readers that count later select these.
+CONTENT_METHODS = frozenset(_REQUEST_NEEDLES) | frozenset(_RESPONSE_NEEDLES)
 
 
 def _loads(payload: bytes) -> Any:
@@ -141,13 +144,16 @@ def content_tokens(kind: str, method: str | None, payload: bytes) -> int | None:
         return None
 
 
-def _json_text(value: object) -> str:
+def _json_text(value: object, sort_keys: bool = False) -> str:
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, option=option).decode()
     except (TypeError, orjson.JSONEncodeError):
         pass
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), default=str, sort_keys=sort_keys
+        )
     except (ValueError, TypeError, RecursionError):
         return ""
 
@@ -205,7 +211,9 @@ def _contents_text(contents: object) -> str:
 def tool_text(tool: Mapping[str, Any]) -> str:
     """A tool as clients present it to the model: its name, description and input schema, as
     one JSON object (`{"name", "description", "input_schema"}`, the shape of the Anthropic
-    and OpenAI tool parameters). Title, output schema and annotations are not sent."""
+    and OpenAI tool parameters). Title, output schema and annotations are not sent. Keys are
+    sorted: the count of a definition is the same from the wire and from its canonical JSON
+    in the spool (km/spool/tokens.py counts it there)."""
     shown: dict[str, Any] = {}
     for key, as_key in (
         ("name", "name"),
@@ -214,7 +222,7 @@ def tool_text(tool: Mapping[str, Any]) -> str:
     ):
         if key in tool:
             shown[as_key] = tool[key]
-    return _json_text(shown)
+    return _json_text(shown, sort_keys=True)
 
 
 def tool_tokens(tool: object) -> int:

@@ -60,7 +60,9 @@ from km.server.stores.insight import (
     DefinitionSeen,
     StoredDefinition,
     StoredFinding,
+    counted,
     current_definitions,
+    with_tokens,
 )
 
 log = logging.getLogger("km.server")
@@ -166,7 +168,7 @@ class Ingest:
                 )
             analyzer = entry.analyzer
             if not entry.feeds(e):
-                out.append(e)
+                out.append(counted(e))
                 continue
             try:
                 insight = analyzer.observe(
@@ -182,7 +184,11 @@ class Ingest:
                 self.errors += 1
                 log.exception("insight analysis of event %s failed", e.id)
                 insight = NOTHING
-            out.append(e if e.analysed else _with_fields(e, insight))
+            if not e.analysed:
+                e = _with_fields(e, insight)
+            elif e.tokens is None and insight.tokens is not None:
+                e = with_tokens(e, insight.tokens)
+            out.append(e)
         return Analysis(out, batch.findings, batch.definitions, batch.changes)
 
     async def _rebuild(self, store: EventStore, account_id: int, first: IngestEvent) -> _Session:

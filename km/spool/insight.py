@@ -168,22 +168,17 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
     as it crossed the wire, and everything it stores (payloads, definitions, finding text) is
     redacted with the session's rules. Earlier sessions' inventories come from the spool.
 
-    The tokenizer's encoding (~0.5 s to load, holding the GIL) loads on a thread of its own
-    from the client's `initialize` on, while the server starts up and little traffic flows;
-    a stream that never initializes (no MCP session) does not pay for it."""
-    import threading
+    It counts no tokens: the tokenizer would cost this process ~70 MB and ~0.5 s of CPU
+    holding the GIL, in every km process of the machine. Readers of the spool count them
+    (km/spool/tokens.py), the API on ingest."""
     from functools import partial
 
-    from km.insight import tokens
     from km.insight.session import SessionAnalyzer
     from km.redact import redact_payload, redact_payload_with_report, redact_text
 
-    def warm() -> None:
-        threading.Thread(target=tokens.warm, name="km-tokens", daemon=True).start()
-
     rules = settings.redaction_rules()
     analyzer = SessionAnalyzer(
-        server, baseline=baseline_reader(settings.resolve_spool_path()), on_initialize=warm
+        server, baseline=baseline_reader(settings.resolve_spool_path()), count_tokens=False
     )
     return CapturePipeline(
         session_id,

@@ -23,6 +23,7 @@ from km.insight.inventory import pin_findings
 from km.insight.poisoning import scan_tools
 from km.spool.errors import classify_sqlite
 from km.spool.insight import ServerInventory, read_findings, read_inventories
+from km.spool.tokens import fill_tokens
 
 RECENT_NS = 7 * 86400 * 10**9  # risk and flow findings of the last week are listed
 ATTENTION_RECENT_NS = 86400 * 10**9  # ... and those of the last day need attention
@@ -39,6 +40,7 @@ def read_tools(path: str, server: str | None = None, now_ns: int | None = None) 
     view: View = {"path": path, "exists": os.path.exists(path), "now_ns": now, "servers": []}
     if not view["exists"]:
         return view
+    fill_tokens(path, max_events=0)  # the definitions' tokens the capture processes left
     uri = Path(path).as_uri() + "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)

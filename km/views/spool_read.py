@@ -19,6 +19,7 @@ from km.insight.filter import Filter
 from km.insight.filter_sql import SqlTarget, to_sql
 from km.spool.errors import SpoolTooNew, classify_sqlite
 from km.spool.schema import SCHEMA_VERSION, schema_version
+from km.spool.tokens import fill_tokens
 from km.views.exchange import Row
 
 READ_BUSY_TIMEOUT_MS = 2000
@@ -75,6 +76,7 @@ class SpoolReader:
         path = os.path.abspath(path)
         if not os.path.exists(path):
             raise NoSpool(path)
+        fill_tokens(path)  # what the capture processes left to be counted (km/spool/tokens.py)
         try:
             conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None)
         except sqlite3.Error as exc:

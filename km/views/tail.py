@@ -25,6 +25,7 @@ from typing import IO
 import orjson
 
 from km.insight.filter import Filter
+from km.spool.tokens import TokenFiller
 from km.terminal import safe
 from km.views import fmt, render
 from km.views.exchange import Line, Pairer
@@ -151,11 +152,32 @@ def _follow(
         last = reader.seq_before(flt, options.last)
     else:
         last = reader.last_seq()
+    identity = _identity(reader.path)
+    filler = TokenFiller(reader.path)  # counts what the capture processes left uncounted
+    try:
+        return _poll(box, open_reader, options, out, clock, sleep, filler, last, identity)
+    finally:
+        filler.close()
+
+
+def _poll(
+    box: list[SpoolReader],
+    open_reader: Callable[[], SpoolReader],
+    options: TailOptions,
+    out: Output,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    filler: TokenFiller,
+    last: int,
+    identity: tuple[int, int] | None,
+) -> int:
+    reader = box[0]
+    flt = options.flt
     pairer = Pairer(options.hold_s)
     idle_sleep = POLL_MIN_S
     checked_at = clock()
-    identity = _identity(reader.path)
     while True:
+        filler.fill()
         rows = reader.batch(flt, last, BATCH)
         now = clock()
         if rows:
@@ -194,6 +216,8 @@ def _follow(
                     reader.close()
                     reader = box[0] = open_reader()
                     identity, last = current, 0
+                    filler.close()
+                    filler.path = reader.path
         sleep(min(idle_sleep, options.hold_s))
 
 

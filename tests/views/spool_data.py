@@ -106,6 +106,12 @@ class Builder:
             for event_id, fields in self.insight.items():
                 for name, value in fields.items():
                     conn.execute(f"UPDATE events SET {name} = ? WHERE id = ?", (value, event_id))
+            # The made-up token counts above are the spool's: nothing is left to count.
+            conn.execute(
+                "INSERT INTO export_cursors (name, seq, updated_ns)"
+                " SELECT 'tokens', coalesce(max(seq), 0), 0 FROM events WHERE true"
+                " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq"
+            )
             for f in self.findings:
                 conn.execute(
                     f"INSERT INTO findings ({', '.join(f)}) VALUES ({', '.join('?' * len(f))})",
