@@ -36,7 +36,9 @@ echo "== an MCP session through km =="
 "$KM" sync -q
 echo "== km status =="
 "$KM" status
-echo "== the API's per-server, per-method stats (GET /api/v1/stats) =="
+echo "== km tools: each server's tools, their context tokens, drift and findings =="
+"$KM" tools
+echo "== the API's per-server, per-method, per-tool stats (GET /api/v1/stats) =="
 curl -fsS -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/api/v1/stats" |
   .venv/bin/python scripts/demo_stats.py
 cat <<NEXT

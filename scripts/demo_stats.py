@@ -1,5 +1,6 @@
-"""Print the API's `GET /api/v1/stats` JSON (on stdin) as a table: one row per server and
-method, names whole, and `-` where a figure does not apply (a notification has no latency)."""
+"""Print the API's `GET /api/v1/stats` JSON (on stdin) as a table: one row per server, method
+and tool, names whole, and `-` where a figure does not apply (a notification has no latency,
+a call without content no tokens)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,21 @@ def figure(value: object, unit: str = "") -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    header = ("server", "method", "count", "errors", "p50")
+    header = ("server", "method", "tool", "count", "errors", "tokens", "p50")
     cells = [
         (
             str(r["server"]),
             str(r["method"]),
+            figure(r.get("tool")),
             figure(r["count"]),
             figure(r["errors"]),
+            figure(r.get("tokens") or None),
             figure(r["latency_p50_us"], " us"),
         )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
-    right = (False, False, True, True, True)
+    right = (False, False, False, True, True, True, True)
     lines = []
     for row in [header, *cells]:
         parts = [
