@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from time import time_ns
 from typing import BinaryIO
@@ -138,52 +138,57 @@ def traces_json(spans: Sequence[ReadableSpan]) -> dict[str, object]:
 def _span_json(span: ReadableSpan) -> dict[str, object]:
     ctx = span.context
     assert ctx is not None
+    parent = span.parent
     doc: dict[str, object] = {
         "traceId": f"{ctx.trace_id:032x}",
         "spanId": f"{ctx.span_id:016x}",
         "name": span.name,
-        "kind": span.kind.value + 1,  # the SDK counts from INTERNAL=0, OTLP from UNSPECIFIED=0
+        "kind": _KINDS[span.kind],
         "startTimeUnixNano": str(span.start_time),
         "endTimeUnixNano": str(span.end_time),
         "attributes": _attributes(span.attributes or {}),
         "flags": 0x100
         | int(ctx.trace_flags)
-        | (0x200 if span.parent and span.parent.is_remote else 0),
+        | (0x200 if parent is not None and parent.is_remote else 0),
     }
-    if span.parent is not None:
-        doc["parentSpanId"] = f"{span.parent.span_id:016x}"
+    if parent is not None:
+        doc["parentSpanId"] = f"{parent.span_id:016x}"
     state = ctx.trace_state.to_header() if ctx.trace_state else ""
     if state:
         doc["traceState"] = state
-    if span.status.status_code is StatusCode.ERROR:
-        doc["status"] = {"code": 2, "message": span.status.description or ""}
+    status = span.status
+    if status.status_code is StatusCode.ERROR:
+        doc["status"] = {"code": 2, "message": status.description or ""}
     return doc
 
 
-def _attributes(attrs: object) -> list[dict[str, object]]:
-    # The SDK's BoundedAttributes iterates under a lock, slowly; its plain dict when it has one.
-    items: dict[str, object] = getattr(attrs, "_dict", None) or dict(attrs)  # type: ignore[call-overload]
+# The SDK counts span kinds from INTERNAL=0, OTLP from UNSPECIFIED=0.
+_KINDS = {kind: kind.value + 1 for kind in SpanKind}
+
+
+def _attributes(attrs: Mapping[str, object]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for key, value in items.items():
+    append = out.append
+    for key, value in attrs.items():
         kind = type(value)
-        if kind is str and key in _REPEATING:  # low-cardinality values: one shared object each
-            entry = _MEMO.get((key, value))
-            if entry is None:
-                if len(_MEMO) > 10_000:
-                    _MEMO.clear()
-                entry = _MEMO[(key, value)] = {"key": key, "value": {"stringValue": value}}
-            out.append(entry)
-            continue
         if kind is str:
-            out.append({"key": key, "value": {"stringValue": value}})
-        elif kind is bool:
-            out.append({"key": key, "value": {"boolValue": value}})
+            if key in _REPEATING:  # low-cardinality values: one shared object each
+                entry = _MEMO.get((key, value))
+                if entry is None:
+                    if len(_MEMO) > 10_000:
+                        _MEMO.clear()
+                    entry = _MEMO[(key, value)] = {"key": key, "value": {"stringValue": value}}
+                append(entry)
+            else:
+                append({"key": key, "value": {"stringValue": value}})
         elif kind is int:
-            out.append({"key": key, "value": {"intValue": str(value)}})
+            append({"key": key, "value": {"intValue": str(value)}})
+        elif kind is bool:
+            append({"key": key, "value": {"boolValue": value}})
         elif kind is float:
-            out.append({"key": key, "value": {"doubleValue": value}})
+            append({"key": key, "value": {"doubleValue": value}})
         else:
-            out.append({"key": key, "value": {"stringValue": str(value)}})
+            append({"key": key, "value": {"stringValue": str(value)}})
     return out
 
 
