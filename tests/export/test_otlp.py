@@ -35,7 +35,8 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from km import __version__
@@ -298,6 +299,33 @@ def test_spans_are_what_the_sdk_tracer_makes(env: dict[str, str]) -> None:
     assert len({s.context.span_id for s in ours if s.context}) == len(ours)
 
 
+def assert_file_is_the_encoding(batch: list[ReadableSpan]) -> None:
+    """The JSON file's line for `batch` decodes to what the SDK exporter's encoder makes of it."""
+    out = io.BytesIO()
+    JsonFileExporter(out).export(batch)
+    (line,) = out.getvalue().splitlines()
+    doc = orjson.loads(line)
+    flags = []
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+                flags.append(span.pop("flags"))
+    from_file = ParseDict(doc, ExportTraceServiceRequest())
+    encoded = encode_spans(batch)
+    spans = [s for rs in encoded.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    trace_flags = {s.context.span_id: int(s.context.trace_flags) for s in batch if s.context}
+    assert len(trace_flags) == len(batch) == len(spans) == len(flags)
+    for span, flag in zip(spans, flags, strict=True):  # the file adds the W3C trace flags
+        assert flag == span.flags | trace_flags[int.from_bytes(span.span_id, "big")]
+        span.flags = 0
+        if span.status.code == 0:
+            span.ClearField("status")  # unset: the encoder writes it empty, the file not
+    assert from_file == encoded
+
+
 def test_the_file_is_the_sdk_encoders_spans_as_otlp_json(env: dict[str, str]) -> None:
     kept = Keep()
     writer = SpanWriter(kept, batch=5)
@@ -306,28 +334,43 @@ def test_the_file_is_the_sdk_encoders_spans_as_otlp_json(env: dict[str, str]) ->
     writer.close()
     assert len(kept.batches) > 1
     for batch in kept.batches:
-        out = io.BytesIO()
-        JsonFileExporter(out).export(batch)
-        (line,) = out.getvalue().splitlines()
-        doc = orjson.loads(line)
-        flags = []
-        for rs in doc["resourceSpans"]:
-            for ss in rs["scopeSpans"]:
-                for span in ss["spans"]:
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in span:
-                            span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
-                    flags.append(span.pop("flags"))
-        from_file = ParseDict(doc, ExportTraceServiceRequest())
-        encoded = encode_spans(batch)
-        spans = [s for rs in encoded.resource_spans for ss in rs.scope_spans for s in ss.spans]
-        for span, sdk_span, flag in zip(spans, batch, flags, strict=True):
-            assert sdk_span.context is not None  # the file adds the W3C trace flags (OTLP allows)
-            assert flag == span.flags | int(sdk_span.context.trace_flags)
-            span.flags = 0
-            if span.status.code == 0:
-                span.ClearField("status")  # unset: the encoder writes it empty, the file not
-        assert from_file == encoded
+        assert_file_is_the_encoding(batch)
+
+
+def test_the_file_writes_any_string_and_value_as_the_encoder_does() -> None:
+    odd = 'quote " back \\ slash \n\t\x00\x1f\x7f é 字 😀 \u2028'
+    resources = [
+        Resource.create({"service.name": "x"}),
+        Resource.create({"service.name": odd, "odd.int": -(2**62), "odd.bool": False}),
+    ]  # one object a server, as SpanWriter has them (the file groups by object)
+    parent = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True,
+                         TraceFlags(1), TraceState([("rojo", "1"), ("congo", "t61")]))  # fmt: skip
+    attributes: list[dict[str, Any]] = [
+        {"s": odd, "gen_ai.tool.name": odd, "i": n - 3, "big": 2**63 - 1, "b": n % 2 == 0,
+         "f": n / 7, "mcp.method.name": f"m{n % 2}", "": ""} for n in range(12)
+    ]  # fmt: skip
+    batch = [
+        ReadableSpan(
+            odd if n % 2 else f"span {n}",
+            SpanContext(
+                parent.trace_id if n % 3 else n + 1,
+                n + 1,
+                False,
+                TraceFlags(n % 4),
+                parent.trace_state if n % 3 else None,
+            ),
+            parent if n % 3 else None,
+            resources[n % 2],
+            attributes[n],
+            kind=list(SpanKind)[n % len(SpanKind)],
+            status=Status(StatusCode.ERROR, odd if n % 2 else None) if n % 3 == 2 else Status(),
+            start_time=n,
+            end_time=2**63 - 1 - n,
+            instrumentation_scope=InstrumentationScope(SCOPE, __version__),
+        )
+        for n in range(12)
+    ]
+    assert_file_is_the_encoding(batch)
 
 
 def test_durations_are_the_sdk_histogram() -> None:
