@@ -299,6 +299,31 @@ def test_spans_are_what_the_sdk_tracer_makes(env: dict[str, str]) -> None:
     assert len({s.context.span_id for s in ours if s.context}) == len(ours)
 
 
+@pytest.mark.parametrize("limits", [{}, {"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4"},
+                                    {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "3"}])  # fmt: skip
+def test_the_otel_span_limits_apply_as_the_sdk_tracer_applies_them(
+    limits: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in limits.items():
+        monkeypatch.setenv(name, value)
+    specs = [SpanSpec(f"tools/call t{n}", n, n + 5, {"mcp.method.name": "tools/call",
+                      "gen_ai.tool.name": f"tool-{n}-long-name", "km.risk": n, "km.x": True},
+                      "s", f"srv{n % 2}") for n in range(6)]  # fmt: skip
+    kept = Keep()
+    writer = SpanWriter(kept)
+    for spec in specs:
+        writer.write(spec)
+    writer.close()
+    (ours,) = kept.batches
+    mine, theirs = without_random_ids(encode_spans(ours)), without_random_ids(encode_spans(
+        sdk_spans(specs)))  # fmt: skip
+    assert mine == theirs
+    spans = [s for rs in mine.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    values = [a.value.string_value for s in spans for a in s.attributes]
+    dropped = [s.dropped_attributes_count for s in spans]
+    assert ("tool" in values or any(dropped)) == bool(limits)  # the limits did cut
+
+
 def assert_file_is_the_encoding(batch: list[ReadableSpan]) -> None:
     """The JSON file's line for `batch` decodes to what the SDK exporter's encoder makes of it."""
     out = io.BytesIO()
