@@ -65,6 +65,8 @@ def _doc(payload: bytes | None) -> dict[str, Any]:
 def _request_id(rpc_id: str | None) -> str | None:
     if rpc_id is None:
         return None
+    if rpc_id.isdigit():
+        return rpc_id  # what parsing it gives back, or what a failed parse returns
     try:
         value = orjson.loads(rpc_id)
     except orjson.JSONDecodeError:
@@ -120,7 +122,7 @@ def span_of(
     for key in ("risk", "tokens"):
         if isinstance(request.get(key), int):
             attrs[f"km.{key}"] = request[key]
-    parent, state = parent_of(params)
+    parent, state = parent_of(params) if params else (None, None)
     start = int(request["ts_ns"])
     spec = SpanSpec(
         name=f"{method} {target}" if target else method,
@@ -202,22 +204,24 @@ class Pairer:
         self._pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._protocol: dict[str, str] = {}
 
-    def feed(self, event: dict[str, Any]) -> Iterator[SpanSpec]:
+    def feed(self, event: dict[str, Any]) -> SpanSpec | None:
+        """The span this event completes, if any (an event completes at most one)."""
         kind = event.get("kind")
         if kind == REQUEST:
             self._pending[event["id"]] = event
             if len(self._pending) > self.max_pending:
                 _, oldest = self._pending.popitem(last=False)
-                yield span_of(oldest, None, self._protocol.get(oldest["session_id"]))
+                return span_of(oldest, None, self._protocol.get(oldest["session_id"]))
         elif kind == NOTIFICATION:
-            yield span_of(event, None, self._protocol.get(event["session_id"]))
+            return span_of(event, None, self._protocol.get(event["session_id"]))
         elif kind in (RESPONSE, ERROR):
             version = protocol_from(event)
             if version:
                 self._protocol[event["session_id"]] = version
             request = self._pending.pop(event.get("link_id") or "", None)
             if request is not None:
-                yield span_of(request, event, self._protocol.get(request["session_id"]))
+                return span_of(request, event, self._protocol.get(request["session_id"]))
+        return None
 
     def finish(self) -> Iterator[SpanSpec]:
         while self._pending:
@@ -228,7 +232,9 @@ class Pairer:
 def spans(events: Iterable[dict[str, Any]], max_pending: int = MAX_PENDING) -> Iterator[SpanSpec]:
     pairer = Pairer(max_pending)
     for event in events:
-        yield from pairer.feed(event)
+        spec = pairer.feed(event)
+        if spec is not None:
+            yield spec
     yield from pairer.finish()
 
 
@@ -246,10 +252,14 @@ METRIC_ATTRIBUTES = (
 )  # fmt: skip
 
 
-def metric_point(spec: SpanSpec) -> tuple[float, dict[str, str | int | bool]] | None:
-    """(seconds, attributes) of a span for the duration histogram; None for notifications and
-    unanswered requests (no duration observed)."""
+def metric_point(spec: SpanSpec) -> tuple[float, tuple[str | int | bool | None, ...]] | None:
+    """(seconds, the span's values of `METRIC_ATTRIBUTES`, None where it has none) for the
+    duration histogram; None for notifications and unanswered requests (no duration observed).
+    `metric_attributes` makes the values an attribute set."""
     if "km.reply.id" not in spec.attributes:
         return None
-    attrs = {k: spec.attributes[k] for k in METRIC_ATTRIBUTES if k in spec.attributes}
-    return (spec.end_ns - spec.start_ns) / 1e9, attrs
+    return (spec.end_ns - spec.start_ns) / 1e9, tuple(map(spec.attributes.get, METRIC_ATTRIBUTES))
+
+
+def metric_attributes(values: tuple[str | int | bool | None, ...]) -> dict[str, str | int | bool]:
+    return {k: v for k, v in zip(METRIC_ATTRIBUTES, values, strict=True) if v is not None}

@@ -57,7 +57,8 @@ def write_spans(
     pairer = Pairer()
     n = 0
     for names, row in source.events(columns=SPAN_COLUMNS):
-        for spec in pairer.feed(dict(zip(names, row, strict=True))):
+        spec = pairer.feed(dict(zip(names, row, strict=True)))
+        if spec is not None:
             write(spec)
         n += 1
         if n % 1000 == 0:

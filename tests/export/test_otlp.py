@@ -6,19 +6,54 @@ traceparent; the OTLP JSON file parses as OTLP; a down or garbage endpoint is on
 from __future__ import annotations
 
 import base64
+import io
 import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from google.protobuf.json_format import ParseDict
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics import Histogram as SdkHistogram
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    InMemoryMetricReader,
+    MetricsData,
+)
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from km.export.otlp import parent_of, spans
+from km import __version__
+from km.export.otlp import (
+    METRIC,
+    METRIC_DESCRIPTION,
+    METRIC_UNIT,
+    SpanSpec,
+    metric_attributes,
+    metric_point,
+    parent_of,
+    spans,
+)
+from km.export.otlp_cli import write_spans
+from km.export.otlp_sdk import BUCKETS, SCOPE, Durations, JsonFileExporter, SpanWriter
+from km.export.source import ExportSource
+from km.views.spool_read import SpoolReader
 from tests.export.captures import EVERYTHING, INIT, INITIALIZED, call, capture, km_env, time_session
 from tests.export.otlp_receiver import receiver
 
@@ -179,3 +214,226 @@ def test_pairing_in_memory() -> None:
     assert parent_of({"_meta": {"traceparent": "00-" + "0" * 32 + "-" + "1" * 16 + "-01"}}) == (
         None, None)  # fmt: skip
     assert parent_of({"_meta": {"traceparent": "garbage"}}) == (None, None)
+
+
+# The SDK objects km builds itself (finished spans, the histogram) against what the SDK's own
+# tracer and meter make of the same input, through the SDK exporter's encoder; and the OTLP JSON
+# file against that encoding.
+
+
+class Keep(SpanExporter):
+    def __init__(self) -> None:
+        self.batches: list[list[ReadableSpan]] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.batches.append(list(spans))
+        return SpanExportResult.SUCCESS
+
+
+class Collect(SpanProcessor):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
+def sdk_spans(specs: list[SpanSpec]) -> list[ReadableSpan]:
+    """The specs as the SDK's tracer makes them: started and ended, one provider a server."""
+    collect, tracers = Collect(), {}
+    for spec in specs:
+        if spec.server not in tracers:
+            provider = TracerProvider(resource=Resource.create(
+                {"service.name": spec.server, "service.namespace": "mcp"}))  # fmt: skip
+            provider.add_span_processor(collect)
+            tracers[spec.server] = provider.get_tracer(SCOPE, __version__)
+        carrier = {"traceparent": spec.traceparent or ""}
+        if spec.tracestate:
+            carrier["tracestate"] = spec.tracestate
+        context = TraceContextTextMapPropagator().extract(carrier) if spec.traceparent else None
+        span = tracers[spec.server].start_span(spec.name, context=context, kind=SpanKind.CLIENT,
+                                               attributes=spec.attributes,
+                                               start_time=spec.start_ns)  # fmt: skip
+        if spec.failed:
+            span.set_status(Status(StatusCode.ERROR, spec.error))
+        span.end(end_time=spec.end_ns)
+    return collect.spans
+
+
+def captured_specs(env: dict[str, str]) -> list[SpanSpec]:
+    reader = SpoolReader.open(env["KM_SPOOL"])
+    try:
+        specs: list[SpanSpec] = []
+        write_spans(ExportSource(reader, None), specs.append)
+        return specs
+    finally:
+        reader.close()
+
+
+def without_random_ids(request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                span.span_id = b""
+                if not span.parent_span_id:
+                    span.trace_id = b""  # a root: the SDK draws its trace id
+    return request
+
+
+def test_spans_are_what_the_sdk_tracer_makes(env: dict[str, str]) -> None:
+    specs = captured_specs(env)
+    kept = Keep()
+    writer = SpanWriter(kept, batch=4)
+    for spec in specs:
+        writer.write(spec)
+    writer.close()
+    ours = [span for batch in kept.batches for span in batch]
+    theirs = sdk_spans(specs)
+    assert len(ours) == len(theirs) == len(specs) and any(s.parent for s in ours)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.context is not None and b.context is not None
+        assert a.context.trace_flags == b.context.trace_flags
+        assert a.context.trace_state == b.context.trace_state
+        assert a.context.is_remote == b.context.is_remote == False  # noqa: E712
+    assert without_random_ids(encode_spans(ours)) == without_random_ids(encode_spans(theirs))
+    assert len({s.context.span_id for s in ours if s.context}) == len(ours)
+
+
+@pytest.mark.parametrize("limits", [{}, {"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4"},
+                                    {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "3"}])  # fmt: skip
+def test_the_otel_span_limits_apply_as_the_sdk_tracer_applies_them(
+    limits: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in limits.items():
+        monkeypatch.setenv(name, value)
+    specs = [SpanSpec(f"tools/call t{n}", n, n + 5, {"mcp.method.name": "tools/call",
+                      "gen_ai.tool.name": f"tool-{n}-long-name", "km.risk": n, "km.x": True},
+                      "s", f"srv{n % 2}") for n in range(6)]  # fmt: skip
+    kept = Keep()
+    writer = SpanWriter(kept)
+    for spec in specs:
+        writer.write(spec)
+    writer.close()
+    (ours,) = kept.batches
+    mine, theirs = without_random_ids(encode_spans(ours)), without_random_ids(encode_spans(
+        sdk_spans(specs)))  # fmt: skip
+    assert mine == theirs
+    spans = [s for rs in mine.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    values = [a.value.string_value for s in spans for a in s.attributes]
+    dropped = [s.dropped_attributes_count for s in spans]
+    assert ("tool" in values or any(dropped)) == bool(limits)  # the limits did cut
+
+
+def assert_file_is_the_encoding(batch: list[ReadableSpan]) -> None:
+    """The JSON file's line for `batch` decodes to what the SDK exporter's encoder makes of it."""
+    out = io.BytesIO()
+    JsonFileExporter(out).export(batch)
+    (line,) = out.getvalue().splitlines()
+    doc = orjson.loads(line)
+    flags = []
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+                flags.append(span.pop("flags"))
+    from_file = ParseDict(doc, ExportTraceServiceRequest())
+    encoded = encode_spans(batch)
+    spans = [s for rs in encoded.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    trace_flags = {s.context.span_id: int(s.context.trace_flags) for s in batch if s.context}
+    assert len(trace_flags) == len(batch) == len(spans) == len(flags)
+    for span, flag in zip(spans, flags, strict=True):  # the file adds the W3C trace flags
+        assert flag == span.flags | trace_flags[int.from_bytes(span.span_id, "big")]
+        span.flags = 0
+        if span.status.code == 0:
+            span.ClearField("status")  # unset: the encoder writes it empty, the file not
+    assert from_file == encoded
+
+
+def test_the_file_is_the_sdk_encoders_spans_as_otlp_json(env: dict[str, str]) -> None:
+    kept = Keep()
+    writer = SpanWriter(kept, batch=5)
+    for spec in captured_specs(env):
+        writer.write(spec)
+    writer.close()
+    assert len(kept.batches) > 1
+    for batch in kept.batches:
+        assert_file_is_the_encoding(batch)
+
+
+def test_the_file_writes_any_string_and_value_as_the_encoder_does() -> None:
+    odd = 'quote " back \\ slash \n\t\x00\x1f\x7f é 字 😀 \u2028'
+    resources = [
+        Resource.create({"service.name": "x"}),
+        Resource.create({"service.name": odd, "odd.int": -(2**62), "odd.bool": False}),
+    ]  # one object a server, as SpanWriter has them (the file groups by object)
+    parent = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True,
+                         TraceFlags(1), TraceState([("rojo", "1"), ("congo", "t61")]))  # fmt: skip
+    attributes: list[dict[str, Any]] = [
+        {"s": odd, "gen_ai.tool.name": odd, "i": n - 3, "big": 2**63 - 1, "b": n % 2 == 0,
+         "f": n / 7, "mcp.method.name": f"m{n % 2}", "": ""} for n in range(12)
+    ]  # fmt: skip
+    batch = [
+        ReadableSpan(
+            odd if n % 2 else f"span {n}",
+            SpanContext(
+                parent.trace_id if n % 3 else n + 1,
+                n + 1,
+                False,
+                TraceFlags(n % 4),
+                parent.trace_state if n % 3 else None,
+            ),
+            parent if n % 3 else None,
+            resources[n % 2],
+            attributes[n],
+            kind=list(SpanKind)[n % len(SpanKind)],
+            status=Status(StatusCode.ERROR, odd if n % 2 else None) if n % 3 == 2 else Status(),
+            start_time=n,
+            end_time=2**63 - 1 - n,
+            instrumentation_scope=InstrumentationScope(SCOPE, __version__),
+        )
+        for n in range(12)
+    ]
+    assert_file_is_the_encoding(batch)
+
+
+def test_durations_are_the_sdk_histogram() -> None:
+    reader = InMemoryMetricReader(preferred_temporality={
+        SdkHistogram: AggregationTemporality.CUMULATIVE})  # fmt: skip
+    view = View(instrument_name=METRIC,
+                aggregation=ExplicitBucketHistogramAggregation(boundaries=BUCKETS))  # fmt: skip
+    meters = MeterProvider(metric_readers=[reader], views=[view],
+                           resource=Resource.create({"service.name": "km"}))  # fmt: skip
+    histogram = meters.get_meter(SCOPE, __version__).create_histogram(
+        METRIC, unit=METRIC_UNIT, description=METRIC_DESCRIPTION)  # fmt: skip
+    ours = Durations()
+    tools = ["get_current_time", "echo", "add"]
+    for n in range(3000):  # every bucket, its bounds exactly, and three attribute sets
+        seconds = [0.0, 1e-9, BUCKETS[n % len(BUCKETS)], 0.013 * n, 400.0][n % 5]
+        attrs: dict[str, str | int | bool] = {
+            "mcp.method.name": "tools/call", "gen_ai.tool.name": tools[n % 3],
+            "network.transport": "pipe", "km.reply.id": str(n)}  # fmt: skip
+        if n % 7 == 0:
+            attrs["error.type"] = "tool_error"
+        spec = SpanSpec("x", 0, round(seconds * 1e9), attrs, "s", "srv")
+        point = metric_point(spec)
+        assert point is not None
+        histogram.record(point[0], metric_attributes(point[1]))
+        ours.record(*point)
+    theirs = reader.get_metrics_data()
+    meters.shutdown()
+    assert theirs is not None and ours.data() is not None
+
+    def timeless(data: MetricsData) -> ExportMetricsServiceRequest:
+        request = encode_metrics(data)
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    for p in m.histogram.data_points:
+                        assert p.start_time_unix_nano and p.time_unix_nano
+                        p.start_time_unix_nano = p.time_unix_nano = 0
+        return request
+
+    assert timeless(ours.data()) == timeless(theirs)  # type: ignore[arg-type]
+    assert metric_point(SpanSpec("ping", 1, 1, {"mcp.method.name": "ping"}, "s", "x")) is None
