@@ -59,7 +59,14 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
         guard.start()
         retention: asyncio.Task[None] | None = None
         try:
-            site = GuardedSite(runner, config.host, config.port, guard, ssl_context=ssl_context)
+            site = GuardedSite(
+                runner,
+                config.host,
+                config.port,
+                guard,
+                ssl_context=ssl_context,
+                reuse_port=config.reuse_port,
+            )
             try:
                 await site.start()
             except OSError as exc:
