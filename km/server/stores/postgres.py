@@ -178,11 +178,13 @@ _INSERT_AUDIT = """
 """
 # The batch's events already stored. An event's identity is (account_id, id, ts_ns), the
 # primary key of the day-partitioned table (postgres_schema.py), so "already stored" means the
-# same id at the same ts_ns, as for the insert's ON CONFLICT; the ts_ns list also lets the
-# planner skip the partitions of other days.
+# same id at the same ts_ns, as for the insert's ON CONFLICT. A join with the (id, ts_ns) pairs:
+# one index probe per event, each in its day's partition only (~1.5 ms for 500), where
+# `id = ANY(..) AND ts_ns = ANY(..)` scanned the cross product (~580 ms for 500 events over 10
+# partitions: an older km's batches went in at ~3,300 events/s).
 _EXISTING = """
-    SELECT id::text, ts_ns FROM events
-    WHERE account_id = $1 AND id = ANY($2::uuid[]) AND ts_ns = ANY($3::int8[])
+    SELECT e.id::text, e.ts_ns FROM unnest($2::uuid[], $3::int8[]) AS t(id, ts_ns)
+    JOIN events e ON e.account_id = $1 AND e.id = t.id AND e.ts_ns = t.ts_ns
 """
 _KEY_SELECT = """
     SELECT k.id, k.account_id, a.name, k.key_hash, k.prefix, k.label, k.created_ns, k.revoked_ns
