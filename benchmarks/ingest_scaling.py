@@ -12,7 +12,8 @@ one batch after another per stream, after a warm-up. The kernel hands each conne
 process, so a session's batches reach one analyzer (km/server/README.md: scaling).
 
 Printed per process count: events/s (wall clock), and CPU time per event (user + system, from
-/proc) of the API processes together, of their PostgreSQL backends and of this client. The API
+/proc) of the API processes together (and each one's share: how the kernel spread the
+connections), of their PostgreSQL backends and of this client. The API
 figure is the one that must not grow with the process count: events/s per API core is
 1e6 / (API CPU us per event). Every process runs on the same machine; with C cores, the API
 processes, PostgreSQL and the client share them (say so when reporting).
@@ -49,21 +50,24 @@ class Result:
     streams: int
     events: int
     seconds: float
-    api_cpu_s: float
+    api_cpu_s: tuple[float, ...]  # per API process
     pg_cpu_s: float
     client_cpu_s: float
 
     def row(self) -> str:
         us = 1e6 / self.events
+        api = sum(self.api_cpu_s)
+        split = "/".join(f"{100 * c / api:.0f}" for c in self.api_cpu_s) if api else "-"
         return (
             f"{self.processes:>9} {self.streams:>7} {self.events:>8} {self.seconds:>8.2f} "
-            f"{self.events / self.seconds:>9,.0f} {self.api_cpu_s * us:>12.1f} "
-            f"{self.pg_cpu_s * us:>11.1f} {self.client_cpu_s * us:>15.1f}"
+            f"{self.events / self.seconds:>9,.0f} {api * us:>14.1f} {split:>11} "
+            f"{self.pg_cpu_s * us:>13.1f} {self.client_cpu_s * us:>17.1f}"
         )
 
 
 HEADER = (
-    "processes streams   events  seconds  events/s  API CPU us/ev  PG CPU us/ev  client CPU us/ev"
+    "processes streams   events  seconds  events/s  API CPU us/ev  API split %  PG CPU us/ev  "
+    "client CPU us/ev"
 )
 
 
@@ -131,14 +135,14 @@ async def measure(
     bodies = [stream_bodies(s + streams, batches) for s in range(streams)]
     await asyncio.gather(*(post_stream(url, key, w) for w in warm))
     pg = await backend_pids(PG_URL)
-    api0 = sum(cpu_seconds(p) for p in pids)
+    api0 = [cpu_seconds(p) for p in pids]
     pg0 = {p: cpu_seconds(p) for p in pg}
     client0 = self_cpu_seconds()
     t0 = time.perf_counter()
     await asyncio.gather(*(post_stream(url, key, b) for b in bodies))
     seconds = time.perf_counter() - t0
     client = self_cpu_seconds() - client0
-    api = sum(cpu_seconds(p) for p in pids) - api0
+    api = tuple(cpu_seconds(p) - c for p, c in zip(pids, api0, strict=True))
     pg_after = await backend_pids(PG_URL)
     pg_cpu = sum(cpu_seconds(p) - pg0.get(p, 0.0) for p in set(pg) | set(pg_after))
     return Result(processes, streams, streams * batches * BATCH, seconds, api, pg_cpu, client)
