@@ -16,8 +16,10 @@ SERVER_STOP_TIMEOUT_S = 15.0  # SIGTERM, then kill
 class ServeProcess:
     """`python -m km.server` on a free loopback port, stopped with SIGTERM (then killed)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, port: int = 0, reuse_port: bool = False) -> None:
         self.database_url = database_url
+        self.port = port
+        self.reuse_port = reuse_port  # several processes on one `port` (SO_REUSEPORT)
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -31,8 +33,9 @@ class ServeProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "km.server", "--port", "0", "--rate", "1000000",
-             "--burst", "1000000", "--database-url", self.database_url],
+            [sys.executable, "-m", "km.server", "--port", str(self.port), "--rate", "1000000",
+             "--burst", "1000000", "--database-url", self.database_url,
+             *(["--reuse-port"] if self.reuse_port else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stderr is not None

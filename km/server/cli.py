@@ -85,6 +85,12 @@ def _serve_parser() -> CommandParser:
     p.add_argument(
         "--burst", type=float, default=DEFAULT_BURST, help=f"burst per key ({DEFAULT_BURST:g})"
     )
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share --port with other `km serve --reuse-port` processes (SO_REUSEPORT; Linux "
+        "spreads connections over them): run one per core",
+    )
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS: PEM certificate (chain)")
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
     p.add_argument(
@@ -191,6 +197,8 @@ def run_serve(args: list[str], settings: Settings) -> int:
 def _server_config(options: argparse.Namespace) -> ServerConfig:
     if not 0 <= options.port <= 65535:
         raise UsageError(f"--port: expected 0-65535, got {options.port}")
+    if options.reuse_port and options.port == 0:
+        raise UsageError("--reuse-port: give the shared --port (0 picks a different one each time)")
     if options.max_batch_events < 1:
         raise UsageError("--max-batch-events: must be at least 1")
     try:
@@ -214,6 +222,7 @@ def _server_config(options: argparse.Namespace) -> ServerConfig:
         idle_timeout_s=options.idle_timeout,
         tls_cert=options.tls_cert,
         tls_key=options.tls_key,
+        reuse_port=options.reuse_port,
     )
 
 

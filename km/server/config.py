@@ -47,3 +47,4 @@ class ServerConfig:
     audit_window_s: float = 60.0  # refused sign-ins are written as one row per this window
     tls_cert: str | None = None
     tls_key: str | None = None
+    reuse_port: bool = False  # SO_REUSEPORT: several processes serve one port (one per core)

@@ -139,7 +139,7 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
 class GuardedSite(web.BaseSite):
     """aiohttp's TCPSite, with every connection going through `guard`."""
 
-    __slots__ = ("_guard", "_host", "_port")
+    __slots__ = ("_guard", "_host", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -149,11 +149,13 @@ class GuardedSite(web.BaseSite):
         guard: ConnectionGuard,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=BACKLOG)
         self._host = host
         self._port = port
         self._guard = guard
+        self._reuse_port = reuse_port
 
     @property
     def name(self) -> str:
@@ -174,5 +176,6 @@ class GuardedSite(web.BaseSite):
             ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_address=True,
+            reuse_port=self._reuse_port or None,
             **extra,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -32,6 +33,13 @@ from km.server.tls import server_context
 log = logging.getLogger("km.server")
 
 SHUTDOWN_TIMEOUT_S = 10.0  # on SIGTERM, in-flight requests get this long to finish
+# The cyclic garbage collector's first threshold: net new container objects between two runs
+# (Python's default is 700). An ingest request makes a few thousand (the batch's dicts and
+# events) and reference counting frees them all when it ends; at 700 the collector ran about
+# twice per 500-event batch and walked the batch in flight each time (~1.5-7 us per event,
+# more with the machine loaded, benchmarks/ingest_scaling.py). At this threshold it runs when
+# the process really grows; what is loaded at start is frozen out of its walks (`gc.freeze`).
+GC_THRESHOLD = 50_000
 
 
 async def serve(config: ServerConfig, database_url: str, where: str) -> None:
@@ -56,10 +64,18 @@ async def serve(config: ServerConfig, database_url: str, where: str) -> None:
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         )
         await runner.setup()
+        _tune_gc()
         guard.start()
         retention: asyncio.Task[None] | None = None
         try:
-            site = GuardedSite(runner, config.host, config.port, guard, ssl_context=ssl_context)
+            site = GuardedSite(
+                runner,
+                config.host,
+                config.port,
+                guard,
+                ssl_context=ssl_context,
+                reuse_port=config.reuse_port,
+            )
             try:
                 await site.start()
             except OSError as exc:
@@ -108,6 +124,12 @@ async def _enforce_retention(store: EventStore) -> None:
                     ", ".join(report.partitions_created) or "none",
                 )  # fmt: skip
         await asyncio.sleep(PURGE_INTERVAL_S)
+
+
+def _tune_gc() -> None:
+    gc.freeze()  # what start-up made lives as long as the process
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, gen1, gen2)
 
 
 def _hide_server_version() -> None:

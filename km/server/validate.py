@@ -206,10 +206,6 @@ _STATUS_SET = frozenset(STATUSES)
 _KIND_SET = frozenset(KINDS)
 
 
-def _ok_text(value: object, cap: int) -> bool:
-    return value is None or (type(value) is str and len(value) <= cap and "\x00" not in value)
-
-
 def fast_check(obj: dict[str, Any]) -> IngestEvent | None:
     """The common case (a well-formed UTF-8 event) in one pass, a few times faster than
     `careful_check`; None for anything else, which then goes the careful way. It accepts
@@ -253,38 +249,37 @@ def fast_check(obj: dict[str, Any]) -> IngestEvent | None:
     method, rpc_id, link_id = get("method"), get("rpc_id"), get("link_id")
     host, km_version = get("host"), get("km_version")
     tool, status, tokens, risk = get("tool"), get("status"), get("tokens"), get("risk")
+    # Inlined checks: a function call per field costs more than the checks.
     if not (
-        _ok_text(method, MAX_METHOD)
-        and _ok_text(rpc_id, MAX_METHOD)
-        and _ok_text(link_id, MAX_METHOD)
-        and _ok_text(host, MAX_NAME)
-        and _ok_text(km_version, MAX_NAME)
-        and _ok_text(tool, MAX_TOOL)
+        (
+            method is None
+            or (type(method) is str and len(method) <= MAX_METHOD and "\x00" not in method)
+        )
+        and (
+            rpc_id is None
+            or (type(rpc_id) is str and len(rpc_id) <= MAX_METHOD and "\x00" not in rpc_id)
+        )
+        and (
+            link_id is None
+            or (type(link_id) is str and len(link_id) <= MAX_METHOD and "\x00" not in link_id)
+        )
+        and (host is None or (type(host) is str and len(host) <= MAX_NAME and "\x00" not in host))
+        and (
+            km_version is None
+            or (
+                type(km_version) is str and len(km_version) <= MAX_NAME and "\x00" not in km_version
+            )
+        )
+        and (tool is None or (type(tool) is str and len(tool) <= MAX_TOOL and "\x00" not in tool))
         and (status is None or (type(status) is str and status in _STATUS_SET))
         and (tokens is None or (type(tokens) is int and 0 <= tokens <= MAX_INT64))
         and (risk is None or (type(risk) is int and 0 <= risk <= MAX_RISK))
     ):
         return None
+    # Positional, in field order (keywords cost ~0.25 us more per event).
     return IngestEvent(
-        id=event_id.lower(),
-        session_id=session_id,
-        server=server,
-        direction=direction,
-        ts_ns=ts_ns,
-        kind=kind,
-        size=size,
-        payload=payload.encode("utf-8"),
-        payload_encoding="utf8",
-        method=method,
-        rpc_id=rpc_id,
-        truncated=bool(truncated),
-        link_id=link_id,
-        latency_us=latency_us,
-        host=host,
-        km_version=km_version,
-        tool=tool,
-        status=status,
-        tokens=tokens,
-        risk=risk,
-        analysed=_sent_insight(obj),
-    )
+        event_id.lower(), session_id, server, direction, ts_ns, kind, size,
+        payload.encode("utf-8"), "utf8", method, rpc_id, bool(truncated), link_id, latency_us,
+        host, km_version, tool, status, tokens, risk,
+        "tool" in obj or "status" in obj or "tokens" in obj or "risk" in obj,  # _sent_insight
+    )  # fmt: skip

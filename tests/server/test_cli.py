@@ -164,6 +164,7 @@ def test_database_url_from_settings_and_default_location(
         ["accounts", "delete"],
         ["--port", "abc"],
         ["--port", "70000"],
+        ["--reuse-port", "--port", "0"],
         ["--rate", "0"],
         ["--max-batch-bytes", "lots"],
         ["--database-url", "mysql://x"],

@@ -7,6 +7,7 @@ sorted by key so that concurrent transactions take row locks in the same order (
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -56,40 +57,50 @@ def hour_of(ts_ns: int) -> int:
 
 
 def aggregate(events: Iterable[IngestEvent]) -> tuple[list[SessionDelta], list[RollupDelta]]:
+    # Per event on ingest: attributes read once, comparisons instead of min()/max() calls.
     sessions: dict[str, SessionDelta] = {}
     rollups: dict[tuple[int, str, str, str], RollupDelta] = {}
+    bounds, bisect_left = latency.BOUNDS_US, bisect.bisect_left
     for e in events:
+        ts_ns = e.ts_ns
         is_error = e.kind == ERROR
         s = sessions.get(e.session_id)
         if s is None:
-            s = sessions[e.session_id] = SessionDelta(
-                e.session_id, e.server, None, e.ts_ns, e.ts_ns
-            )
-        if e.host is not None and (s.host is None or e.ts_ns < s.host_ts_ns):
-            s.host = e.host  # the host of the earliest event that names one
-            s.host_ts_ns = e.ts_ns
-        s.first_ts_ns = min(s.first_ts_ns, e.ts_ns)
-        s.last_ts_ns = max(s.last_ts_ns, e.ts_ns)
+            s = sessions[e.session_id] = SessionDelta(e.session_id, e.server, None, ts_ns, ts_ns)
+        elif ts_ns < s.first_ts_ns:
+            s.first_ts_ns = ts_ns
+        elif ts_ns > s.last_ts_ns:
+            s.last_ts_ns = ts_ns
+        host = e.host
+        if host is not None and (s.host is None or ts_ns < s.host_ts_ns):
+            s.host = host  # the host of the earliest event that names one
+            s.host_ts_ns = ts_ns
         s.events += 1
-        s.errors += is_error
-        key = (hour_of(e.ts_ns), e.server, e.method or NO_METHOD, e.tool or NO_TOOL)
+        key = (ts_ns - ts_ns % HOUR_NS, e.server, e.method or NO_METHOD, e.tool or NO_TOOL)
         r = rollups.get(key)
         if r is None:
             r = rollups[key] = RollupDelta(*key)
         r.count += 1
-        r.errors += is_error
-        r.tool_errors += e.status == TOOL_ERROR
-        if e.tokens is not None:
-            r.tokens += e.tokens
+        if is_error:
+            s.errors += 1
+            r.errors += 1
+        if e.status == TOOL_ERROR:
+            r.tool_errors += 1
+        tokens = e.tokens
+        if tokens is not None:
+            r.tokens += tokens
             if e.direction == C2S:
-                r.tokens_out += e.tokens
+                r.tokens_out += tokens
         r.bytes += e.size
-        if e.latency_us is not None:
+        lat = e.latency_us
+        if lat is not None:
             r.lat_count += 1
-            r.lat_sum += e.latency_us
-            r.lat_min = e.latency_us if r.lat_min is None else min(r.lat_min, e.latency_us)
-            r.lat_max = e.latency_us if r.lat_max is None else max(r.lat_max, e.latency_us)
-            r.hist[latency.bucket_of(e.latency_us)] += 1
+            r.lat_sum += lat
+            if r.lat_min is None or lat < r.lat_min:
+                r.lat_min = lat
+            if r.lat_max is None or lat > r.lat_max:
+                r.lat_max = lat
+            r.hist[bisect_left(bounds, lat if lat > 0 else 0)] += 1  # latency.bucket_of
     return (
         [sessions[k] for k in sorted(sessions)],
         [rollups[k] for k in sorted(rollups)],
