@@ -116,19 +116,19 @@ def content_tokens(kind: str, method: str | None, payload: bytes) -> int | None:
         whole = payload[:1] == b"{" and payload.rstrip()[-1:] == b"}"
         return 0 if whole and kind == "request" and method == "tools/call" else None
     message = _loads(payload)
-    if not isinstance(message, Mapping):
+    if not isinstance(message, dict):
         return None
     try:
         if kind == "request":
             params = message.get("params")
-            if not isinstance(params, Mapping):
+            if not isinstance(params, dict):
                 return None
             if method == "tools/call":
                 arguments = params.get("arguments")
                 return 0 if arguments is None else count_tokens(_json_text(arguments))
             return count_tokens(_messages_text(params.get("messages"), params.get("systemPrompt")))
         result = message.get("result")
-        if not isinstance(result, Mapping):
+        if not isinstance(result, dict):
             return None
         if method == "tools/call":
             return count_tokens(_result_text(result))
@@ -160,13 +160,13 @@ def _json_text(value: object, sort_keys: bool = False) -> str:
 
 def _item_text(item: object) -> str:
     """The text of one content block: `text`, or an embedded resource's `text`."""
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         return ""
     text = item.get("text")
     if isinstance(text, str):
         return text
     resource = item.get("resource")
-    if isinstance(resource, Mapping):
+    if isinstance(resource, dict):
         text = resource.get("text")
         if isinstance(text, str):
             return text
@@ -174,7 +174,7 @@ def _item_text(item: object) -> str:
 
 
 def _items_text(content: object) -> str:
-    if isinstance(content, Mapping):
+    if isinstance(content, dict):
         return _item_text(content)
     if isinstance(content, list):
         return "\n".join(t for t in map(_item_text, content) if t)
@@ -192,7 +192,7 @@ def _messages_text(messages: object, system: object) -> str:
     parts = [system] if isinstance(system, str) else []
     if isinstance(messages, list):
         for message in messages:
-            if isinstance(message, Mapping):
+            if isinstance(message, dict):
                 parts.append(_items_text(message.get("content")))
     return "\n".join(p for p in parts if p)
 
@@ -201,7 +201,7 @@ def _contents_text(contents: object) -> str:
     if not isinstance(contents, list):
         return ""
     return "\n".join(
-        c["text"] for c in contents if isinstance(c, Mapping) and isinstance(c.get("text"), str)
+        c["text"] for c in contents if isinstance(c, dict) and isinstance(c.get("text"), str)
     )
 
 
