@@ -6,7 +6,7 @@ directions in the order they were queued.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import orjson
@@ -33,12 +33,14 @@ class CapturePipeline:
         "_analyze",
         "_correlator",
         "_new_id",
+        "_new_ids",
         "_redact",
         "_redact_report",
         "_redact_text",
         "analysis_errors",
         "analyzer",
         "last_analysis_error",
+        "redact_clean",
         "server",
         "session_id",
     )
@@ -53,19 +55,25 @@ class CapturePipeline:
         analyzer: SessionAnalyzer | None = None,
         redact_text: Callable[[str], str] | None = None,
         redact_report: Callable[[bytes], tuple[bytes, dict[str, int]]] | None = None,
+        redact_clean: Callable[[Sequence[bytes]], list[bool]] | None = None,
     ) -> None:
         """`redact` rewrites a payload before it is stored (classification, correlation and
         the `analyzer` read the frame as it crossed the wire; only what is kept is redacted,
         `redact_text` for the analyzer's text: finding messages, excerpts, diffs;
         `redact_report`, `redact` that also says what it found, for `tools/call` requests:
-        the secrets in a call's arguments count in its risk)."""
+        the secrets in a call's arguments count in its risk; `redact_clean`, for
+        `process_many`, says at once for many payloads which ones `redact` would return as
+        they are, so only the others are redacted one by one)."""
         self.session_id = session_id
         self.server = server
         self._correlator = Correlator(max_pending)
         self._new_id = new_id
+        # A generator that makes many ids at once (`Uuid7Generator.many`), else one by one.
+        self._new_ids: Callable[[int], list[str]] | None = getattr(new_id, "many", None)
         self._redact = redact
         self._redact_text = redact_text
         self._redact_report = redact_report
+        self.redact_clean = redact_clean
         self.analyzer = analyzer
         self._analyze = analyzer.observe if analyzer is not None else None
         self.analysis_errors = 0
@@ -76,10 +84,33 @@ class CapturePipeline:
         """Pending requests forgotten unanswered because more than `max_pending` were waiting."""
         return self._correlator.evicted
 
+    def process_many(self, frames: Sequence[tuple[str, int, int, Frame]]) -> list[Event]:
+        """The events for many frames (direction, mono_ns, wall_ns, frame), in order: the
+        same as `process` for each, with the redactor's pre-scan done for all of them at once
+        and their ids made at once."""
+        n = len(frames)
+        new_ids = self._new_ids
+        ids = new_ids(n) if new_ids is not None else [self._new_id() for _ in range(n)]
+        clean_many = self.redact_clean
+        if clean_many is None or self._redact is None:
+            clean = [False] * n
+        else:
+            clean = clean_many([item[3].data for item in frames])
+        one = self._process
+        return [
+            one(d, mono, wall, frame, ok, event_id)
+            for (d, mono, wall, frame), ok, event_id in zip(frames, clean, ids, strict=True)
+        ]
+
     def process(self, direction: str, mono_ns: int, wall_ns: int, frame: Frame) -> Event:
         """The event for one frame. A response's `method` is its request's."""
+        return self._process(direction, mono_ns, wall_ns, frame, False, self._new_id())
+
+    def _process(
+        self, direction: str, mono_ns: int, wall_ns: int, frame: Frame, clean: bool, event_id: str
+    ) -> Event:
+        """`clean`: the redactor has nothing to do in this frame (`redact_clean` said so)."""
         env = classify(frame.data, frame.size, frame.truncated, frame.tail)
-        event_id = self._new_id()
         link = self._correlator.observe(direction, env, event_id, mono_ns)
         method = env.method
         if method is None:
@@ -89,7 +120,7 @@ class CapturePipeline:
         if method == CALL and self._redact_report is not None and env.kind == REQUEST:
             stored, secrets = self._redact_report(data)
         else:
-            stored = data if self._redact is None else self._redact(data)
+            stored = data if clean or self._redact is None else self._redact(data)
         event = Event(  # positionally, in field order: this runs for every message
             event_id,
             self.session_id,
