@@ -84,85 +84,76 @@ class CapturePipeline:
         """Pending requests forgotten unanswered because more than `max_pending` were waiting."""
         return self._correlator.evicted
 
+    def process(self, direction: str, mono_ns: int, wall_ns: int, frame: Frame) -> Event:
+        """The event for one frame. A response's `method` is its request's."""
+        return self.process_many(((direction, mono_ns, wall_ns, frame),))[0]
+
     def process_many(self, frames: Sequence[tuple[str, int, int, Frame]]) -> list[Event]:
         """The events for many frames (direction, mono_ns, wall_ns, frame), in order: the
-        same as `process` for each, with the redactor's pre-scan done for all of them at once
-        and their ids made at once."""
+        redactor's pre-scan is done for all of them at once and their ids made at once; one
+        loop with everything it uses at hand, since this runs for every message."""
         n = len(frames)
         new_ids = self._new_ids
         ids = new_ids(n) if new_ids is not None else [self._new_id() for _ in range(n)]
-        clean_many = self.redact_clean
-        if clean_many is None or self._redact is None:
+        redact, redact_report, clean_many = self._redact, self._redact_report, self.redact_clean
+        if clean_many is None or redact is None or n == 1:
             clean = [False] * n
         else:
             clean = clean_many([item[3].data for item in frames])
-        one = self._process
-        return [
-            one(d, mono, wall, frame, ok, event_id)
-            for (d, mono, wall, frame), ok, event_id in zip(frames, clean, ids, strict=True)
-        ]
-
-    def process(self, direction: str, mono_ns: int, wall_ns: int, frame: Frame) -> Event:
-        """The event for one frame. A response's `method` is its request's."""
-        return self._process(direction, mono_ns, wall_ns, frame, False, self._new_id())
-
-    def _process(
-        self, direction: str, mono_ns: int, wall_ns: int, frame: Frame, clean: bool, event_id: str
-    ) -> Event:
-        """`clean`: the redactor has nothing to do in this frame (`redact_clean` said so)."""
-        env = classify(frame.data, frame.size, frame.truncated, frame.tail)
-        link = self._correlator.observe(direction, env, event_id, mono_ns)
-        method = env.method
-        if method is None:
-            method = link.method
-        data = frame.data
-        secrets = None
-        if method == CALL and self._redact_report is not None and env.kind == REQUEST:
-            stored, secrets = self._redact_report(data)
-        else:
-            stored = data if clean or self._redact is None else self._redact(data)
-        event = Event(  # positionally, in field order: this runs for every message
-            event_id,
-            self.session_id,
-            self.server,
-            direction,
-            wall_ns,
-            mono_ns,
-            env.kind,
-            method,
-            env.rpc_id,
-            frame.size,
-            stored,
-            frame.truncated,
-            link.link_id,
-            link.latency_us,
-        )
-        analyze = self._analyze
-        if analyze is not None:
+        correlate = self._correlator.observe
+        session_id, server = self.session_id, self.server
+        analyzer, analyze = self.analyzer, self._analyze
+        out: list[Event] = []
+        append = out.append
+        for (direction, mono_ns, wall_ns, frame), unchanged, event_id in zip(
+            frames, clean, ids, strict=True
+        ):
+            data = frame.data
+            truncated = frame.truncated
+            env = classify(data, frame.size, truncated, frame.tail)
+            kind = env.kind
+            link = correlate(direction, env, event_id, mono_ns)
+            method = env.method
+            if method is None:
+                method = link.method
+            secrets = None
+            if method == CALL and redact_report is not None and kind == REQUEST:
+                stored, secrets = redact_report(data)
+            elif unchanged or redact is None:
+                stored = data
+            else:
+                stored = redact(data)
+            event = Event(  # positionally, in field order
+                event_id,
+                session_id,
+                server,
+                direction,
+                wall_ns,
+                mono_ns,
+                kind,
+                method,
+                env.rpc_id,
+                frame.size,
+                stored,
+                truncated,
+                link.link_id,
+                link.latency_us,
+            )
+            append(event)
+            if analyze is None or analyzer is None:
+                continue
             # The frame as it crossed the wire, not the redacted payload.
             try:
                 insight = analyze(
-                    event_id,
-                    direction,
-                    env.kind,
-                    method,
-                    data,
-                    link.link_id,
-                    frame.truncated,
-                    secrets,
+                    event_id, direction, kind, method, data, link.link_id, truncated, secrets
                 )
-
                 event.tool, event.status, event.tokens, event.risk = insight
-                if self._has_news():
+                if analyzer.has_news or analyzer.problems_changed:
                     event.notes = self._notes(wall_ns)
             except Exception as exc:  # an analyzer bug costs the insight, never the event
                 self.analysis_errors += 1
                 self.last_analysis_error = repr(exc)
-        return event
-
-    def _has_news(self) -> bool:
-        analyzer = self.analyzer
-        return analyzer is not None and (analyzer.has_news or analyzer.problems_changed)
+        return out
 
     def _notes(self, wall_ns: int) -> list[object]:
         from km.capture.notes import ProblemsRow, note_rows

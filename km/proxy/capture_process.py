@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _signal
 import os
+import sys
 import time
 
 from km.proxy.records import DROPS, END, RecordDecoder
@@ -21,6 +22,10 @@ ROOM_WAIT_S = 0.002  # with the writer's queue full, how long to wait before loo
 PIPE_SIZE = 1 << 20  # bytes; a bigger record pipe absorbs bursts before anything is dropped
 READ_SIZE = 256 * 1024  # bytes per read: each read's records are decoded into objects at once
 F_SETPIPE_SZ = 1031  # Linux fcntl
+# The GIL's switch interval here (Python's default: 5 ms). The spool writer thread lets the GIL
+# go for each SQLite statement and, while the capture thread is busy in Python, waits up to this
+# long to get it back: at 5 ms a step, the writer fell behind a capture thread it could outrun.
+SWITCH_INTERVAL_S = 0.001
 
 
 def _enlarge_pipe(fd: int) -> None:
@@ -77,6 +82,7 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
     from km.redact import unchanged_payloads
     from km.spool.insight import analyzing_pipeline
 
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     capture = CaptureSession(settings, argv, km_pid)
     queue, writer = capture.queue, capture.writer
     lane = queue.lane("capture")
