@@ -20,7 +20,7 @@ from km.settings import Settings
 
 ROOM_WAIT_S = 0.002  # with the writer's queue full, how long to wait before looking again
 PIPE_SIZE = 1 << 20  # bytes; a bigger record pipe absorbs bursts before anything is dropped
-READ_SIZE = 256 * 1024  # bytes per read: each read's records are decoded into objects at once
+READ_SIZE = 64 * 1024  # bytes per read: each read's records are decoded and processed at once
 F_SETPIPE_SZ = 1031  # Linux fcntl
 # The GIL's switch interval here (Python's default: 5 ms). The spool writer thread lets the GIL
 # go for each SQLite statement and, while the capture thread is busy in Python, waits up to this

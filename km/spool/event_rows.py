@@ -10,8 +10,8 @@ The spool writer stores every captured message, so the cost per row is the captu
 - `sqlite3` lets go of the GIL around each step of a statement, and a thread that gave it up
   must wait, up to the switch interval (5 ms), for a busy thread to hand it back: the spool
   writer inserting row by row while the capture thread runs Python gets a few rows through per
-  switch. So rows go up to 256 to one statement (`STEP_ROWS`): one step, one hand-off, per
-  that many.
+  switch. So rows go up to 48 to one statement (`STEP_ROWS`): one step, one hand-off, per
+  that many (256 gained nothing measurable, and its prepared statement holds ~0.5 MB).
 
 `benchmarks/test_bench_capture.py` (group `capture: spool rows for one read`) measures it against
 the former row-by-row statement: about half the time per row.
@@ -24,9 +24,10 @@ from itertools import chain
 
 from km.events import Event
 
-# Rows per statement, largest first: 256 x 18 = 4,608 parameters (SQLite allows 32,766 since
-# 3.32). A batch goes in as many of the largest as fit, then the next size down for the rest.
-STEP_ROWS = (256, 32, 4, 1)
+# Rows per statement, largest first: 48 x 18 = 864 parameters, under SQLite's limit before 3.32
+# (999; Ubuntu 20.04 ships 3.31). A batch goes in as many of the largest as fit, then the next
+# size down for the rest.
+STEP_ROWS = (48, 8, 1)
 
 _COLUMNS = (
     "id, session_id, server, direction, ts_ns, mono_ns, kind, method, rpc_id, size, payload,"
