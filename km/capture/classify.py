@@ -59,6 +59,10 @@ class Envelope:
 
 _INVALID = Envelope(INVALID)
 _TRUNCATED_BATCH = Envelope(BATCH)
+# A plain notification's envelope is its method alone: made once per method (a session has a
+# handful), shared like `_INVALID`. Bounded: past this many methods, made every time.
+_NOTIFICATIONS: dict[str, Envelope] = {}
+_NOTIFICATIONS_MAX = 1024
 
 
 def classify(data: bytes, size: int, truncated: bool, tail: bytes) -> Envelope:
@@ -109,7 +113,12 @@ def _classify_object(obj: dict[str, Any]) -> Envelope:
                 return Envelope(NOTIFICATION, method, None, _json_text(params["progressToken"]))
             if method == CANCELLED and "requestId" in params:
                 return Envelope(NOTIFICATION, method, None, None, _json_text(params["requestId"]))
-        return Envelope(NOTIFICATION, method)
+        env = _NOTIFICATIONS.get(method)
+        if env is None:
+            env = Envelope(NOTIFICATION, method)
+            if len(_NOTIFICATIONS) < _NOTIFICATIONS_MAX:
+                _NOTIFICATIONS[method] = env
+        return env
     if "id" in obj:
         rpc_id = obj["id"]
         if "error" in obj:

@@ -423,6 +423,15 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
 
 def _session_updates(events: Sequence[Event]) -> list[tuple[int, int, int, str]]:
     """Per session in `events`: (last capture ns, dropped frames, dropped bytes, session id)."""
+    sessions = {e.session_id for e in events}
+    if len(sessions) == 1:  # a capture process's batch: comprehensions, no dict look-up per event
+        ts = max(0, max([e.ts_ns for e in events if e.direction != KM], default=0))
+        frames = nbytes = 0
+        for e in [e for e in events if e.kind == DROPPED]:
+            f, b = _dropped_counts(e.payload)
+            frames += f
+            nbytes += b
+        return [(ts, frames, nbytes, sessions.pop())]
     acc: dict[str, list[int]] = {}
     for e in events:
         entry = acc.get(e.session_id)
