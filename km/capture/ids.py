@@ -88,6 +88,35 @@ class Uuid7Generator:
         text = rand_b.hex("-", 6)
         return f"{prefix}{_COUNTER_TEXT[counter]}{_VARIANT_DIGIT[text[0]]}{text[1:]}"
 
+    def many(self, n: int) -> list[str]:
+        """`n` new ids, in increasing order: what `n` calls would make, for one lock, one clock
+        read and one random read (the capture process names one read's frames at once)."""
+        if n <= 0:
+            return []
+        out: list[str] = []
+        append = out.append
+        counters, variants = _COUNTER_TEXT, _VARIANT_DIGIT
+        with self._lock:
+            rand_b = self._random_bytes(8 * n).hex()
+            now = self._clock_ns() // 1_000_000
+            if now > self._last_ms:
+                self._last_ms = now
+                counter = self._seed() - 1  # the first id below takes the seed itself
+                self._prefix = _prefix(now)
+            else:
+                counter = self._counter
+            prefix = self._prefix
+            for i in range(0, 16 * n, 16):
+                counter += 1
+                if counter > _COUNTER_MAX:
+                    self._last_ms += 1  # borrow the next millisecond
+                    counter = self._seed()
+                    self._prefix = prefix = _prefix(self._last_ms)
+                text = rand_b[i : i + 16]
+                append(f"{prefix}{counters[counter]}{variants[text[0]]}{text[1:4]}-{text[4:]}")
+            self._counter = counter
+        return out
+
     def _seed(self) -> int:
         pair = self._random_bytes(2)
         return (pair[0] << 8 | pair[1]) >> 5  # 11 random bits

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import _signal
 import os
+import sys
 import time
 
-from km.proxy.records import DROPS, END, FRAME, RecordDecoder
+from km.proxy.records import DROPS, END, RecordDecoder
 from km.settings import Settings
 
 ROOM_WAIT_S = 0.002  # with the writer's queue full, how long to wait before looking again
 PIPE_SIZE = 1 << 20  # bytes; a bigger record pipe absorbs bursts before anything is dropped
-READ_SIZE = 256 * 1024  # bytes per read: each read's records are decoded into objects at once
+READ_SIZE = 64 * 1024  # bytes per read: each read's records are decoded and processed at once
 F_SETPIPE_SZ = 1031  # Linux fcntl
+# The GIL's switch interval here (Python's default: 5 ms). The spool writer thread lets the GIL
+# go for each SQLite statement and, while the capture thread is busy in Python, waits up to this
+# long to get it back: at 5 ms a step, the writer fell behind a capture thread it could outrun.
+SWITCH_INTERVAL_S = 0.001
 
 
 def _enlarge_pipe(fd: int) -> None:
@@ -71,15 +76,22 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
     writer thread: Python work on this thread overlaps SQLite's on the writer's. When the
     writer falls behind, this thread waits; the record pipe then fills, and the forwarding
     process drops (and counts) what does not fit: forwarding itself never waits."""
+    from functools import partial
+
     from km.proxy.capture import CaptureSession
+    from km.redact import unchanged_payloads
     from km.spool.insight import analyzing_pipeline
 
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     capture = CaptureSession(settings, argv, km_pid)
     queue, writer = capture.queue, capture.writer
     lane = queue.lane("capture")
-    # Secrets are redacted here, before anything reaches the disk.
+    # Secrets are redacted here, before anything reaches the disk; each read's payloads are
+    # pre-scanned for them at once, and only those that may hold one are redacted one by one.
     pipeline = analyzing_pipeline(settings, writer.session.session_id, writer.session.server)
-    process = pipeline.process
+    if pipeline.redact_clean is None:
+        pipeline.redact_clean = partial(unchanged_payloads, rules=settings.redaction_rules())
+    process_many = pipeline.process_many
     decoder = RecordDecoder()
     exit_code: int | None = None
     while True:
@@ -89,14 +101,15 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
             data = b""
         if not data:
             break
-        for record in decoder.feed(data):
-            if record.type == FRAME and record.frame is not None:
-                while not queue.has_room() and writer.accepting:
-                    time.sleep(ROOM_WAIT_S)
-                lane.put_event(
-                    process(record.direction, record.mono_ns, record.wall_ns, record.frame)
-                )
-            elif record.type == DROPS:
+        frames, others = decoder.feed_frames(data)
+        if frames:
+            events = process_many(frames)
+            nbytes = sum([len(e.payload) for e in events])
+            while not queue.has_room_for(len(events), nbytes) and writer.accepting:
+                time.sleep(ROOM_WAIT_S)
+            lane.put_events(events)
+        for record in others:
+            if record.type == DROPS:
                 lane.dropped_frames += record.count  # dropped by the forwarding process
                 lane.dropped_bytes += record.nbytes
                 queue.wake.set()

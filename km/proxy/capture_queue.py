@@ -76,6 +76,18 @@ class Lane:
         if not q.wake.is_set():
             q.wake.set()
 
+    def put_events(self, events: list[Event]) -> None:
+        """`put_event` for many events (one read's worth): the caller checked `has_room_for`."""
+        q = self._queue
+        items = [
+            (e.direction, e.mono_ns, e.ts_ns, e, len(e.payload) + FRAME_OVERHEAD) for e in events
+        ]
+        self.put_bytes += sum([item[4] for item in items])
+        self.put_frames += len(items)
+        q.items.extend(items)
+        if not q.wake.is_set():
+            q.wake.set()
+
 
 class CaptureQueue:
     """Frames waiting for the spool writer. Producers: two lanes. Consumer: one writer thread."""
@@ -99,6 +111,17 @@ class CaptureQueue:
         return (
             self.lanes_put_bytes() - self.taken_bytes < self.max_bytes
             and len(self.items) < self.max_frames
+        )
+
+    def has_room_for(self, frames: int, nbytes: int) -> bool:
+        """Whether `frames` more items holding `nbytes` fit; a batch bigger than the whole
+        queue fits an empty queue (as a frame bigger than the queue does in `Lane.put`)."""
+        waiting = self.lanes_put_bytes() - self.taken_bytes
+        if not waiting and not self.items:
+            return True
+        return (
+            waiting + nbytes + frames * FRAME_OVERHEAD <= self.max_bytes
+            and len(self.items) + frames <= self.max_frames
         )
 
     def lanes_put_bytes(self) -> int:

@@ -70,45 +70,107 @@ class RecordError(ValueError):
     """The byte stream is not a sequence of records (a bug, never user input)."""
 
 
+# A frame as the capture pipeline takes it: (direction, mono_ns, wall_ns, frame).
+FrameItem = tuple[str, int, int, Frame]
+
+
 class RecordDecoder:
+    """Bytes in, records out. Incomplete records wait in a list of chunks that is joined only
+    once the record it starts is complete, so a large frame arriving in many reads is copied
+    once, not once per read."""
+
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._pos = 0
+        self._chunks: list[bytes] = []
+        self._have = 0  # bytes in `_chunks`
+        self._need = HEADER_SIZE  # bytes the first pending record needs before it decodes
 
     def feed(self, data: bytes) -> list[Record]:
-        self._buf += data
-        buf = self._buf
+        """Every record completed by `data`, in stream order."""
+        frames, others, order = self._decode(data, keep_order=True)
+        if not others:
+            return [Record(FRAME, d, mono, wall, frame) for d, mono, wall, frame in frames]
         out: list[Record] = []
-        pos = self._pos
-        while len(buf) - pos >= HEADER_SIZE:
-            type_, flags, mono, wall, size, data_len, tail_len = HEADER.unpack_from(buf, pos)
-            end = pos + HEADER_SIZE + data_len + tail_len
-            if type_ not in (FRAME, DROPS, END):
-                raise RecordError(f"unknown record type {type_} at offset {pos}")
-            if type_ == FRAME:
-                if len(buf) < end:
-                    break
-                start = pos + HEADER_SIZE
-                frame = Frame(
-                    bytes(buf[start : start + data_len]),
-                    size,
-                    bool(flags & _TRUNCATED),
-                    bytes(buf[start + data_len : end]),
-                )
-                out.append(Record(FRAME, DIRECTIONS[flags & 1], mono, wall, frame))
-            elif type_ == DROPS:
-                out.append(Record(DROPS, "km", mono, wall, count=data_len, nbytes=size))
-                end = pos + HEADER_SIZE
+        f = o = 0
+        for is_frame in order:
+            if is_frame:
+                d, mono, wall, frame = frames[f]
+                out.append(Record(FRAME, d, mono, wall, frame))
+                f += 1
             else:
-                out.append(Record(END, "km", mono, wall, count=size))
-                end = pos + HEADER_SIZE
-            pos = end
-        if pos > 65536 and pos * 2 > len(buf):
-            del buf[:pos]
-            pos = 0
-        self._pos = pos
+                out.append(others[o])
+                o += 1
         return out
+
+    def feed_frames(self, data: bytes) -> tuple[list[FrameItem], list[Record]]:
+        """The frames completed by `data` in stream order, and apart from them the other
+        records (DROPS, END) in stream order: what the capture process takes per read."""
+        frames, others, _ = self._decode(data, keep_order=False)
+        return frames, others
+
+    def _decode(
+        self, data: bytes, keep_order: bool
+    ) -> tuple[list[FrameItem], list[Record], list[bool]]:
+        frames: list[FrameItem] = []
+        others: list[Record] = []
+        order: list[bool] = []
+        if self._chunks:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return frames, others, order
+            buf = b"".join(self._chunks)
+            self._chunks = []
+        else:
+            buf = data
+        n = len(buf)
+        pos = 0
+        unpack = HEADER.unpack_from
+        directions = DIRECTIONS
+        append = frames.append
+        while n - pos >= HEADER_SIZE:
+            type_, flags, mono, wall, size, data_len, tail_len = unpack(buf, pos)
+            if type_ == FRAME:
+                start = pos + HEADER_SIZE
+                mid = start + data_len
+                end = mid + tail_len
+                if n < end:
+                    break
+                tail = buf[mid:end] if tail_len else b""
+                truncated = bool(flags & _TRUNCATED)
+                append(
+                    (
+                        directions[flags & 1],
+                        mono,
+                        wall,
+                        Frame(buf[start:mid], size, truncated, tail),
+                    )
+                )
+                if keep_order:
+                    order.append(True)
+                pos = end
+                continue
+            if type_ == DROPS:
+                others.append(Record(DROPS, "km", mono, wall, count=data_len, nbytes=size))
+            elif type_ == END:
+                others.append(Record(END, "km", mono, wall, count=size))
+            else:
+                raise RecordError(f"unknown record type {type_} at offset {pos}")
+            if keep_order:
+                order.append(False)
+            pos += HEADER_SIZE
+        rest = n - pos
+        if rest:
+            self._chunks = [buf[pos:]]
+            self._have = rest
+            self._need = HEADER_SIZE
+            if rest >= HEADER_SIZE:  # the header is here: wait for the whole record
+                _, _, _, _, _, data_len, tail_len = unpack(buf, pos)
+                self._need = HEADER_SIZE + data_len + tail_len
+        else:
+            self._have = 0
+        return frames, others, order
 
     @property
     def pending(self) -> int:
-        return len(self._buf) - self._pos
+        """Bytes received that do not make a whole record yet."""
+        return self._have if self._chunks else 0

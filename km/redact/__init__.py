@@ -25,6 +25,7 @@ from km.redact.payload import (
     redact_payload_with_report,
     redact_text,
     redact_text_with_report,
+    unchanged_payloads,
 )
 from km.redact.rules import (
     DEFAULT_KEYS,
@@ -52,4 +53,5 @@ __all__ = [
     "redact_payload_with_report",
     "redact_text",
     "redact_text_with_report",
+    "unchanged_payloads",
 ]

@@ -29,7 +29,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs ~8 ms to import
 if TYPE_CHECKING:
@@ -43,8 +45,13 @@ PayloadScan = tuple[list[str], bool, bool]
 
 PayloadScanner = Callable[[bytes], PayloadScan]
 
+BatchScanner = Callable[[Sequence[bytes]], list[bool]]
+"""Many payloads -> for each, whether it may hold anything: False exactly when its
+`PayloadScan` is `([], False, False)` (no needle, no escape, fewer than `min_digits` digits)."""
+
 _ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 _NOT_DIGITS = bytes(c for c in range(256) if not 0x30 <= c <= 0x39)
+_NOT_DIGITS_NOR_NEWLINE = bytes(c for c in range(256) if not (0x30 <= c <= 0x39 or c == 0x0A))
 _RE2_MAX_MEM = 32 << 20  # bytes; the lazily built DFA of ~40 patterns needs a few MB
 _CACHE_FILE = "km-scanner-{key}.hsdb"  # a serialized Hyperscan database, per pattern set
 _CACHE_MAGIC = b"km-scanner 1\n"
@@ -59,13 +66,38 @@ def cache_compiled_scanners_in(directory: str | None) -> None:
 
 def payload_scanner(needles: Iterable[str], min_digits: int) -> PayloadScanner:
     """The fastest exact scanner available for `needles` (lowercase strings)."""
+    return payload_scanners(needles, min_digits)[0]
+
+
+def payload_scanners(
+    needles: Iterable[str], min_digits: int
+) -> tuple[PayloadScanner, BatchScanner]:
+    """`payload_scanner`, and a `BatchScanner` for the same needles. With Hyperscan, the batch
+    one scans many payloads joined by newlines in one call (~0.1 us a payload where one call
+    each costs ~1 us): the capture process pre-scans each read's frames so."""
     ordered = sorted(set(needles))
     if all(n.isascii() for n in ordered):
-        for build in (_hyperscan_scanner, _re2_scanner):
-            scanner = build(ordered, min_digits)
-            if scanner is not None:
-                return scanner
-    return loop_scanner(ordered, min_digits)
+        both = _hyperscan_scanners(ordered, min_digits)
+        if both is not None:
+            return both
+        scanner = _re2_scanner(ordered, min_digits)
+        if scanner is not None:
+            return scanner, one_by_one(scanner)
+    scanner = loop_scanner(ordered, min_digits)
+    return scanner, one_by_one(scanner)
+
+
+def one_by_one(scan: PayloadScanner) -> BatchScanner:
+    """A `BatchScanner` that calls `scan` for each payload."""
+
+    def scan_many(payloads: Sequence[bytes]) -> list[bool]:
+        out = []
+        for payload in payloads:
+            hits, escaped, digits = scan(payload)
+            out.append(bool(hits or escaped or digits))
+        return out
+
+    return scan_many
 
 
 def loop_scanner(needles: Iterable[str], min_digits: int) -> PayloadScanner:
@@ -116,6 +148,13 @@ def _patterns(needles: list[str]) -> list[bytes]:
 
 
 def _hyperscan_scanner(needles: list[str], min_digits: int) -> PayloadScanner | None:
+    both = _hyperscan_scanners(needles, min_digits)
+    return None if both is None else both[0]
+
+
+def _hyperscan_scanners(
+    needles: list[str], min_digits: int
+) -> tuple[PayloadScanner, BatchScanner] | None:
     try:
         import hyperscan
     except ImportError:
@@ -164,7 +203,46 @@ def _hyperscan_scanner(needles: list[str], min_digits: int) -> PayloadScanner | 
         hits = [needles[i] for i in sorted(found) if i < count]
         return hits, not escapes.isdisjoint(found), digits
 
-    return scan
+    joinable = not any("\n" in n for n in needles)  # no match can span two joined payloads
+    scan_each = one_by_one(scan)
+
+    def scan_many(payloads: Sequence[bytes]) -> list[bool]:
+        """One scan over the payloads joined by newlines; after a match, the scan goes on
+        from the next payload (so each payload costs at most one match callback)."""
+        joined = b"\n".join(payloads)
+        if not joinable or len(payloads) < 2 or joined.count(b"\n") != len(payloads) - 1:
+            return scan_each(payloads)  # a payload holds a newline: it would split in two
+        digit_runs = joined.translate(None, _NOT_DIGITS_NOR_NEWLINE).split(b"\n")
+        maybe = [len(run) >= min_digits for run in digit_runs]
+        ends = list(accumulate(len(p) + 1 for p in payloads))  # each one's end + separator
+        try:
+            scratch = local.scratch
+        except AttributeError:
+            scratch = local.scratch = hyperscan.Scratch(database)
+        view = memoryview(joined)
+        hit = [0]
+
+        def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> bool:
+            hit[0] = end
+            return True  # stop: the rest of this payload need not be scanned
+
+        start = 0
+        while start < len(joined):
+            hit[0] = -1
+            try:
+                database.scan(view[start:], match_event_handler=on_match, scratch=scratch)
+            except hyperscan.ScanTerminated:
+                pass
+            except Exception:  # never let a matcher failure skip redaction
+                return one_by_one(fallback)(payloads)
+            if hit[0] < 0:
+                break
+            i = bisect_left(ends, start + hit[0])  # the payload the match ends in
+            maybe[i] = True
+            start = ends[i]
+        return maybe
+
+    return scan, scan_many
 
 
 def _identity(hyperscan: Any, patterns: list[bytes]) -> bytes:

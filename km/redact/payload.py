@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -63,6 +64,17 @@ class _TooDeep(Exception):
 def redact_payload(payload: bytes, rules: RedactionRules = DEFAULT_RULES) -> bytes:
     """The payload with its secrets replaced by markers; `payload` itself when it has none."""
     return _redact(payload, rules, Counter())
+
+
+def unchanged_payloads(
+    payloads: Sequence[bytes], rules: RedactionRules = DEFAULT_RULES
+) -> list[bool]:
+    """For each payload, True when `redact_payload` would return it as it is because nothing
+    in it can be redacted: one pre-scan for all of them (see `TextRedactor.clean_payloads`).
+    False: redact it (with `redact_payload`, which may still find nothing)."""
+    if rules.metadata_only:
+        return [False] * len(payloads)
+    return rules.compiled.text.clean_payloads(payloads)
 
 
 def redact_payload_with_report(

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from km.redact.keys import KeyMatcher, ascii_lower
-from km.redact.needles import PayloadScanner, payload_scanner
+from km.redact.needles import BatchScanner, PayloadScanner, payload_scanners
 from km.redact.pairs import redact_pairs
 from km.redact.patterns import MARKER_PREFIX, ValuePattern, marker, redact_cards
 
@@ -81,6 +81,7 @@ class TextRedactor:
         "_patterns",
         "_plans",
         "_scan",
+        "_scan_many",
     )
 
     def __init__(
@@ -93,6 +94,7 @@ class TextRedactor:
         self._always = tuple(p for p in patterns if p.always)
         self._everything = Scope(needles, True, bool(self._always))
         self._scan: PayloadScanner | None = None  # built on first use: importing stays cheap
+        self._scan_many: BatchScanner | None = None
         self._plans: dict[Scope, tuple[tuple[ValuePattern, ...], tuple[str, ...]]] = {}
 
     @property
@@ -104,7 +106,7 @@ class TextRedactor:
         """The scope of a raw payload; None when nothing in it can be redacted."""
         scan = self._scan
         if scan is None:
-            scan = self._scan = payload_scanner(self._everything.needles, _CARD_DIGITS)
+            scan = self._build_scanners()[0]
         hits, escaped, digits = scan(payload)
         if escaped:
             return self._everything
@@ -119,6 +121,25 @@ class TextRedactor:
         if hits or digits or always:
             return Scope(frozenset(hits), digits, always)
         return None
+
+    def clean_payloads(self, payloads: Sequence[bytes]) -> list[bool]:
+        """For each payload, whether `scan_payload` would return None (nothing to redact),
+        answered for many payloads at once: only those the batch scan flags are scanned one
+        by one."""
+        if self._always:  # patterns without needles: every payload is searched anyway
+            return [self.scan_payload(p) is None for p in payloads]
+        scan_many = self._scan_many
+        if scan_many is None:
+            scan_many = self._build_scanners()[1]
+        scan = self.scan_payload
+        return [
+            not maybe or scan(p) is None
+            for p, maybe in zip(payloads, scan_many(payloads), strict=True)
+        ]
+
+    def _build_scanners(self) -> tuple[PayloadScanner, BatchScanner]:
+        self._scan, self._scan_many = payload_scanners(self._everything.needles, _CARD_DIGITS)
+        return self._scan, self._scan_many
 
     def needs_structure(self, scope: Scope) -> bool:
         """Whether JSON text in this scope must be parsed and walked to be redacted.

@@ -22,6 +22,7 @@ from km.errors import SpoolError
 from km.events import DROPPED, KM, SENT, Event, SessionInfo
 from km.private import PrivateFileError, check_companion, check_directory, open_private
 from km.spool.errors import SpoolCorrupt, SpoolRefused, classify_os, classify_sqlite
+from km.spool.event_rows import event_rows, insert_steps
 from km.spool.insight import write_notes
 from km.spool.schema import migrate
 
@@ -39,12 +40,6 @@ AGE_BATCHES = 5  # ...and transactions per eviction check (the rest waits for th
 
 FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a path named when it was opened
 
-_INSERT_EVENT = """
-    INSERT INTO events (id, session_id, server, direction, ts_ns, mono_ns, kind, method, rpc_id,
-                        size, payload, truncated, link_id, latency_us, tool, status, tokens, risk)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (id) DO NOTHING
-"""
 _UPDATE_SESSION_CAPTURE = """
     UPDATE sessions
     SET last_capture_ns = nullif(max(coalesce(last_capture_ns, 0), ?), 0),
@@ -207,33 +202,12 @@ class SpoolStore:
         (its notes are written idempotently too)."""
         if not events:
             return
-        rows = [
-            (
-                e.id,
-                e.session_id,
-                e.server,
-                e.direction,
-                e.ts_ns,
-                e.mono_ns,
-                e.kind,
-                e.method,
-                e.rpc_id,
-                e.size,
-                e.payload,
-                int(e.truncated),
-                e.link_id,
-                e.latency_us,
-                e.tool,
-                e.status,
-                e.tokens,
-                e.risk,
-            )
-            for e in events
-        ]
+        steps = insert_steps(event_rows(events))
         sessions = _session_updates(events)
         notes = [note for e in events if e.notes for note in e.notes]
         with self._transaction() as conn:
-            conn.executemany(_INSERT_EVENT, rows)
+            for statement, params in steps:  # in row order
+                conn.executemany(statement, params)
             conn.executemany(_UPDATE_SESSION_CAPTURE, sessions)
             if notes:
                 write_notes(conn, notes)
@@ -449,6 +423,15 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
 
 def _session_updates(events: Sequence[Event]) -> list[tuple[int, int, int, str]]:
     """Per session in `events`: (last capture ns, dropped frames, dropped bytes, session id)."""
+    sessions = {e.session_id for e in events}
+    if len(sessions) == 1:  # a capture process's batch: comprehensions, no dict look-up per event
+        ts = max(0, max([e.ts_ns for e in events if e.direction != KM], default=0))
+        frames = nbytes = 0
+        for e in [e for e in events if e.kind == DROPPED]:
+            f, b = _dropped_counts(e.payload)
+            frames += f
+            nbytes += b
+        return [(ts, frames, nbytes, sessions.pop())]
     acc: dict[str, list[int]] = {}
     for e in events:
         entry = acc.get(e.session_id)

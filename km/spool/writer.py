@@ -244,20 +244,32 @@ class SpoolWriter:
         from km.events import Event
 
         assert self._pipeline is not None
-        process = self._pipeline.process
+        pipeline = self._pipeline
         pending = self._pending
         while len(pending) < BATCH_MAX_EVENTS and self._pending_bytes < self._batch_max_bytes:
             items = self._queue.drain(min(SLICE_FRAMES, BATCH_MAX_EVENTS - len(pending)))
             if not items:
                 return
-            events = [
-                item if type(item) is Event else process(d, mono, wall, item)  # type: ignore[arg-type]
-                for d, mono, wall, item, _ in items
+            raw = [
+                (d, mono, wall, item) for d, mono, wall, item, _ in items if type(item) is not Event
             ]
+            if not raw:  # classified by the producer (the capture process's capture thread)
+                events: list[Event] = [item[3] for item in items]  # type: ignore[misc]
+            elif len(raw) == len(items):
+                events = pipeline.process_many(raw)  # type: ignore[arg-type]
+            else:
+                events = [
+                    item if type(item) is Event else pipeline.process(d, mono, wall, item)  # type: ignore[arg-type]
+                    for d, mono, wall, item, _ in items
+                ]
             pending.extend(events)
             self._pending_bytes += sum([len(e.payload) for e in events])
             self._pending_bytes += EVENT_OVERHEAD * len(events)
-            time.sleep(0)  # let the forwarding threads have the GIL between slices
+            if raw:
+                # Frames were processed here: let the forwarding threads have the GIL between
+                # slices. Not when the producer processed them (the capture process): giving
+                # the GIL up to its busy capture thread would cost a wait to get it back.
+                time.sleep(0)
 
     def _commit(self) -> None:
         assert self._store is not None and self._pipeline is not None

@@ -253,3 +253,18 @@ def test_any_bytes_classify_without_raising(data: bytes, truncated: bool, tail: 
         BATCH,
         INVALID,
     )
+
+
+def test_plain_notification_envelopes_are_made_once_per_method_and_bounded() -> None:
+    from km.capture import classify as module
+
+    def env(method: str) -> Envelope:
+        line = b'{"jsonrpc":"2.0","method":"%s","params":{"a":1}}' % method.encode()
+        return classify(line, len(line), False, b"")
+
+    first = env("notifications/message")
+    assert first == Envelope(NOTIFICATION, "notifications/message")
+    assert env("notifications/message") is first
+    for n in range(module._NOTIFICATIONS_MAX + 10):  # a peer inventing methods
+        assert env(f"x/{n}") == Envelope(NOTIFICATION, f"x/{n}")
+    assert len(module._NOTIFICATIONS) == module._NOTIFICATIONS_MAX

@@ -115,3 +115,24 @@ def test_pool_serves_fresh_bytes_and_a_fork_discards_them() -> None:
 def test_default_generator_is_shared() -> None:
     a, b = uuid7(), new_session_id()
     assert a < b
+
+
+def test_many_makes_what_as_many_calls_make() -> None:
+    def gen() -> Uuid7Generator:
+        return Uuid7Generator(clock_ns=lambda: 7000 * MS, random_bytes=lambda n: b"\xa7" * n)
+
+    one_by_one = gen()
+    expected = [one_by_one() for _ in range(5000)]  # crosses two counter overflows
+    batched = gen()
+    got = batched.many(1) + batched.many(2999) + batched.many(0) + batched.many(2000)
+    assert got == expected
+    assert batched() == one_by_one()  # and the state goes on alike
+
+
+def test_many_with_the_real_clock_and_random_bytes() -> None:
+    many = uuid7.many  # type: ignore[attr-defined]
+    ids = [*many(3000), uuid7(), *many(10)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    for text in ids[:50]:
+        fields(text)

@@ -188,3 +188,102 @@ def test_default_ids_are_increasing_uuid7() -> None:
     ids = [e.id for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 50
     assert all(uuid.UUID(i).version == 7 for i in ids)
+
+
+def _analyzing(ids: object) -> CapturePipeline:
+    from functools import partial
+
+    from km.insight.session import SessionAnalyzer
+    from km.redact import (
+        DEFAULT_RULES,
+        redact_payload,
+        redact_payload_with_report,
+        redact_text,
+        unchanged_payloads,
+    )
+
+    return CapturePipeline(
+        "sess-1",
+        "srv",
+        new_id=ids,  # type: ignore[arg-type]
+        redact=partial(redact_payload, rules=DEFAULT_RULES),
+        analyzer=SessionAnalyzer("srv"),
+        redact_text=partial(redact_text, rules=DEFAULT_RULES),
+        redact_report=partial(redact_payload_with_report, rules=DEFAULT_RULES),
+        redact_clean=partial(unchanged_payloads, rules=DEFAULT_RULES),
+    )
+
+
+def _session_frames() -> list[tuple[str, int, int, Frame]]:
+    tools = {"tools": [{"name": "run", "description": "Run a shell command", "inputSchema": {}}]}
+    lines = [
+        (C2S, b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}'),
+        (S2C, b'{"jsonrpc":"2.0","id":0,"result":{"serverInfo":{"name":"s","version":"1"}}}'),
+        (C2S, b'{"jsonrpc":"2.0","method":"notifications/initialized"}'),
+        (C2S, b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'),
+        (S2C, orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": tools})),
+        (
+            C2S,
+            b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run",'
+            b'"arguments":{"cmd":"rm -rf /","password":"hunter2"}}}',
+        ),
+        (S2C, b'{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"ok"}]}}'),
+        (
+            S2C,
+            b'{"jsonrpc":"2.0","method":"notifications/message","params":{"token":"ghp_'
+            + b"a" * 36
+            + b'"}}',
+        ),
+        (S2C, b'{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"0001"}}'),
+        (S2C, b"Server listening on stdio"),
+        (C2S, b'[{"jsonrpc":"2.0","id":3,"method":"ping"}]'),
+        (S2C, b'{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"Bearer abc"}}'),
+    ]
+    return [(d, n * MS, n, frame(line)) for n, (d, line) in enumerate(lines)]
+
+
+def _normalized(events: list[Event]) -> list[Event]:
+    """The events with every id replaced by the position of the event it names (the ids of
+    findings are drawn from the same generator, between the batches' event ids)."""
+    import dataclasses
+
+    position = {e.id: str(i) for i, e in enumerate(events)}
+    out = []
+    for e in events:
+        notes = []
+        for note in e.notes or ():
+            changes = {}
+            if hasattr(note, "id"):
+                changes["id"] = ""
+            if getattr(note, "event_id", None) is not None:
+                changes["event_id"] = position[note.event_id]  # type: ignore[attr-defined]
+            notes.append(dataclasses.replace(note, **changes) if changes else note)  # type: ignore[type-var]
+        link = position.get(e.link_id) if e.link_id is not None else None
+        out.append(dataclasses.replace(e, id=position[e.id], link_id=link, notes=notes or None))
+    return out
+
+
+def test_process_many_makes_the_events_process_makes() -> None:
+    from km.capture.ids import Uuid7Generator
+
+    def ids() -> Uuid7Generator:
+        return Uuid7Generator(clock_ns=lambda: 9 * MS, random_bytes=lambda n: b"\x3c" * n)
+
+    frames = _session_frames() * 3
+    one, many = _analyzing(ids()), _analyzing(ids())
+    expected = [one.process(*item) for item in frames]
+    got = many.process_many(frames[:5]) + many.process_many(frames[5:6]) + many.process_many([])
+    got += many.process_many(frames[6:])
+    assert _normalized(got) == _normalized(expected)
+    assert [e.id for e in got] == sorted(e.id for e in got)
+    assert any(e.notes for e in got) and any(e.risk for e in got)  # the analysis ran
+    assert b"hunter2" not in b"".join(e.payload for e in got)  # and the redactor
+    assert b"ghp_" not in b"".join(e.payload for e in got)
+
+
+def test_process_many_with_ids_made_one_by_one() -> None:
+    frames = _session_frames()
+    numbers = itertools.count(1)
+    p = _analyzing(lambda: f"ev-{next(numbers)}")
+    events = p.process_many(frames)
+    assert [e.id for e in events] == [f"ev-{n}" for n in range(1, len(frames) + 1)]

@@ -100,4 +100,44 @@ def test_long_streams_do_not_keep_consumed_bytes() -> None:
         total += len(decoder.feed(encode_frame(rng.randrange(2), 1, 2, frame)))
     assert total == 2000
     assert decoder.pending == 0
-    assert len(decoder._buf) < 200_000
+    assert not decoder._chunks
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    parts, pos = [], 0
+    for cut in cuts:
+        parts.append(data[pos : pos + cut])
+        pos += cut
+    return [*parts, data[pos:]]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=5000), max_size=30))
+def test_feed_frames_gives_the_frames_and_the_other_records_apart(cuts: list[int]) -> None:
+    data, expected = sample_stream()
+    decoder = RecordDecoder()
+    frames: list[tuple[object, ...]] = []
+    others = []
+    for part in _split(data, cuts):
+        got_frames, got_others = decoder.feed_frames(part)
+        frames += [
+            (FRAME, d, m, w, f.data, f.size, f.truncated, f.tail) for d, m, w, f in got_frames
+        ]
+        others += got_others
+    assert frames == [e for e in expected if e[0] == FRAME]
+    assert flatten(others) == [e for e in expected if e[0] != FRAME]
+    assert decoder.pending == 0
+
+
+def test_a_large_frame_in_many_reads_waits_whole() -> None:
+    frame = Frame(b"y" * 3_000_000, 3_000_000, False, b"")
+    data = encode_frame(1, 5, 6, frame) + encode_end(7, 8, 0)
+    decoder = RecordDecoder()
+    got = []
+    for part in _split(data, [65536] * (len(data) // 65536)):
+        got += decoder.feed(part)
+        if not got:
+            assert decoder.pending == sum(map(len, decoder._chunks))
+    assert flatten(got) == [
+        (FRAME, "s2c", 5, 6, frame.data, 3_000_000, False, b""),
+        (END, "km", 7, 8, 0),
+    ]

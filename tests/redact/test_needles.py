@@ -176,3 +176,40 @@ def test_a_damaged_or_foreign_cache_file_is_compiled_again(
     fast, slow = both(scan, b'{"token": "ghp_abc", "mail": "a@b.c"}')
     assert fast == slow and fast[0]
     assert cached.read_bytes().startswith(b"km-scanner 1\n")  # rewritten whole
+
+
+def _maybe(scan: PayloadScan) -> bool:
+    return bool(scan[0] or scan[1] or scan[2])
+
+
+@given(st.lists(st.lists(st.sampled_from(ALPHABET), max_size=60).map(bytes), max_size=40))
+def test_batch_scan_flags_exactly_the_payloads_the_loop_flags(payloads: list[bytes]) -> None:
+    # Newlines in a payload (ALPHABET has 0x0A) make the batch scan go one by one: also covered.
+    _, scan_many = needles.payload_scanners(NEEDLES, DIGITS)
+    assert scan_many(payloads) == [_maybe(REFERENCE(p)) for p in payloads]
+    flat = [p.replace(b"\n", b" ") for p in payloads]
+    assert scan_many(flat) == [_maybe(REFERENCE(p)) for p in flat]
+
+
+def test_batch_scan_of_clean_payloads_around_dirty_ones() -> None:
+    pytest.importorskip("hyperscan")
+    _, scan_many = needles.payload_scanners(NEEDLES, DIGITS)
+    assert scan_many.__qualname__.startswith("_hyperscan_scanners")
+    clean = b'{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"0001 xx"}}'
+    payloads = [clean] * 50
+    payloads[0] = b"Bearer x"  # a match at the very start
+    payloads[7] = clean + b'"password"'  # at the end of a payload, before the separator
+    payloads[8] = b"token token token"  # right after a flagged one
+    payloads[20] = b"1234567 890123"  # 13 digits, no needle
+    payloads[49] = b"@"  # the last one
+    payloads[30] = b'"\\u0041"'  # an escape
+    flagged = [i for i, maybe in enumerate(scan_many(payloads)) if maybe]
+    assert flagged == [0, 7, 8, 20, 30, 49]
+    assert scan_many([clean] * 1000) == [False] * 1000
+    assert scan_many([]) == []
+    assert scan_many([b"", b"", b"sk"]) == [False, False, True]
+
+
+def test_needles_with_a_newline_scan_one_by_one() -> None:
+    _, scan_many = needles.payload_scanners(["a\nb", "token"], DIGITS)
+    assert scan_many([b"xa", b"bx", b"a\nb", b"token"]) == [False, False, True, True]

@@ -13,6 +13,7 @@ from km.redact import (
     RedactionRules,
     redact_payload,
     redact_payload_with_report,
+    unchanged_payloads,
 )
 from tests.redact import fakes
 
@@ -301,3 +302,39 @@ def test_report_counts_kinds() -> None:
     args = {"password": "x", "token": "y", "note": f"{fakes.EMAIL} {fakes.CARD_VISA}"}
     _, report = redact_payload_with_report(call(args))
     assert report == {"key": 2, "email": 1, "card": 1}
+
+
+# --- the capture process's pre-scan of many payloads ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        DEFAULT_RULES,
+        RedactionRules(extra_patterns=[("ticket", r"TCK-[0-9]{6}")]),
+        RedactionRules(extra_patterns=[("digits", r"[0-9]{6}")]),  # no needle: always searched
+    ],
+)
+def test_unchanged_payloads_agree_with_redact_payload(rules: RedactionRules) -> None:
+    payloads = [
+        b'{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"0001 xx"}}',
+        call({"password": "hunter2"}),
+        result("mail bob@example.com"),
+        b'{"jsonrpc":"2.0","id":1,"result":{"n":123456}}',
+        b"TCK-123456 in a banner",
+        b'{"jsonrpc":"2.0","id":2,"result":{"card":"4111 1111 1111 1111"}}',
+        b'{"jsonrpc":"2.0","id":3,"result":{}}',
+        b"",
+    ]
+    for batch in (payloads, payloads * 3, payloads[:1]):
+        flags = unchanged_payloads(batch, rules)
+        assert len(flags) == len(batch)
+        for payload, unchanged in zip(batch, flags, strict=True):
+            assert unchanged == (rules.compiled.text.scan_payload(payload) is None)
+            if unchanged:
+                assert redact_payload(payload, rules) is payload
+
+
+def test_unchanged_payloads_with_metadata_only() -> None:
+    rules = RedactionRules(metadata_only=True)
+    assert unchanged_payloads([b'{"jsonrpc":"2.0","id":1,"result":{}}'] * 3, rules) == [False] * 3

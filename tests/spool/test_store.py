@@ -269,3 +269,33 @@ def test_a_store_never_closed_warns(tmp_path: Path) -> None:
         s.__del__()  # what the garbage collector calls
     s.close()
     s.__del__()  # once closed: silent (warnings are errors here)
+
+
+def test_nulls_and_stand_in_lookalikes_read_back_exactly(store: SpoolStore) -> None:
+    # Rows are bound with 0 for a NULL text and '' for a NULL integer (km.spool.event_rows):
+    # real values that look like those stand-ins must come back as they were, not as NULL.
+    store.begin_session(make_session())
+    shapes: list[dict[str, object]] = [
+        {},  # every nullable column NULL
+        {"method": "", "rpc_id": "0", "link_id": "", "tool": "", "status": "0"},
+        {"method": "0", "tool": "0", "latency_us": 0, "tokens": 0, "risk": 0},
+        {"rpc_id": "null", "latency_us": 7, "tokens": 12, "risk": 100, "status": "ok"},
+    ]
+    events = []
+    for n in range(200):  # past one multi-row statement, and a remainder
+        e = make_event(n, payload=b"" if n % 7 == 0 else None)
+        e.method = e.rpc_id = None
+        for key, value in shapes[n % len(shapes)].items():
+            setattr(e, key, value)
+        e.truncated = n % 3 == 0
+        events.append(e)
+    store.append(events)
+    columns = (
+        "id, method, rpc_id, link_id, latency_us, tool, status, tokens, risk, truncated, payload"
+    )
+    rows = query(store.path, f"SELECT {columns} FROM events ORDER BY seq")
+    assert rows == [
+        (e.id, e.method, e.rpc_id, e.link_id, e.latency_us, e.tool, e.status, e.tokens, e.risk,
+         int(e.truncated), e.payload)
+        for e in events
+    ]  # fmt: skip
