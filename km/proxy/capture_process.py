@@ -76,10 +76,8 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
     writer thread: Python work on this thread overlaps SQLite's on the writer's. When the
     writer falls behind, this thread waits; the record pipe then fills, and the forwarding
     process drops (and counts) what does not fit: forwarding itself never waits."""
-    from functools import partial
 
     from km.proxy.capture import CaptureSession
-    from km.redact import unchanged_payloads
     from km.spool.insight import analyzing_pipeline
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -89,8 +87,6 @@ def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int)
     # Secrets are redacted here, before anything reaches the disk; each read's payloads are
     # pre-scanned for them at once, and only those that may hold one are redacted one by one.
     pipeline = analyzing_pipeline(settings, writer.session.session_id, writer.session.server)
-    if pipeline.redact_clean is None:
-        pipeline.redact_clean = partial(unchanged_payloads, rules=settings.redaction_rules())
     process_many = pipeline.process_many
     decoder = RecordDecoder()
     exit_code: int | None = None

@@ -174,7 +174,12 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
     from functools import partial
 
     from km.insight.session import SessionAnalyzer
-    from km.redact import redact_payload, redact_payload_with_report, redact_text
+    from km.redact import (
+        redact_payload,
+        redact_payload_with_report,
+        redact_text,
+        unchanged_payloads,
+    )
 
     rules = settings.redaction_rules()
     analyzer = SessionAnalyzer(
@@ -184,6 +189,9 @@ def analyzing_pipeline(settings: Settings, session_id: str, server: str) -> Capt
         session_id,
         server,
         redact=partial(redact_payload, rules=rules),
+        # Each read's payloads pre-scanned at once; only those that may hold a secret are
+        # redacted one by one.
+        redact_clean=partial(unchanged_payloads, rules=rules),
         analyzer=analyzer,
         redact_text=partial(redact_text, rules=rules),
         # What the redactor found in a call's arguments counts in its risk (not with
