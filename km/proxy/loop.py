@@ -18,7 +18,13 @@ import stat
 import time
 
 from km.capture.framing import Frame, LineFramer
-from km.proxy.records import HEADER_SIZE, encode_drops, encode_header
+from km.proxy.records import (
+    HEADER_SIZE,
+    count_frames,
+    encode_drops,
+    encode_header,
+    next_boundary,
+)
 
 READ_SIZE = 1 << 20  # as much as an enlarged pipe holds, read into one reused buffer
 POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -74,15 +80,37 @@ class Direction:
 
 
 class Capture:
-    """Frames waiting to be written to the capture process's pipe. Bounded: past `max_bytes`
-    a frame is dropped and counted; the count is sent as a DROPS record once there is room."""
+    """Frames waiting to be written to the capture process's pipe. Bounded: past the limit a
+    frame is dropped and counted; the count is sent as a DROPS record once there is room.
 
-    __slots__ = ("buf", "dropped_bytes", "dropped_frames", "fd", "max_bytes", "total_dropped")
+    Start-up spill: the capture process waits, before its imports, until `release` (see
+    `km/proxy/run.py`: the first pause in forwarding), so it never takes the CPU from a burst
+    sent at spawn. Until then, and until the backlog it finds has drained below `max_bytes`,
+    the limit is `max_bytes + spill_bytes`; from then on it is `max_bytes`."""
 
-    def __init__(self, fd: int, max_bytes: int) -> None:
+    __slots__ = (
+        "buf",
+        "cut_frame",
+        "dropped_bytes",
+        "dropped_frames",
+        "fd",
+        "go_fd",
+        "limit",
+        "max_bytes",
+        "release_bytes",
+        "start",
+        "total_dropped",
+    )
+
+    def __init__(self, fd: int, max_bytes: int, spill_bytes: int = 0, go_fd: int = -1) -> None:
         self.fd = fd
         self.max_bytes = max_bytes
+        self.limit = max_bytes + spill_bytes
+        self.release_bytes = max_bytes + spill_bytes // 2  # this much waiting: release now
+        self.go_fd = go_fd  # -1 once released (or when the capture process never waits)
         self.buf = bytearray()
+        self.start = 0  # where in `buf` the first whole record begins
+        self.cut_frame = False  # the bytes before `start` end a FRAME record
         self.dropped_frames = 0
         self.dropped_bytes = 0
         self.total_dropped = 0
@@ -91,10 +119,8 @@ class Capture:
         buf = self.buf
         for frame in frames:
             # A frame bigger than the whole buffer (a definitions result kept whole) goes when
-            # nothing else waits; anything past `max_bytes` on top of waiting frames is dropped.
-            if (buf and len(buf) + len(frame.data) + len(frame.tail) > self.max_bytes) or (
-                self.fd < 0
-            ):
+            # nothing else waits; anything past the limit on top of waiting frames is dropped.
+            if (buf and len(buf) + len(frame.data) + len(frame.tail) > self.limit) or (self.fd < 0):
                 self.dropped_frames += 1
                 self.dropped_bytes += frame.size
                 self.total_dropped += 1
@@ -109,7 +135,22 @@ class Capture:
     @property
     def room(self) -> int:
         """Bytes of records the buffer can still take (0: every frame now is dropped)."""
-        return 0 if self.fd < 0 else max(0, self.max_bytes - len(self.buf))
+        return 0 if self.fd < 0 else max(0, self.limit - len(self.buf))
+
+    @property
+    def released(self) -> bool:
+        return self.go_fd < 0
+
+    def release(self) -> None:
+        """Let the capture process start (it waits for one byte or EOF on the go pipe)."""
+        if self.go_fd < 0:
+            return
+        try:
+            os.write(self.go_fd, b"\0")
+        except OSError:
+            pass  # the capture process is gone: the record pipe will say so
+        os.close(self.go_fd)
+        self.go_fd = -1
 
     def count_dropped(self, frames: int, nbytes: int) -> None:
         self.dropped_frames += frames
@@ -126,25 +167,48 @@ class Capture:
         """Write what the pipe takes now; True when everything went."""
         if self.fd < 0:
             self.buf.clear()
+            self.start, self.cut_frame = 0, False
             return True
-        while self.buf:
+        buf = self.buf
+        while buf:
             try:
-                n = os.write(self.fd, self.buf)
+                n = os.write(self.fd, buf)
             except BlockingIOError:
                 return False
             except OSError as exc:
                 self.broken(exc)
                 return True
-            del self.buf[:n]
+            # Where the first whole record starts once `n` bytes are gone (a write may end
+            # inside a record): walked only when the pipe did not take everything.
+            if n < len(buf):
+                if n > self.start:
+                    end, self.cut_frame = next_boundary(buf, self.start, n)
+                    self.start = end - n
+                else:
+                    self.start -= n
+            else:
+                self.start, self.cut_frame = 0, False
+            del buf[:n]
+            if self.limit > self.max_bytes and self.go_fd < 0 and len(buf) <= self.max_bytes:
+                self.limit = self.max_bytes  # the start-up backlog is through: spill no more
         return True
+
+    def frames_waiting(self) -> int:
+        """Frames not yet written whole: at exit, those the capture process never gets (a
+        record cut by a partial write is dropped by its decoder at EOF)."""
+        if not self.buf:
+            return 0
+        return count_frames(self.buf, self.start) + (1 if self.start and self.cut_frame else 0)
 
     def broken(self, exc: OSError) -> None:
         os.write(
             2,
             f"km: capture process gone ({exc.strerror}); forwarding goes on without it\n".encode(),
         )
+        self.total_dropped += self.frames_waiting()  # they never reach the spool
         self.fd = -1
         self.buf.clear()
+        self.start, self.cut_frame = 0, False
 
 
 class Relay:

@@ -41,6 +41,33 @@ def encode_end(mono_ns: int, wall_ns: int, exit_code: int) -> bytes:
     return HEADER.pack(END, 0, mono_ns, wall_ns, exit_code, 0, 0)
 
 
+def next_boundary(buf: bytes | bytearray, pos: int, stop: int) -> tuple[int, bool]:
+    """Walk whole records from `pos` (a record's start) to the first record start at or past
+    `stop`: where a record begins once `buf[:stop]` has been written, and whether the record
+    cut there (if `stop` falls inside one) is a FRAME."""
+    unpack = HEADER.unpack_from
+    cut_frame = False
+    while pos < stop:
+        type_, _f, _m, _w, _s, data_len, tail_len = unpack(buf, pos)
+        cut_frame = type_ == FRAME
+        pos += HEADER_SIZE + (data_len + tail_len if cut_frame else 0)
+    return pos, cut_frame and pos > stop
+
+
+def count_frames(buf: bytes | bytearray, pos: int = 0) -> int:
+    """FRAME records in `buf` from `pos` (a record's start) on: what is lost if it never goes."""
+    unpack = HEADER.unpack_from
+    frames = 0
+    end = len(buf) - HEADER_SIZE
+    while pos <= end:
+        type_, _f, _m, _w, _s, data_len, tail_len = unpack(buf, pos)
+        if type_ == FRAME:
+            frames += 1
+            pos += data_len + tail_len
+        pos += HEADER_SIZE
+    return frames
+
+
 class Record:
     """A decoded record: a FRAME with its `frame`, DROPS with `count` frames of `nbytes`
     bytes, or END with the server's exit code in `count`."""

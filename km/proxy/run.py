@@ -1,8 +1,11 @@
 """`km <server command>`: wire the pieces together and run one MCP session.
 
 Order matters for start-up time: protect stdout, spawn the server, fork the capture process,
-then forward. The forwarding process imports almost nothing; the capture process loads the
-heavy modules on the other core while the bytes already flow.
+then forward. The forwarding process imports almost nothing. The capture process waits to be
+released before it loads the heavy modules: at the first pause in forwarding (`RELEASE_IDLE_S`
+without a ready fd), or once half the start-up spill is used, or `RELEASE_MAX_S` after start.
+A burst sent at spawn is so forwarded without the capture process's start-up on the CPU, and
+its captures wait in the spill (`SPILL_FACTOR` x `queue_max_bytes`) instead of being dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 CAPTURE_FLUSH_BYTES = 64 * 1024  # records gathered before they are written even when busy
 CAPTURE_IDLE_MS = 2  # with records waiting, the longest sleep before they are written
 EXIT_WAIT_S = 1.0  # at exit, longest wait for the capture process; it then finishes on its own
+SPILL_FACTOR = 16  # start-up spill = this x queue_max_bytes (64 MiB by default) of records
+RELEASE_IDLE_S = 0.02  # forwarding idle this long: the capture process may start
+RELEASE_IDLE_MS = 20  # the same, as the longest `poll` while the capture process waits
+RELEASE_MAX_S = 1.0  # after start, the longest the capture process waits, however busy km is
 
 
 def protect_stdout() -> int:
@@ -77,9 +84,10 @@ class Session:
         if settings.capture:
             from km.proxy.capture_process import fork_capture
 
-            capture_pid, capture_fd = fork_capture(settings, self.argv)
+            capture_pid, capture_fd, go_fd = fork_capture(settings, self.argv)
             set_nonblocking(capture_fd)
-            capture = Capture(capture_fd, settings.queue_max_bytes)
+            queue_bytes = settings.queue_max_bytes
+            capture = Capture(capture_fd, queue_bytes, SPILL_FACTOR * queue_bytes, go_fd)
         restore: list[tuple[int, int]] = []
         for fd in (child.stdin_fd, child.stdout_fd):
             set_nonblocking(fd)
@@ -90,7 +98,9 @@ class Session:
         cap, dcap = settings.payload_cap, settings.definitions_cap
         relay = Relay(
             (
-                Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap, dcap) if capture else None),
+                # Definitions (initialize and list results) only come from the server: client
+                # frames past the payload cap are cut there without searching their heads.
+                Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap) if capture else None),
                 Direction(
                     1, "s2c", child.stdout_fd, wire_out, LineFramer(cap, dcap) if capture else None
                 ),
@@ -123,6 +133,9 @@ class Session:
         capture = relay.capture
         monotonic = time.monotonic
         drain_deadline: float | None = None
+        held = capture is not None and not capture.released  # the capture process waits
+        busy_at = monotonic()
+        release_by = busy_at + RELEASE_MAX_S
         supervisor.poll_exit()
         while True:
             pending_capture = capture is not None and len(capture.buf) > 0
@@ -139,12 +152,25 @@ class Session:
                 timeout_ms = max(0, int((deadline - now) * 1000) + 1)
                 if pending_capture:
                     timeout_ms = min(timeout_ms, CAPTURE_IDLE_MS)
+            if held and not 0 <= timeout_ms <= RELEASE_IDLE_MS:
+                timeout_ms = RELEASE_IDLE_MS
             events = poll(timeout_ms)
             for fd, mask in events:
                 if fd == wake_r:
                     self._on_wake(supervisor)
                 else:
                     handle(fd, mask)
+            if held and capture is not None:
+                now = monotonic()
+                if events:
+                    busy_at = now
+                if (
+                    now - busy_at >= RELEASE_IDLE_S
+                    or now >= release_by
+                    or len(capture.buf) >= capture.release_bytes
+                ):
+                    capture.release()
+                    held = False
             if (
                 capture is not None
                 and capture.buf
@@ -187,6 +213,7 @@ class Session:
         backlog the client is not held up for the spool."""
         import select
 
+        capture.release()
         capture.flush_drops(time.monotonic_ns(), time.time_ns())
         capture.buf += encode_end(time.monotonic_ns(), time.time_ns(), code)
         deadline = time.monotonic() + self.settings.flush_s
@@ -194,8 +221,12 @@ class Session:
             if not capture.flush():
                 select.select([], [capture.fd], [], max(0.0, deadline - time.monotonic()))
         if capture.buf:
+            lost = capture.frames_waiting()
+            capture.total_dropped += lost
             os.write(
-                2, b"km: the capture process did not keep up; the last messages were not captured\n"
+                2,
+                f"km: the capture process did not keep up; the last {lost} messages were not "
+                "captured\n".encode(),
             )
         if capture.fd >= 0:
             os.close(capture.fd)

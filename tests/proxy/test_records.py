@@ -13,9 +13,11 @@ from km.proxy.records import (
     END,
     FRAME,
     RecordDecoder,
+    count_frames,
     encode_drops,
     encode_end,
     encode_frame,
+    next_boundary,
 )
 
 
@@ -101,3 +103,37 @@ def test_long_streams_do_not_keep_consumed_bytes() -> None:
     assert total == 2000
     assert decoder.pending == 0
     assert len(decoder._buf) < 200_000
+
+
+def stream_with_starts() -> tuple[bytes, list[tuple[int, int]]]:
+    """Records of every type, and (offset, type) of each."""
+    pieces = [
+        (FRAME, encode_frame(0, 1, 2, Frame(b"a" * 10, 10, False, b""))),
+        (DROPS, encode_drops(3, 4, 2, 50)),
+        (FRAME, encode_frame(1, 5, 6, Frame(b"h" * 100, 5_000_000, True, b"t" * 300))),
+        (END, encode_end(7, 8, 0)),
+        (FRAME, encode_frame(0, 9, 10, Frame(b"z", 1, False, b""))),
+    ]
+    starts, offset = [], 0
+    for type_, piece in pieces:
+        starts.append((offset, type_))
+        offset += len(piece)
+    return b"".join(p for _, p in pieces), starts
+
+
+def test_next_boundary_finds_where_a_write_leaves_off() -> None:
+    data, starts = stream_with_starts()
+    ends = [o for o, _ in starts[1:]] + [len(data)]
+    for stop in range(1, len(data) + 1):
+        i = next(k for k, end in enumerate(ends) if end >= stop)  # the record `stop` ends in
+        expected = (ends[i], ends[i] > stop and starts[i][1] == FRAME)
+        assert next_boundary(data, 0, stop) == expected
+        assert next_boundary(data, starts[i][0], stop) == expected  # from any record start
+
+
+def test_count_frames_counts_frame_records_only() -> None:
+    data, starts = stream_with_starts()
+    for offset, _ in starts:
+        assert count_frames(data, offset) == sum(t == FRAME for o, t in starts if o >= offset)
+    assert count_frames(data, len(data)) == 0
+    assert count_frames(b"") == 0
