@@ -41,31 +41,22 @@ def encode_end(mono_ns: int, wall_ns: int, exit_code: int) -> bytes:
     return HEADER.pack(END, 0, mono_ns, wall_ns, exit_code, 0, 0)
 
 
-def next_boundary(buf: bytes | bytearray, pos: int, stop: int) -> tuple[int, bool]:
+def next_boundary(buf: bytes | bytearray, pos: int, stop: int) -> tuple[int, int, bool]:
     """Walk whole records from `pos` (a record's start) to the first record start at or past
-    `stop`: where a record begins once `buf[:stop]` has been written, and whether the record
-    cut there (if `stop` falls inside one) is a FRAME."""
-    unpack = HEADER.unpack_from
-    cut_frame = False
-    while pos < stop:
-        type_, _f, _m, _w, _s, data_len, tail_len = unpack(buf, pos)
-        cut_frame = type_ == FRAME
-        pos += HEADER_SIZE + (data_len + tail_len if cut_frame else 0)
-    return pos, cut_frame and pos > stop
-
-
-def count_frames(buf: bytes | bytearray, pos: int = 0) -> int:
-    """FRAME records in `buf` from `pos` (a record's start) on: what is lost if it never goes."""
+    `stop`, once `buf[:stop]` has been written. Returns that offset, the FRAME records that
+    went whole, and whether the record `stop` falls inside (if any) is a FRAME."""
     unpack = HEADER.unpack_from
     frames = 0
-    end = len(buf) - HEADER_SIZE
-    while pos <= end:
+    while pos < stop:
         type_, _f, _m, _w, _s, data_len, tail_len = unpack(buf, pos)
         if type_ == FRAME:
+            pos += HEADER_SIZE + data_len + tail_len
+            if pos > stop:
+                return pos, frames, True
             frames += 1
-            pos += data_len + tail_len
-        pos += HEADER_SIZE
-    return frames
+        else:
+            pos += HEADER_SIZE
+    return pos, frames, False
 
 
 class Record:

@@ -2,10 +2,9 @@
 
 Order matters for start-up time: protect stdout, spawn the server, fork the capture process,
 then forward. The forwarding process imports almost nothing. The capture process waits to be
-released before it loads the heavy modules: at the first pause in forwarding (`RELEASE_IDLE_S`
-without a ready fd), or once half the start-up spill is used, or `RELEASE_MAX_S` after start.
-A burst sent at spawn is so forwarded without the capture process's start-up on the CPU, and
-its captures wait in the spill (`SPILL_FACTOR` x `queue_max_bytes`) instead of being dropped.
+released before it loads the heavy modules (`km/proxy/startup.py`: once forwarding leaves
+CPU to spare), so a burst sent at spawn is forwarded without that start-up on the CPU, and its
+captures wait in the start-up spill (`SPILL_FACTOR` x `queue_max_bytes`) instead of dropping.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from km.proxy.loop import (
 )
 from km.proxy.records import encode_end
 from km.proxy.spawn import spawn
+from km.proxy.startup import END_SPILL, RELEASE, WINDOW_MS, StartUp
 from km.proxy.supervisor import Supervisor, exit_code_of
 from km.settings import Settings
 
@@ -33,10 +33,8 @@ FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 CAPTURE_FLUSH_BYTES = 64 * 1024  # records gathered before they are written even when busy
 CAPTURE_IDLE_MS = 2  # with records waiting, the longest sleep before they are written
 EXIT_WAIT_S = 1.0  # at exit, longest wait for the capture process; it then finishes on its own
-SPILL_FACTOR = 16  # start-up spill = this x queue_max_bytes (64 MiB by default) of records
-RELEASE_IDLE_S = 0.02  # forwarding idle this long: the capture process may start
-RELEASE_IDLE_MS = 20  # the same, as the longest `poll` while the capture process waits
-RELEASE_MAX_S = 1.0  # after start, the longest the capture process waits, however busy km is
+SPILL_FACTOR = 16  # start-up spill: this x queue_max_bytes (64 MiB by default) of records,
+# while fewer than queue_max_frames frames wait
 
 
 def protect_stdout() -> int:
@@ -87,7 +85,10 @@ class Session:
             capture_pid, capture_fd, go_fd = fork_capture(settings, self.argv)
             set_nonblocking(capture_fd)
             queue_bytes = settings.queue_max_bytes
-            capture = Capture(capture_fd, queue_bytes, SPILL_FACTOR * queue_bytes, go_fd)
+            spill_bytes = SPILL_FACTOR * queue_bytes
+            capture = Capture(
+                capture_fd, queue_bytes, spill_bytes, settings.queue_max_frames, go_fd
+            )
         restore: list[tuple[int, int]] = []
         for fd in (child.stdin_fd, child.stdout_fd):
             set_nonblocking(fd)
@@ -133,9 +134,11 @@ class Session:
         capture = relay.capture
         monotonic = time.monotonic
         drain_deadline: float | None = None
-        held = capture is not None and not capture.released  # the capture process waits
-        busy_at = monotonic()
-        release_by = busy_at + RELEASE_MAX_S
+        startup = None
+        blocked = 0.0  # seconds the last `poll` waited (measured during the start-up only)
+        if capture is not None and not capture.released:
+            spill = capture.limit - capture.max_bytes
+            startup = StartUp(monotonic(), capture.max_bytes, spill, capture.spill_frames)
         supervisor.poll_exit()
         while True:
             pending_capture = capture is not None and len(capture.buf) > 0
@@ -152,25 +155,26 @@ class Session:
                 timeout_ms = max(0, int((deadline - now) * 1000) + 1)
                 if pending_capture:
                     timeout_ms = min(timeout_ms, CAPTURE_IDLE_MS)
-            if held and not 0 <= timeout_ms <= RELEASE_IDLE_MS:
-                timeout_ms = RELEASE_IDLE_MS
-            events = poll(timeout_ms)
+            if startup is None:
+                events = poll(timeout_ms)
+            else:
+                if startup.held and not 0 <= timeout_ms <= WINDOW_MS:
+                    timeout_ms = WINDOW_MS
+                polled_at = monotonic()
+                events = poll(timeout_ms)
+                blocked = monotonic() - polled_at
             for fd, mask in events:
                 if fd == wake_r:
                     self._on_wake(supervisor)
                 else:
                     handle(fd, mask)
-            if held and capture is not None:
-                now = monotonic()
-                if events:
-                    busy_at = now
-                if (
-                    now - busy_at >= RELEASE_IDLE_S
-                    or now >= release_by
-                    or len(capture.buf) >= capture.release_bytes
-                ):
+            if startup is not None and capture is not None:
+                action = startup.step(monotonic(), blocked, len(capture.buf), capture.frames)
+                if action == RELEASE:
                     capture.release()
-                    held = False
+                elif action == END_SPILL:
+                    capture.end_spill()
+                    startup = None
             if (
                 capture is not None
                 and capture.buf

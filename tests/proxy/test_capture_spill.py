@@ -59,20 +59,34 @@ def test_before_release_the_spill_takes_what_the_queue_alone_would_drop(
     per = 1000 + HEADER_SIZE
     kept = {}
     for spill in (0, 100_000):
-        capture = Capture(w, max_bytes=10_000, spill_bytes=spill, go_fd=go_w)
+        capture = Capture(w, 10_000, spill_bytes=spill, spill_frames=1000, go_fd=go_w)
         assert not capture.released
         for i in range(200):
             capture.add(0, [frame(i)], 1, 2)
         kept[spill] = len(capture.buf) // per
         assert len(capture.buf) == kept[spill] * per <= 10_000 + spill
+        assert capture.frames == kept[spill]
         assert capture.total_dropped == 200 - kept[spill], "every frame kept or counted"
         assert capture.room < per
     assert kept[0] <= 10 and kept[100_000] >= 100
 
 
+def test_the_spill_takes_no_more_frames_than_its_frame_bound(
+    pipes: tuple[int, int, int, int],
+) -> None:
+    _, w, _, go_w = pipes
+    capture = Capture(w, 10_000, spill_bytes=1_000_000, spill_frames=500, go_fd=go_w)
+    for i in range(2000):
+        capture.add(0, [frame(i, 10)], 1, 2)
+    # Small frames: the queue's bytes, and past them nothing once 500 frames wait.
+    assert capture.frames == max(500, 10_000 // (10 + HEADER_SIZE) + 1)
+    assert capture.total_dropped == 2000 - capture.frames
+    assert capture.room == 0
+
+
 def test_release_sends_one_byte_and_is_done_once(pipes: tuple[int, int, int, int]) -> None:
     _, w, go_r, go_w = pipes
-    capture = Capture(w, 10_000, 100_000, go_w)
+    capture = Capture(w, 10_000, 100_000, 1000, go_w)
     capture.release()
     capture.release()
     assert capture.released
@@ -85,35 +99,40 @@ def test_release_with_the_capture_process_gone_does_not_raise(
 ) -> None:
     _, w, go_r, go_w = pipes
     os.close(go_r)
-    capture = Capture(w, 10_000, 100_000, go_w)
+    capture = Capture(w, 10_000, 100_000, 1000, go_w)
     capture.release()
     assert capture.released
 
 
-def test_after_release_the_spill_ends_once_the_backlog_is_through(
-    pipes: tuple[int, int, int, int],
-) -> None:
+def test_once_the_spill_ends_it_only_drains(pipes: tuple[int, int, int, int]) -> None:
     r, w, _, go_w = pipes
-    capture = Capture(w, max_bytes=10_000, spill_bytes=100_000, go_fd=go_w)
+    capture = Capture(w, 10_000, spill_bytes=100_000, spill_frames=1000, go_fd=go_w)
     for i in range(80):
         capture.add(0, [frame(i)], 1, 2)
-    capture.flush()  # not released yet: the limit stays, whatever is written
-    assert capture.limit == 110_000
     capture.release()
+    capture.end_spill()
+    backlog = len(capture.buf)
+    assert capture.limit == backlog > 10_000
     received = b""
-    while capture.buf:
+    i = 80
+    for _ in range(1000):  # bounded: the backlog is gone after ~30 rounds of 4 KiB
+        if not capture.draining:
+            break
         capture.flush()
-        assert capture.limit == (10_000 if len(capture.buf) <= 10_000 else 110_000)
         received += drain(r)
-    assert capture.limit == 10_000
-    for i in range(80, 200):
-        capture.add(0, [frame(i)], 1, 2)
-    assert len(capture.buf) <= 10_000 + 1000 + HEADER_SIZE, "back to the queue's own bound"
+        assert capture.limit == max(10_000, len(capture.buf)) <= backlog
+        for _ in range(3):  # new frames, while the backlog drains, only within the limit
+            capture.add(0, [frame(i)], 1, 2)
+            i += 1
+        assert len(capture.buf) <= max(10_000 + 1000 + HEADER_SIZE, capture.limit)
+        backlog = capture.limit
+    assert capture.limit == 10_000 and not capture.draining
     assert capture.total_dropped > 0
-    capture.flush()
-    received += drain(r)
+    for _ in range(100):  # the rest, nothing added
+        capture.flush()
+        received += drain(r)
     records = RecordDecoder().feed(received)
-    sent = [frame(i).data for i in range(80)]
+    sent = [frame(k).data for k in range(80)]
     assert [rec.frame.data for rec in records[:80] if rec.frame] == sent
 
 
@@ -122,21 +141,16 @@ def test_frames_waiting_counts_exactly_what_never_went_whole(
     pipes: tuple[int, int, int, int], size: int
 ) -> None:
     r, w, _, go_w = pipes
-    capture = Capture(w, 1 << 20, 0, go_w)
+    capture = Capture(w, 1 << 20, 0, 0, go_w)
     total = 60
-    received = b""
+    decoder = RecordDecoder()
+    whole = 0
     for i in range(total):
         capture.add(i % 2, [frame(i, size + i)], 1, 2)
         if i % 7 == 0:
             capture.flush_drops(1, 2)
             capture.count_dropped(1, 1)
         capture.flush()  # a 4 KiB pipe: most writes end inside a record
-        received += drain(r)
-    decoder = RecordDecoder()
-    whole = sum(rec.type == FRAME for rec in decoder.feed(received))
-    assert whole + capture.frames_waiting() == total
-    capture.flush()
-    assert (
-        whole + sum(rec.type == FRAME for rec in decoder.feed(drain(r))) + capture.frames_waiting()
-        == total
-    )
+        whole += sum(rec.type == FRAME for rec in decoder.feed(drain(r)))
+        assert whole + capture.frames_waiting() == i + 1
+    assert capture.frames_waiting() == capture.frames

@@ -116,9 +116,10 @@ def test_64_mib_of_1_mib_lines_at_spawn_forwarded_exactly_and_all_captured(
 def test_a_burst_past_the_spill_is_forwarded_and_its_drops_counted_exactly(
     km_env: dict[str, str], spool_path: Path, reaper: ProcessReaper
 ) -> None:
-    # A 256 KiB queue: a 4 MiB spill (16 x), far below the 32 MiB sent at spawn.
+    # A 256 KiB queue: a 4 MiB spill (16 x; its 4096 frames are not the bound with 2 KiB
+    # lines), far below the 32 MiB sent at spawn.
     km_env["KM_QUEUE_MAX_BYTES"] = str(256 * 1024)
-    lines = [numbered_line(i, 1024) for i in range(32 * 1024)]
+    lines = [numbered_line(i, 2048) for i in range(16 * 1024)]
     out, err, code = burst_through_km(reaper, km_env, lines)
     assert code == 0, err
     assert out == b"".join(lines), "forwarding never loses a byte, whatever capture drops"
