@@ -17,7 +17,7 @@ from __future__ import annotations
 WINDOW_S = 0.05  # forwarding's idle share is judged over windows this long
 WINDOW_MS = 50  # the same, as the longest `poll` while the capture process waits
 IDLE_SHARE = 0.6  # waiting in `poll` this share of a window: the capture process may start
-HOLD_S = 0.25  # the longest the capture process waits, however busy forwarding is
+HOLD_S = 0.5  # the longest the capture process waits, however busy forwarding is
 START_S = 1.0  # how long the spill takes records in
 
 NOTHING = 0
