@@ -6,9 +6,9 @@ ends of the record pipe and of the go pipe, and stderr), ignores the signals a t
 to the whole process group, and ends when the record pipe reaches EOF: after the END record
 normally, or when km is killed, after saving everything it received. Before its imports
 (orjson, sqlite3, platformdirs) it waits for the go pipe: one byte when the forwarding process
-releases it (`km/proxy/run.py`: at the first pause in forwarding), or EOF if km is gone. So a
-burst sent at spawn never shares the CPU with this start-up; its records wait, in the record
-pipe and the forwarding process's spill, for the capture process to read them.
+releases it (`km/proxy/startup.py`: once forwarding leaves CPU to spare), or EOF if km is gone.
+So a burst sent at spawn does not share the CPU with this start-up; its records wait, in the
+record pipe and the forwarding process's spill, for the capture process to read them.
 """
 
 from __future__ import annotations
