@@ -2,10 +2,13 @@
 rows, so that parsing, correlation and SQLite never share a CPU lock (the GIL) with forwarding.
 
 It is forked once the server is running. It holds none of the session's pipes (only its own
-end of the record pipe and stderr), ignores the signals a terminal sends to the whole process
-group, and ends when the record pipe reaches EOF: after the END record normally, or when km is
-killed, after saving everything it received. Its imports (orjson, sqlite3, platformdirs) run on
-the other core while the forwarding loop already serves the session.
+ends of the record pipe and of the go pipe, and stderr), ignores the signals a terminal sends
+to the whole process group, and ends when the record pipe reaches EOF: after the END record
+normally, or when km is killed, after saving everything it received. Before its imports
+(orjson, sqlite3, platformdirs) it waits for the go pipe: one byte when the forwarding process
+releases it (`km/proxy/startup.py`: once forwarding leaves CPU to spare), or EOF if km is gone.
+So a burst sent at spawn does not share the CPU with this start-up; its records wait, in the
+record pipe and the forwarding process's spill, for the capture process to read them.
 """
 
 from __future__ import annotations
@@ -37,26 +40,31 @@ def _enlarge_pipe(fd: int) -> None:
         pass  # not Linux, or over /proc/sys/fs/pipe-max-size: the default size works too
 
 
-def fork_capture(settings: Settings, argv: list[str]) -> tuple[int, int]:
-    """Start the capture process; return (its pid, the fd to write records to)."""
+def fork_capture(settings: Settings, argv: list[str]) -> tuple[int, int, int]:
+    """Start the capture process; return (its pid, the fd to write records to, the go fd:
+    write one byte to it, or close it, to let the capture process start)."""
     read_fd, write_fd = os.pipe()
+    go_r, go_w = os.pipe()
     _enlarge_pipe(write_fd)
     km_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the forked capture process
         code = 70
         try:
-            _become_capture_process(read_fd)
+            _become_capture_process(read_fd, go_r)
+            os.read(go_r, 1)  # released, or EOF: km is gone (its records are in the pipe)
+            os.close(go_r)
             code = capture_main(settings, argv, km_pid, read_fd)
         except BaseException as exc:
             os.write(2, f"km: capture process failed: {exc!r}\n".encode())
         finally:
             os._exit(code)
     os.close(read_fd)
-    return pid, write_fd
+    os.close(go_r)
+    return pid, write_fd, go_w
 
 
-def _become_capture_process(read_fd: int) -> None:
+def _become_capture_process(read_fd: int, go_fd: int) -> None:
     for signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
         _signal.signal(signum, _signal.SIG_IGN)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
@@ -67,8 +75,10 @@ def _become_capture_process(read_fd: int) -> None:
     os.close(devnull)
     # Let go of every other descriptor: above all the session's pipes, so the server and the
     # client see EOF exactly when the forwarding process closes them.
-    os.closerange(3, read_fd)
-    os.closerange(read_fd + 1, 1 << 16)
+    low, high = sorted((read_fd, go_fd))
+    os.closerange(3, low)
+    os.closerange(low + 1, high)
+    os.closerange(high + 1, 1 << 16)
 
 
 def capture_main(settings: Settings, argv: list[str], km_pid: int, read_fd: int) -> int:

@@ -18,7 +18,7 @@ import stat
 import time
 
 from km.capture.framing import Frame, LineFramer
-from km.proxy.records import HEADER_SIZE, encode_drops, encode_header
+from km.proxy.records import HEADER_SIZE, encode_drops, encode_header, next_boundary
 
 READ_SIZE = 1 << 20  # as much as an enlarged pipe holds, read into one reused buffer
 POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -74,15 +74,50 @@ class Direction:
 
 
 class Capture:
-    """Frames waiting to be written to the capture process's pipe. Bounded: past `max_bytes`
-    a frame is dropped and counted; the count is sent as a DROPS record once there is room."""
+    """Frames waiting to be written to the capture process's pipe. Bounded: past the limit a
+    frame is dropped and counted; the count is sent as a DROPS record once there is room.
 
-    __slots__ = ("buf", "dropped_bytes", "dropped_frames", "fd", "max_bytes", "total_dropped")
+    Start-up spill (`km/proxy/startup.py` decides when): the capture process waits, before
+    its imports, until `release`, so it never takes the CPU from a burst sent at spawn. Until
+    `end_spill`, records past `max_bytes` are still taken, up to `max_bytes + spill_bytes` and
+    while fewer than `spill_frames` frames wait (so a flood of small messages is bounded by the
+    capture process's pace, not by bytes); after it, the limit follows the backlog down to
+    `max_bytes`: the spill drains and never fills again."""
 
-    def __init__(self, fd: int, max_bytes: int) -> None:
+    __slots__ = (
+        "buf",
+        "cut_frame",
+        "draining",
+        "dropped_bytes",
+        "dropped_frames",
+        "fd",
+        "frames",
+        "go_fd",
+        "limit",
+        "max_bytes",
+        "spill_frames",
+        "start",
+        "total_dropped",
+    )
+
+    def __init__(
+        self,
+        fd: int,
+        max_bytes: int,
+        spill_bytes: int = 0,
+        spill_frames: int = 0,
+        go_fd: int = -1,
+    ) -> None:
         self.fd = fd
         self.max_bytes = max_bytes
+        self.limit = max_bytes + spill_bytes
+        self.spill_frames = spill_frames
+        self.draining = False
+        self.go_fd = go_fd  # -1 once released (or when the capture process never waits)
         self.buf = bytearray()
+        self.frames = 0  # frames in `buf` not yet written whole
+        self.start = 0  # where in `buf` the first whole record begins
+        self.cut_frame = False  # the bytes before `start` end a FRAME record
         self.dropped_frames = 0
         self.dropped_bytes = 0
         self.total_dropped = 0
@@ -91,9 +126,12 @@ class Capture:
         buf = self.buf
         for frame in frames:
             # A frame bigger than the whole buffer (a definitions result kept whole) goes when
-            # nothing else waits; anything past `max_bytes` on top of waiting frames is dropped.
-            if (buf and len(buf) + len(frame.data) + len(frame.tail) > self.max_bytes) or (
-                self.fd < 0
+            # nothing else waits; past `max_bytes` on top of waiting frames, only the spill takes.
+            size = len(buf) + len(frame.data) + len(frame.tail)
+            if self.fd < 0 or (
+                buf
+                and size > self.max_bytes
+                and (size > self.limit or self.frames >= self.spill_frames)
             ):
                 self.dropped_frames += 1
                 self.dropped_bytes += frame.size
@@ -105,11 +143,35 @@ class Capture:
             buf += frame.data
             if frame.tail:
                 buf += frame.tail
+            self.frames += 1
 
     @property
     def room(self) -> int:
         """Bytes of records the buffer can still take (0: every frame now is dropped)."""
-        return 0 if self.fd < 0 else max(0, self.max_bytes - len(self.buf))
+        waiting = len(self.buf)
+        if self.fd < 0 or (waiting >= self.max_bytes and self.frames >= self.spill_frames):
+            return 0
+        return max(0, self.limit - waiting)
+
+    @property
+    def released(self) -> bool:
+        return self.go_fd < 0
+
+    def release(self) -> None:
+        """Let the capture process start (it waits for one byte or EOF on the go pipe)."""
+        if self.go_fd < 0:
+            return
+        try:
+            os.write(self.go_fd, b"\0")
+        except OSError:
+            pass  # the capture process is gone: the record pipe will say so
+        os.close(self.go_fd)
+        self.go_fd = -1
+
+    def end_spill(self) -> None:
+        """From now on the limit follows the backlog down to `max_bytes`."""
+        self.limit = max(self.max_bytes, len(self.buf))
+        self.draining = self.limit > self.max_bytes
 
     def count_dropped(self, frames: int, nbytes: int) -> None:
         self.dropped_frames += frames
@@ -125,26 +187,58 @@ class Capture:
     def flush(self) -> bool:
         """Write what the pipe takes now; True when everything went."""
         if self.fd < 0:
-            self.buf.clear()
+            self._clear()
             return True
-        while self.buf:
+        buf = self.buf
+        while buf:
             try:
-                n = os.write(self.fd, self.buf)
+                n = os.write(self.fd, buf)
             except BlockingIOError:
                 return False
             except OSError as exc:
                 self.broken(exc)
                 return True
-            del self.buf[:n]
+            if n < len(buf):
+                self._wrote_part(n)
+            else:
+                self.frames = self.start = 0
+                self.cut_frame = False
+            del buf[:n]
+            if self.draining:
+                self.limit = max(self.max_bytes, len(buf))
+                self.draining = self.limit > self.max_bytes
         return True
+
+    def _wrote_part(self, n: int) -> None:
+        """A write ended inside the buffer (maybe inside a record): walk the records it
+        finished, to keep `frames` and `start` exact. Only under back-pressure."""
+        start = self.start
+        if n < start:  # still inside the record cut last time
+            self.start = start - n
+            return
+        done = 1 if start and self.cut_frame else 0  # the record cut last time went whole
+        end, walked, self.cut_frame = next_boundary(self.buf, start, n)
+        self.frames -= done + walked
+        self.start = end - n
+
+    def frames_waiting(self) -> int:
+        """Frames not yet written whole: at exit, those the capture process never gets (a
+        record cut by a partial write is dropped by its decoder at EOF)."""
+        return self.frames
 
     def broken(self, exc: OSError) -> None:
         os.write(
             2,
             f"km: capture process gone ({exc.strerror}); forwarding goes on without it\n".encode(),
         )
+        self.total_dropped += self.frames  # they never reach the spool
+        self._clear()
+
+    def _clear(self) -> None:
         self.fd = -1
         self.buf.clear()
+        self.frames = self.start = 0
+        self.cut_frame = False
 
 
 class Relay:

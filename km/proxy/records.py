@@ -41,6 +41,24 @@ def encode_end(mono_ns: int, wall_ns: int, exit_code: int) -> bytes:
     return HEADER.pack(END, 0, mono_ns, wall_ns, exit_code, 0, 0)
 
 
+def next_boundary(buf: bytes | bytearray, pos: int, stop: int) -> tuple[int, int, bool]:
+    """Walk whole records from `pos` (a record's start) to the first record start at or past
+    `stop`, once `buf[:stop]` has been written. Returns that offset, the FRAME records that
+    went whole, and whether the record `stop` falls inside (if any) is a FRAME."""
+    unpack = HEADER.unpack_from
+    frames = 0
+    while pos < stop:
+        type_, _f, _m, _w, _s, data_len, tail_len = unpack(buf, pos)
+        if type_ == FRAME:
+            pos += HEADER_SIZE + data_len + tail_len
+            if pos > stop:
+                return pos, frames, True
+            frames += 1
+        else:
+            pos += HEADER_SIZE
+    return pos, frames, False
+
+
 class Record:
     """A decoded record: a FRAME with its `frame`, DROPS with `count` frames of `nbytes`
     bytes, or END with the server's exit code in `count`."""

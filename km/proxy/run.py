@@ -1,8 +1,10 @@
 """`km <server command>`: wire the pieces together and run one MCP session.
 
 Order matters for start-up time: protect stdout, spawn the server, fork the capture process,
-then forward. The forwarding process imports almost nothing; the capture process loads the
-heavy modules on the other core while the bytes already flow.
+then forward. The forwarding process imports almost nothing. The capture process waits to be
+released before it loads the heavy modules (`km/proxy/startup.py`: once forwarding leaves
+CPU to spare), so a burst sent at spawn is forwarded without that start-up on the CPU, and its
+captures wait in the start-up spill (`SPILL_FACTOR` x `queue_max_bytes`) instead of dropping.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from km.proxy.loop import (
 )
 from km.proxy.records import encode_end
 from km.proxy.spawn import spawn
+from km.proxy.startup import END_SPILL, RELEASE, WINDOW_MS, StartUp
 from km.proxy.supervisor import Supervisor, exit_code_of
 from km.settings import Settings
 
@@ -30,6 +33,8 @@ FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 CAPTURE_FLUSH_BYTES = 64 * 1024  # records gathered before they are written even when busy
 CAPTURE_IDLE_MS = 2  # with records waiting, the longest sleep before they are written
 EXIT_WAIT_S = 1.0  # at exit, longest wait for the capture process; it then finishes on its own
+SPILL_FACTOR = 16  # start-up spill: this x queue_max_bytes (64 MiB by default) of records,
+# while fewer than queue_max_frames frames wait
 
 
 def protect_stdout() -> int:
@@ -77,9 +82,13 @@ class Session:
         if settings.capture:
             from km.proxy.capture_process import fork_capture
 
-            capture_pid, capture_fd = fork_capture(settings, self.argv)
+            capture_pid, capture_fd, go_fd = fork_capture(settings, self.argv)
             set_nonblocking(capture_fd)
-            capture = Capture(capture_fd, settings.queue_max_bytes)
+            queue_bytes = settings.queue_max_bytes
+            spill_bytes = SPILL_FACTOR * queue_bytes
+            capture = Capture(
+                capture_fd, queue_bytes, spill_bytes, settings.queue_max_frames, go_fd
+            )
         restore: list[tuple[int, int]] = []
         for fd in (child.stdin_fd, child.stdout_fd):
             set_nonblocking(fd)
@@ -90,7 +99,9 @@ class Session:
         cap, dcap = settings.payload_cap, settings.definitions_cap
         relay = Relay(
             (
-                Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap, dcap) if capture else None),
+                # Definitions (initialize and list results) only come from the server: client
+                # frames past the payload cap are cut there without searching their heads.
+                Direction(0, "c2s", 0, child.stdin_fd, LineFramer(cap) if capture else None),
                 Direction(
                     1, "s2c", child.stdout_fd, wire_out, LineFramer(cap, dcap) if capture else None
                 ),
@@ -123,6 +134,11 @@ class Session:
         capture = relay.capture
         monotonic = time.monotonic
         drain_deadline: float | None = None
+        startup = None
+        blocked = 0.0  # seconds the last `poll` waited (measured during the start-up only)
+        if capture is not None and not capture.released:
+            spill = capture.limit - capture.max_bytes
+            startup = StartUp(monotonic(), capture.max_bytes, spill, capture.spill_frames)
         supervisor.poll_exit()
         while True:
             pending_capture = capture is not None and len(capture.buf) > 0
@@ -139,12 +155,26 @@ class Session:
                 timeout_ms = max(0, int((deadline - now) * 1000) + 1)
                 if pending_capture:
                     timeout_ms = min(timeout_ms, CAPTURE_IDLE_MS)
-            events = poll(timeout_ms)
+            if startup is None:
+                events = poll(timeout_ms)
+            else:
+                if startup.held and not 0 <= timeout_ms <= WINDOW_MS:
+                    timeout_ms = WINDOW_MS
+                polled_at = monotonic()
+                events = poll(timeout_ms)
+                blocked = monotonic() - polled_at
             for fd, mask in events:
                 if fd == wake_r:
                     self._on_wake(supervisor)
                 else:
                     handle(fd, mask)
+            if startup is not None and capture is not None:
+                action = startup.step(monotonic(), blocked, len(capture.buf), capture.frames)
+                if action == RELEASE:
+                    capture.release()
+                elif action == END_SPILL:
+                    capture.end_spill()
+                    startup = None
             if (
                 capture is not None
                 and capture.buf
@@ -187,6 +217,7 @@ class Session:
         backlog the client is not held up for the spool."""
         import select
 
+        capture.release()
         capture.flush_drops(time.monotonic_ns(), time.time_ns())
         capture.buf += encode_end(time.monotonic_ns(), time.time_ns(), code)
         deadline = time.monotonic() + self.settings.flush_s
@@ -194,8 +225,12 @@ class Session:
             if not capture.flush():
                 select.select([], [capture.fd], [], max(0.0, deadline - time.monotonic()))
         if capture.buf:
+            lost = capture.frames_waiting()
+            capture.total_dropped += lost
             os.write(
-                2, b"km: the capture process did not keep up; the last messages were not captured\n"
+                2,
+                f"km: the capture process did not keep up; the last {lost} messages were not "
+                "captured\n".encode(),
             )
         if capture.fd >= 0:
             os.close(capture.fd)

@@ -16,6 +16,7 @@ from km.proxy.records import (
     encode_drops,
     encode_end,
     encode_frame,
+    next_boundary,
 )
 
 
@@ -141,3 +142,31 @@ def test_a_large_frame_in_many_reads_waits_whole() -> None:
         (FRAME, "s2c", 5, 6, frame.data, 3_000_000, False, b""),
         (END, "km", 7, 8, 0),
     ]
+
+
+def stream_with_starts() -> tuple[bytes, list[tuple[int, int]]]:
+    """Records of every type, and (offset, type) of each."""
+    pieces = [
+        (FRAME, encode_frame(0, 1, 2, Frame(b"a" * 10, 10, False, b""))),
+        (DROPS, encode_drops(3, 4, 2, 50)),
+        (FRAME, encode_frame(1, 5, 6, Frame(b"h" * 100, 5_000_000, True, b"t" * 300))),
+        (END, encode_end(7, 8, 0)),
+        (FRAME, encode_frame(0, 9, 10, Frame(b"z", 1, False, b""))),
+    ]
+    starts, offset = [], 0
+    for type_, piece in pieces:
+        starts.append((offset, type_))
+        offset += len(piece)
+    return b"".join(p for _, p in pieces), starts
+
+
+def test_next_boundary_finds_where_a_write_leaves_off() -> None:
+    data, starts = stream_with_starts()
+    ends = [o for o, _ in starts[1:]] + [len(data)]
+    for stop in range(1, len(data) + 1):
+        i = next(k for k, end in enumerate(ends) if end >= stop)  # the record `stop` ends in
+        cut = ends[i] > stop
+        for k in range(i + 1):  # from any record start before it
+            whole = sum(t == FRAME for _, t in starts[k : i + (0 if cut else 1)])
+            expected = (ends[i], whole, cut and starts[i][1] == FRAME)
+            assert next_boundary(data, starts[k][0], stop) == expected
