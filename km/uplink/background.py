@@ -4,8 +4,8 @@ without heavy imports, that never raises into its caller.
 Only one km process per spool delivers at a time: the thread first takes the spool's uplink
 lock (`flock` on `<spool>.uplink.lock`). With 5-8 km processes running, one of them sends
 everything (an uplink sends thousands of events a second; MCP traffic is far less) while the
-others wait on the lock, having imported nothing more: asyncio, aiohttp and uvloop cost each
-process ~30 MB, and each uplink would poll the spool. When the delivering km process exits,
+others wait on the lock, having imported nothing more: asyncio and the HTTP client cost each
+process ~11 MB, and each uplink would poll the spool. When the delivering km process exits,
 its lock goes with it and a waiting one takes over within `LEADER_POLL_S`. `km sync` does not
 take the lock; the leases keep every event to one sender at a time anyway.
 
@@ -74,7 +74,7 @@ class UplinkHandle:
             deadline = time.monotonic() + max(0.0, timeout)
             drain_until = time.monotonic() + max(0.0, min(drain_s, timeout))
             if drain_s > 0 and self.running:
-                # A short session can end while the uplink still imports (aiohttp: a second
+                # A short session can end while the uplink still imports (asyncio: a second
                 # on a busy machine): its events are delivered all the same.
                 self._settled.wait(max(0.0, drain_until - time.monotonic()))
             with self._lock:
@@ -119,7 +119,8 @@ def start_background_uplink(
     settings: Settings, spool_path: str, config: UplinkConfig | None = None
 ) -> UplinkHandle:
     """Start delivering `spool_path`'s events on a daemon thread with its own event loop
-    (uvloop when installed). Returns at once and never raises."""
+    (asyncio's, not uvloop: see `km.uplink.run.run_in_thread`). Returns at once and never
+    raises."""
     handle = UplinkHandle()
     try:
         thread = threading.Thread(

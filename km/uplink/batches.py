@@ -91,7 +91,11 @@ def event_dict(row: SpoolRow) -> dict[str, object]:
 
 
 def encode_event(row: SpoolRow) -> bytes:
-    return orjson.dumps(event_dict(row))
+    # orjson hands back its working buffer (~4 KB however short the JSON), and a claim holds
+    # 500 encoded events, two claims at a time: ~8 MB for ~400 KB of JSON in the delivering
+    # capture process. An exact-size copy lets that buffer go at once (and is faster: the
+    # freed buffer is reused by the next event instead of fresh pages each time).
+    return bytes(memoryview(orjson.dumps(event_dict(row))))
 
 
 def body_of(encoded: Sequence[bytes]) -> bytes:

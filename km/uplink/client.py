@@ -1,9 +1,17 @@
-"""The HTTP side of the uplink: one aiohttp `ClientSession` per uplink, keep-alive to the API.
+"""The HTTP side of the uplink: one keep-alive HTTP/1.1 connection to the API per client.
 
-The key goes in the session's `Authorization: Bearer` header and nowhere else: the client's
+The connection is h11 over asyncio streams (`km.uplink.http1`), not aiohttp: the background
+uplink runs in every delivering km capture process, and aiohttp cost that process ~14 MB of
+memory for one connection's worth of requests (`import km.uplink.client` added 25 MB; now
+~0.5 MB on top of asyncio). aiohttp stays for `km serve` only.
+
+The key goes in each request's `Authorization: Bearer` header and nowhere else: the client's
 `repr` masks it, transport errors are described from scratch and scrubbed of it, and redirects
 are not followed (a redirect elsewhere could carry the header to another host; the user is told
-to fix the URL instead). Responses are read whole, up to `MAX_RESPONSE_BYTES`.
+to fix the URL instead). Responses are read whole, up to `MAX_RESPONSE_BYTES`. https verifies
+the server's certificate (the system's CAs, or `KM_CA_BUNDLE`); plain http builds no TLS
+context at all. A request on a reused connection that the server had closed while idle is sent
+again once on a new connection (nothing of it was answered; ingest is idempotent by event id).
 """
 
 from __future__ import annotations
@@ -11,20 +19,21 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import ssl
+import socket
+import ssl  # asyncio imports it anyway; a context is only built for https
 from dataclasses import dataclass
 from types import TracebackType
 
-import aiohttp
+import h11
 
 from km import __version__
 from km.uplink.errors import InsecureTransport, UplinkError
+from km.uplink.http1 import Closed, Connection, Origin, TooLarge, parse_origin
 from km.uplink.secret import Scrubber, Secret, display_url
 
 REQUEST_TIMEOUT_S = 30.0  # one whole request; well under the 60 s lease on the events it carries
 CONNECT_TIMEOUT_S = 10.0  # TCP + TLS set-up
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # an ingest answer lists ids: ~200 KB for 5,000 events
-READ_CHUNK = 64 * 1024
 INGEST_PATH = "/api/v1/events"
 CHECK_PATH = "/api/v1/sessions"  # any authenticated, read-only endpoint will do to check a key
 USER_AGENT = f"km/{__version__}"
@@ -44,10 +53,6 @@ class TransportError(UplinkError):
         super().__init__(f"{url}: {description}")
         self.url = url
         self.description = description
-
-
-def endpoint(base_url: str, path: str) -> str:
-    return base_url.rstrip("/") + path
 
 
 def is_loopback(host: str) -> bool:
@@ -71,7 +76,7 @@ def check_transport(url: str, allow_insecure_http: bool) -> None:
         parts = urlsplit(url)
         host = parts.hostname or ""
     except ValueError:
-        return  # aiohttp reports the bad URL itself
+        return  # the request reports the bad URL itself
     if parts.scheme.lower() == "http" and not allow_insecure_http and not is_loopback(host):
         raise InsecureTransport(display_url(url), host)
 
@@ -87,7 +92,8 @@ def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 class ApiClient:
-    """Requests to one API with one key. Use as `async with ApiClient(...) as client:`."""
+    """Requests to one API with one key. Use as `async with ApiClient(...) as client:`.
+    Requests on one client go one at a time, over one keep-alive connection."""
 
     def __init__(
         self,
@@ -107,8 +113,11 @@ class ApiClient:
         self.shown_url = display_url(url)
         self._key = key
         self.scrub = Scrubber(key.reveal())
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._conn: Connection | None = None
+        self._turn: asyncio.Lock | None = None  # one request at a time on the one connection
+        self.connections = 0  # connections opened so far (keep-alive: stays at 1 while it works)
 
     def __repr__(self) -> str:
         return f"ApiClient({self.shown_url!r}, {self._key!r})"
@@ -125,94 +134,134 @@ class ApiClient:
         await self.close()
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers={
-                    "Authorization": f"Bearer {self._key.reveal()}",
-                    "User-Agent": USER_AGENT,
-                },
-                timeout=self._timeout,
-                raise_for_status=False,
-                connector=aiohttp.TCPConnector(ssl=self._tls if self._tls is not None else True),
-            )
-        return self._session
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
     async def post_events(self, body: bytes, *, gzipped: bool) -> Reply:
         """POST a batch body (already gzipped when `gzipped`); raises `TransportError`."""
-        headers = {"Content-Type": "application/json"}
+        headers = [("Content-Type", "application/json")]
         if gzipped:
-            headers["Content-Encoding"] = "gzip"
-        return await self._request("POST", endpoint(self.url, INGEST_PATH), body, headers)
+            headers.append(("Content-Encoding", "gzip"))
+        return await self._request("POST", INGEST_PATH, body, headers)
 
     async def check_key(self) -> Reply:
         """An authenticated, read-only request: 200 when the key is good, 401/403 when not."""
-        return await self._request("GET", endpoint(self.url, CHECK_PATH) + "?limit=1", None, {})
+        return await self._request("GET", CHECK_PATH + "?limit=1", None, [])
 
     async def get(self, path_and_query: str) -> Reply:
         """An authenticated GET of a read-side path (`/api/v1/events?...`), for the views;
         raises `TransportError`."""
-        return await self._request("GET", endpoint(self.url, path_and_query), None, {})
+        return await self._request("GET", path_and_query, None, [])
 
     async def _request(
-        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+        self, method: str, path: str, body: bytes | None, headers: list[tuple[str, str]]
     ) -> Reply:
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            try:
+                origin = parse_origin(self.url)
+                target = origin.target(path)
+            except ValueError as exc:
+                raise TransportError(self.shown_url, f"invalid URL ({exc})") from None
+            head = [
+                ("Host", origin.authority),
+                ("Authorization", f"Bearer {self._key.reveal()}"),
+                ("User-Agent", USER_AGENT),
+                *headers,
+            ]
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    return await self._exchange(origin, method, target, head, body)
+            except TimeoutError:
+                self._drop()
+                raise TransportError(self.shown_url, "timed out") from None
+            except (OSError, ValueError, h11.ProtocolError) as exc:
+                self._drop()
+                raise TransportError(self.shown_url, self.scrub(describe(exc, origin))) from None
+            except BaseException:  # cancelled mid-request: the connection is out of step
+                self._drop()
+                raise
+
+    async def _exchange(
+        self,
+        origin: Origin,
+        method: str,
+        target: bytes,
+        head: list[tuple[str, str]],
+        body: bytes | None,
+    ) -> Reply:
+        conn = self._conn
+        if conn is not None and not conn.reusable:
+            self._drop()
+            conn = None
+        if conn is not None:
+            try:
+                response = await conn.request(method, target, head, body, MAX_RESPONSE_BYTES)
+                return Reply(response.status, response.headers, response.body)
+            except Closed as exc:
+                if not exc.nothing:
+                    raise
+                self._drop()  # closed by the server while idle: once more, on a new connection
+        conn = self._conn = await self._connect(origin)
+        response = await conn.request(method, target, head, body, MAX_RESPONSE_BYTES)
+        return Reply(response.status, response.headers, response.body)
+
+    async def _connect(self, origin: Origin) -> Connection:
         try:
-            async with self._http().request(
-                method, url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                data = await _read_capped(resp)
-                return Reply(resp.status, {k: v for k, v in resp.headers.items()}, data)
-        except asyncio.CancelledError:
-            raise
+            async with asyncio.timeout(self._connect_timeout_s):
+                conn = await Connection.open(origin, self._tls)
         except TimeoutError:
-            raise TransportError(self.shown_url, "timed out") from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise TransportError(self.shown_url, self.scrub(describe(exc))) from None
+            raise ConnectTimeout(origin) from None
+        self.connections += 1
+        return conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(READ_CHUNK):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise aiohttp.ClientPayloadError(
-                f"the response is larger than {MAX_RESPONSE_BYTES} bytes"
-            )
-        parts.append(chunk)
-    return b"".join(parts)
+class ConnectTimeout(OSError):
+    """Internal: no TCP (and TLS) connection within the connect timeout."""
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__(f"no connection to {origin.host}:{origin.port} within the timeout")
+        self.origin = origin
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, origin: Origin) -> str:
     """One line about a transport failure, built from parts that cannot hold the key."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+    where = f"{origin.host}:{origin.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
         return (
-            f"the TLS certificate of {exc.host}:{exc.port} cannot be verified "
-            f"({exc.certificate_error}); if the API uses a private CA, set KM_CA_BUNDLE"
+            f"the TLS certificate of {where} cannot be verified "
+            f"({exc.verify_message}); if the API uses a private CA, set KM_CA_BUNDLE"
         )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}: {_os_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with {where} failed ({exc.reason or type(exc).__name__})"
+    if isinstance(exc, ConnectTimeout):
+        return f"cannot connect to {where}: timed out"
+    if isinstance(exc, Closed):
+        return str(exc)
+    if isinstance(exc, TooLarge):
         return f"bad response body: {exc}"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"bad response: {exc.status} {exc.message}"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return f"invalid URL {display_url(str(exc.url))}"
+    if isinstance(exc, h11.LocalProtocolError):  # its text may quote the header: leave it out
+        return "the request is not valid HTTP: is there a stray character in the URL or key?"
+    if isinstance(exc, h11.RemoteProtocolError):
+        return f"bad HTTP response from {where}: {exc}"
     if isinstance(exc, OSError):
-        return _os_reason(exc)
+        return f"cannot connect to {where}: {_os_reason(exc)}"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _os_reason(exc: OSError) -> str:
-    """`Connection refused` rather than asyncio's `Connect call failed ('127.0.0.1', 9)`."""
+    """`Connection refused` rather than asyncio's `Connect call failed ('127.0.0.1', 9)`;
+    a resolver's own words (`Name or service not known`)."""
+    if isinstance(exc, socket.gaierror) and exc.strerror:
+        return exc.strerror
     if exc.errno:
         return os.strerror(exc.errno)
-    return exc.strerror or type(exc).__name__
+    return exc.strerror or str(exc) or type(exc).__name__

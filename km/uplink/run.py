@@ -712,17 +712,10 @@ class Uplink:
             executor.shutdown(wait=False)
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 def run_in_thread(handle: UplinkHandle, uplink: Uplink) -> None:
-    """The background thread's event loop (uvloop when installed), until `handle.stop()`."""
+    """The background thread's event loop, until `handle.stop()`. asyncio's own loop, not
+    uvloop: tens of requests a second at most need no faster loop, and uvloop would add its
+    memory to every delivering capture process (the forwarding path never runs on this loop)."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -730,7 +723,7 @@ def run_in_thread(handle: UplinkHandle, uplink: Uplink) -> None:
             return
         await uplink.run_forever(stop)
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner() as runner:
         runner.run(main())
 
 

@@ -1,13 +1,15 @@
 """`km sync` is bounded against an API that accepts and never answers, or drips a byte a
-second; the uplink verifies TLS certificates (a custom CA bundle trusted on request); the key
-is never sent over plain http to a host that is not this machine unless allowed. Real km
-processes, real loopback sockets, a CA and a certificate made in the test."""
+second; the uplink verifies TLS certificates (a custom CA bundle trusted on request), against
+an aiohttp application and against the real `km serve --tls-cert`; the key is never sent over
+plain http to a host that is not this machine unless allowed. Real km processes, real loopback
+sockets, a CA and certificates made in the test."""
 
 from __future__ import annotations
 
 import datetime
 import os
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
@@ -27,6 +29,8 @@ from km.settings import DEFAULT_SYNC_TIMEOUT_S
 from km.uplink.client import check_transport, is_loopback
 from km.uplink.errors import InsecureTransport
 from tests.conftest import KM
+from tests.server.serve_process import KmServe, create_key
+from tests.server.test_tls import make_certificate
 from tests.uplink.fake_api import GOOD_KEY, FakeApi, ServerThread
 from tests.uplink.helpers import fill_spool, make_events, states
 
@@ -275,3 +279,53 @@ def test_loopback_needs_no_permission() -> None:
         check_transport("http://192.168.1.10", False)
     check_transport("http://192.168.1.10", True)
     check_transport("https://api.example.com", False)
+
+
+# -- TLS against the real `km serve --tls-cert/--tls-key` -----------------------------------
+
+
+def stored_events(database_url: str) -> int:
+    db = sqlite3.connect(database_url.removeprefix("sqlite://"))
+    try:
+        (n,) = db.execute("SELECT count(*) FROM events").fetchone()
+    finally:
+        db.close()
+    return int(n)
+
+
+@pytest.mark.parametrize("issuer", ["private CA", "self-signed"])
+def test_sync_to_a_tls_km_serve_trusts_only_the_configured_ca(tmp_path: Path, issuer: str) -> None:
+    """The certificate is refused until KM_CA_BUNDLE names what signed it (the CA, or the
+    self-signed certificate itself), and still refused for a name it was not issued for."""
+    if issuer == "private CA":
+        trusted, cert, key = make_ca_and_cert(tmp_path)
+    else:
+        cert, key = make_certificate(tmp_path)
+        trusted = cert
+    fill_spool(tmp_path / "spool.db", make_events(EVENTS))
+    database_url = f"sqlite://{tmp_path / 'server.db'}"
+    api_key = create_key(database_url)
+    client = ssl.create_default_context(cafile=str(trusted))
+    args = ("--tls-cert", str(cert), "--tls-key", str(key))
+    with KmServe(database_url, *args, ssl_context=client) as server:
+        url = server.url
+        assert url.startswith("https://127.0.0.1:")
+
+        def sync(url: str, timeout: str, **extra: str) -> subprocess.CompletedProcess[bytes]:
+            env = sync_env(tmp_path, url, **extra)
+            env["KM_API_KEY"] = api_key
+            return subprocess.run(
+                [*KM, "sync", "--timeout", timeout], capture_output=True, env=env, timeout=60
+            )
+
+        refused = sync(url, "4")
+        assert refused.returncode != 0
+        assert b"certificate" in refused.stderr and b"KM_CA_BUNDLE" in refused.stderr
+        assert api_key.encode() not in refused.stderr
+        other_name = sync(url.replace("127.0.0.1", "localhost"), "4", KM_CA_BUNDLE=str(trusted))
+        assert other_name.returncode != 0 and b"certificate" in other_name.stderr
+        assert states(tmp_path / "spool.db")["sent"] == 0 and stored_events(database_url) == 0
+        delivered = sync(url, "20", KM_CA_BUNDLE=str(trusted))
+        assert delivered.returncode == 0, delivered.stderr
+        assert states(tmp_path / "spool.db")["sent"] == EVENTS
+        assert stored_events(database_url) == EVENTS
