@@ -6,8 +6,9 @@ usage: .venv/bin/python -m benchmarks.rss_busy ROUNDS NAME=SRC [NAME=SRC ...]
   SRC: a km source tree put first on PYTHONPATH, or "-" for this tree. A NAME starting with
   `nouplink` runs without an API configured. Example: `... rss_busy 3 nouplink=- busy=-`.
 Every round's spool is new but lives in one directory, so the redaction scanner compiled by an
-untimed first session is loaded by the others, as on a machine where km has run before. The session: `km
-/bin/cat`, ~2,000 1 KB lines/s, measured for 8 s after the uplink's first delivered batch.
+untimed first session is loaded by the others, as on a machine where km has run before. The
+session: `km /bin/cat`, ~2,000 1 KB lines/s, measured for 8 s after the uplink's first
+delivered batch.
 """
 
 import os
