@@ -16,6 +16,8 @@ from km.proxy.records import (
     encode_drops,
     encode_end,
     encode_frame,
+    encode_header,
+    encode_line_header,
 )
 
 
@@ -101,3 +103,13 @@ def test_long_streams_do_not_keep_consumed_bytes() -> None:
     assert total == 2000
     assert decoder.pending == 0
     assert len(decoder._buf) < 200_000
+
+
+def test_line_header_is_the_header_of_a_whole_frame() -> None:
+    line = b'{"jsonrpc":"2.0","id":7,"result":{}}'
+    frame = Frame(line, len(line), False, b"")
+    assert encode_line_header(1, 5, 6, len(line)) == encode_header(1, 5, 6, frame)
+    records = RecordDecoder().feed(encode_line_header(0, 5, 6, len(line)) + line)
+    assert [(r.type, r.direction, r.frame.data if r.frame else None) for r in records] == [
+        (FRAME, "c2s", line)
+    ]
