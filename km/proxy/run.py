@@ -22,6 +22,7 @@ from km.proxy.loop import (
     set_nonblocking,
 )
 from km.proxy.records import encode_end
+from km.proxy.sched import short_slice
 from km.proxy.spawn import spawn
 from km.proxy.supervisor import Supervisor, exit_code_of
 from km.settings import Settings
@@ -80,6 +81,7 @@ class Session:
             capture_pid, capture_fd = fork_capture(settings, self.argv)
             set_nonblocking(capture_fd)
             capture = Capture(capture_fd, settings.queue_max_bytes)
+        short_slice()  # after the forks: the server and the capture process keep the default
         restore: list[tuple[int, int]] = []
         for fd in (child.stdin_fd, child.stdout_fd):
             set_nonblocking(fd)
