@@ -34,6 +34,9 @@ class ServeProcess:
             [sys.executable, "-m", "km.server", "--port", "0", "--rate", "1000000",
              "--burst", "1000000", "--database-url", self.database_url],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # Its own session, so its own autogroup (Linux): a remote API's CPU is never charged
+            # to the client's scheduling group, and here the client is the harness's timer.
+            start_new_session=True,
         )  # fmt: skip
         assert self.proc.stderr is not None
         seen = b""
