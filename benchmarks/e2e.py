@@ -23,11 +23,12 @@ from types import FrameType
 from benchmarks import driver
 from benchmarks.modes import ALL_MODES, DEFAULT_MODES, Launcher, km_status
 from benchmarks.report import Row, Table, render, to_json
-from benchmarks.workloads import latency, rate, startup, throughput
+from benchmarks.workloads import latency, ping, rate, startup, throughput
 from benchmarks.workloads.common import Context, Servers
 
 ROOT = Path(__file__).resolve().parent.parent
-EVERYTHING = ROOT / "tests" / "peers" / "node_modules" / ".bin" / "mcp-server-everything"
+NPM_BIN = ROOT / "tests" / "peers" / "node_modules" / ".bin"
+EVERYTHING = NPM_BIN / "mcp-server-everything"
 DESCRIPTION = "End-to-end benchmark of km against direct, socat and a plain asyncio relay."
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,7 +37,9 @@ WORKLOADS: dict[str, Callable[[Context], list[Table]]] = {
     "throughput": throughput.run,
     "rate": rate.run,
     "startup": startup.run,
+    "ping": ping.run,  # four real servers, three runs: ~5 min; not in the default set
 }
+DEFAULT_WORKLOADS = ("latency", "throughput", "rate", "startup")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -58,8 +61,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         nargs="+",
         choices=list(WORKLOADS),
-        default=list(WORKLOADS),
-        help="workloads to run",
+        default=list(DEFAULT_WORKLOADS),
+        help="workloads to run (default: all but ping)",
     )
     return p.parse_args(argv)
 
@@ -68,12 +71,16 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds to the finally that kills children
 
 
-def _servers() -> Servers:
+def _servers(workdir: str) -> Servers:
     cat = shutil.which("cat") or "/bin/cat"
+    allowed = os.path.join(workdir, "fs-root")  # server-filesystem's one allowed directory
+    os.makedirs(allowed, exist_ok=True)
     return Servers(
         time=(sys.executable, "-m", "mcp_server_time"),
         everything=(str(EVERYTHING), "stdio"),
         echo=(cat,),
+        filesystem=(str(NPM_BIN / "mcp-server-filesystem"), allowed),
+        memory=(str(NPM_BIN / "mcp-server-memory"),),
     )
 
 
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     ctx: Context | None = None
     try:
-        ctx = Context(Launcher(workdir, km_error), modes, _servers(), args.quick)
+        ctx = Context(Launcher(workdir, km_error), modes, _servers(workdir), args.quick)
         for name in args.only:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()

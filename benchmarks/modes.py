@@ -145,15 +145,20 @@ def stderr_tail(child: Child, lines: int = 3) -> str:
     return " | ".join(text.strip().splitlines()[-lines:])
 
 
-def read_spool(path: str) -> SpoolCount:
-    """Count what km stored; call only after km has exited (it flushes at exit)."""
+def read_spool(path: str, after_seq: int = 0) -> SpoolCount:
+    """Count what km stored past row `after_seq` (a pre-filled spool's rows are 1..after_seq,
+    and its sent ones may be deleted for their age meanwhile); call only after km has exited
+    (it flushes at exit)."""
     if not os.path.exists(path):
         raise ModeUnavailable(f"km wrote no spool at {path}")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     try:
-        (captured,) = db.execute("SELECT count(*) FROM events WHERE kind != 'dropped'").fetchone()
+        (captured,) = db.execute(
+            "SELECT count(*) FROM events WHERE kind != 'dropped' AND seq > ?", (after_seq,)
+        ).fetchone()
         frames = nbytes = 0
-        for (payload,) in db.execute("SELECT payload FROM events WHERE kind = 'dropped'"):
+        dropped = "SELECT payload FROM events WHERE kind = 'dropped' AND seq > ?"
+        for (payload,) in db.execute(dropped, (after_seq,)):
             info = json.loads(payload)
             frames += int(info.get("frames", 0))
             nbytes += int(info.get("bytes", 0))

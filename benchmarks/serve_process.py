@@ -37,6 +37,9 @@ class ServeProcess:
              "--burst", "1000000", "--database-url", self.database_url,
              *(["--reuse-port"] if self.reuse_port else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # Its own session, so its own autogroup (Linux): a remote API's CPU is never charged
+            # to the client's scheduling group, and here the client is the harness's timer.
+            start_new_session=True,
         )  # fmt: skip
         assert self.proc.stderr is not None
         seen = b""

@@ -66,13 +66,17 @@ class BusyUplink:
 
 
 def sent(spool: str) -> int:
-    """Events the uplink has delivered from `spool` so far."""
+    """Events the uplink has delivered from `spool` so far: those marked sent, plus the sent
+    ones already deleted for their age (the pre-filled events are old)."""
     db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=10.0)
     try:
         (n,) = db.execute("SELECT count(*) FROM events WHERE state = ?", (STATE_SENT,)).fetchone()
+        expired = db.execute(
+            "SELECT value FROM spool_stats WHERE key = 'expired_events'"
+        ).fetchone()
     finally:
         db.close()
-    return int(n)
+    return int(n) + (int(expired[0]) if expired else 0)
 
 
 def wait_draining(spool: str, timeout: float = BUSY_WAIT_S) -> None:

@@ -33,6 +33,8 @@ class Servers:
     time: tuple[str, ...]  # mcp-server-time (Python SDK)
     everything: tuple[str, ...]  # mcp-server-everything stdio (TypeScript SDK)
     echo: tuple[str, ...]  # the raw line echo: `cat`
+    filesystem: tuple[str, ...] = ()  # server-filesystem <allowed dir> (TypeScript SDK)
+    memory: tuple[str, ...] = ()  # server-memory (TypeScript SDK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +85,13 @@ def finish(run: Running, capture: Capture | None = None) -> RunEnd:
         capture.expected += run.child.lines_sent + run.child.lines_received
         _check_end(closed, capture)
         try:
-            count = read_spool(run.spool)
+            count = read_spool(run.spool, run.prefilled)
         except (ModeUnavailable, OSError, ValueError) as exc:
             capture.errors.append(str(exc))
         except Exception as exc:  # sqlite3.Error and friends: report, do not stop the run
             capture.errors.append(f"reading spool: {type(exc).__name__}: {exc}")
         else:
-            capture.captured += count.captured - run.prefilled
+            capture.captured += count.captured
             capture.dropped += count.dropped_frames
     return RunEnd(closed, rss)
 

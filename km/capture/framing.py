@@ -83,6 +83,23 @@ class LineFramer:
         """Frame `chunk[start:end]` (a reused read buffer may be longer than what was read)."""
         return self.feed_within(chunk, end, start)[0]
 
+    def one_line(self, chunk: bytes | bytearray, end: int) -> int:
+        """The frame's length when `chunk[:end]` is exactly one line that `feed` would return
+        whole (nothing carried over, LF-terminated without a CR, no other LF, not empty, within
+        the payload cap), else -1. Changes nothing: a caller that gets -1 calls `feed`. The
+        common case of a relay's read (one small message), framed without a `Frame` object."""
+        n = end - 1
+        if (
+            n <= 0
+            or self._size
+            or n > self._cap
+            or chunk[n] != _NL
+            or chunk[n - 1] == _CR
+            or chunk.find(b"\n", 0, n) >= 0
+        ):
+            return -1
+        return n
+
     def feed_within(
         self,
         chunk: bytes | bytearray,

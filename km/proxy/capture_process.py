@@ -65,6 +65,9 @@ def fork_capture(settings: Settings, argv: list[str]) -> tuple[int, int, int]:
 
 
 def _become_capture_process(read_fd: int, go_fd: int) -> None:
+    from km.proxy.sched import batch
+
+    batch()  # its wake-ups never preempt the forwarding process or the server
     for signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
         _signal.signal(signum, _signal.SIG_IGN)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)

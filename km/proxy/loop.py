@@ -18,7 +18,13 @@ import stat
 import time
 
 from km.capture.framing import Frame, LineFramer
-from km.proxy.records import HEADER_SIZE, encode_drops, encode_header, next_boundary
+from km.proxy.records import (
+    HEADER_SIZE,
+    encode_drops,
+    encode_header,
+    encode_line_header,
+    next_boundary,
+)
 
 READ_SIZE = 1 << 20  # as much as an enlarged pipe holds, read into one reused buffer
 POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -144,6 +150,18 @@ class Capture:
             if frame.tail:
                 buf += frame.tail
             self.frames += 1
+
+    def add_line(self, direction: int, line: memoryview, mono: int, wall: int) -> bool:
+        """`add` for one whole line kept as it is (`LineFramer.one_line`), without a `Frame`.
+        False, with nothing done, when it must go the general way: drops wait to be reported,
+        the capture pipe is gone, or the line does not fit."""
+        buf = self.buf
+        if self.dropped_frames or self.fd < 0 or (buf and len(buf) + len(line) > self.max_bytes):
+            return False  # past `max_bytes` only the general way may take it (the spill)
+        buf += encode_line_header(direction, mono, wall, len(line))
+        buf += line
+        self.frames += 1
+        return True
 
     @property
     def room(self) -> int:
@@ -322,6 +340,11 @@ class Relay:
         framer = d.framer
         capture = self.capture
         if framer is not None and capture is not None:
+            n = framer.one_line(buf, size)  # the common case: one small message, no objects
+            if n > 0 and capture.add_line(
+                d.index, self._view[:n], time.monotonic_ns(), time.time_ns()
+            ):
+                return
             # Frame what the capture buffer may still take. Past that every frame is dropped,
             # so the rest of the chunk is only counted (no object per line): under overload
             # forwarding keeps its pace.

@@ -29,6 +29,11 @@ def encode_header(direction: int, mono_ns: int, wall_ns: int, frame: Frame) -> b
     return HEADER.pack(FRAME, flags, mono_ns, wall_ns, frame.size, len(frame.data), len(frame.tail))
 
 
+def encode_line_header(direction: int, mono_ns: int, wall_ns: int, size: int) -> bytes:
+    """The header of a FRAME record for a whole line of `size` bytes (not truncated)."""
+    return HEADER.pack(FRAME, direction, mono_ns, wall_ns, size, size, 0)
+
+
 def encode_frame(direction: int, mono_ns: int, wall_ns: int, frame: Frame) -> bytes:
     return encode_header(direction, mono_ns, wall_ns, frame) + frame.data + frame.tail
 

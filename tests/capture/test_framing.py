@@ -251,3 +251,53 @@ def test_feed_within_a_budget_then_skip_adds_up_to_one_feed(
             assert len(frames) == len(want)
         rest = want[len(frames) :]
         assert framer.skip(data, len(data), stop) == (len(rest), sum(f.size for f in rest))
+
+
+def run_with_one_line(chunks: list[bytes], cap: int) -> list[Expected]:
+    """As the relay frames: `one_line` first, `feed` when it says -1."""
+    framer = LineFramer(cap)
+    out: list[Expected] = []
+    for chunk in chunks:
+        n = framer.one_line(chunk, len(chunk))
+        if n >= 0:
+            out.append((chunk[:n], n, False, b""))
+        else:
+            out.extend(as_tuples(framer.feed(chunk)))
+    last = framer.close()
+    if last is not None:
+        out.extend(as_tuples([last]))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("chunk", "expected"),
+    [
+        (b'{"id":1}\n', 8),
+        (b'{"id":1}\r\n', -1),  # the CR is the terminator's: feed drops it
+        (b"\n", -1),  # an empty line is no frame
+        (b'{"id":1}', -1),  # unterminated
+        (b'{"id":1}\n{"id":2}\n', -1),  # two lines
+        (b"x" * 9 + b"\n", -1),  # past the cap of 8
+        (b"x" * 8 + b"\n", 8),
+    ],
+)
+def test_one_line_only_for_a_single_whole_line(chunk: bytes, expected: int) -> None:
+    assert LineFramer(8).one_line(chunk, len(chunk)) == expected
+
+
+def test_one_line_not_while_a_frame_is_carried_over() -> None:
+    framer = LineFramer(64)
+    framer.feed(b'{"id":')
+    assert framer.one_line(b"1}\n", 3) == -1
+    assert as_tuples(framer.feed(b"1}\n")) == [(b'{"id":1}', 8, False, b"")]
+
+
+def test_one_line_reads_only_up_to_end() -> None:
+    buf = bytearray(b'{"id":1}\nstale bytes of an earlier read\n')
+    assert LineFramer(64).one_line(buf, 9) == 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"ab\n", b"\n", b"\r\n", b"abc", b"x" * 20 + b"\n", b"a\nb\n"])))
+def test_one_line_then_feed_frames_as_feed_alone(chunks: list[bytes]) -> None:
+    assert run_with_one_line(chunks, 16) == run(chunks, 16)

@@ -16,6 +16,8 @@ from km.proxy.records import (
     encode_drops,
     encode_end,
     encode_frame,
+    encode_header,
+    encode_line_header,
     next_boundary,
 )
 
@@ -170,3 +172,13 @@ def test_next_boundary_finds_where_a_write_leaves_off() -> None:
             whole = sum(t == FRAME for _, t in starts[k : i + (0 if cut else 1)])
             expected = (ends[i], whole, cut and starts[i][1] == FRAME)
             assert next_boundary(data, starts[k][0], stop) == expected
+
+
+def test_line_header_is_the_header_of_a_whole_frame() -> None:
+    line = b'{"jsonrpc":"2.0","id":7,"result":{}}'
+    frame = Frame(line, len(line), False, b"")
+    assert encode_line_header(1, 5, 6, len(line)) == encode_header(1, 5, 6, frame)
+    records = RecordDecoder().feed(encode_line_header(0, 5, 6, len(line)) + line)
+    assert [(r.type, r.direction, r.frame.data if r.frame else None) for r in records] == [
+        (FRAME, "c2s", line)
+    ]
