@@ -15,6 +15,7 @@ import pytest
 from tests.packaging.conftest import Release
 from tests.packaging.test_install_sh import MCP_SERVER_TIME, run_install
 from tests.packaging.test_upgrade import km, launch_from_config, write_config
+from tests.update.conftest import CutOff
 
 
 def installed(release: Release, serve_dir: Callable[[Path], str], tmp_path: Path) -> Path:
@@ -91,37 +92,12 @@ def test_a_tampered_archive_is_refused_and_the_old_km_still_works(
     assert_still_works(home, tmp_path, release.version)
 
 
-class _CutOff(http.server.BaseHTTPRequestHandler):
-    """Serves SHA256SUMS whole, but an archive only halfway, then drops the connection."""
-
-    directory: Path
-
-    def do_GET(self) -> None:
-        path = self.directory / self.path.lstrip("/")
-        if not path.is_file():
-            self.send_error(404)
-            return
-        data = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if path.name == "SHA256SUMS":
-            self.wfile.write(data)
-            return
-        self.wfile.write(data[: len(data) // 2])
-        self.wfile.flush()
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def cut_off_server() -> Iterator[Callable[[Path], str]]:
     servers: list[http.server.ThreadingHTTPServer] = []
 
     def start(directory: Path) -> str:
-        handler = type("Handler", (_CutOff,), {"directory": directory})
+        handler = type("Handler", (CutOff,), {"directory": directory})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)

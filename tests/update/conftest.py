@@ -18,7 +18,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class _CutOff(http.server.BaseHTTPRequestHandler):
+class CutOff(http.server.BaseHTTPRequestHandler):
     """Serves SHA256SUMS whole, but an archive only halfway, then drops the connection."""
 
     directory: Path
@@ -67,5 +67,5 @@ def release_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 def cut_off_release(release_dir: tuple[Path, str]) -> Iterator[str]:
     """The base URL of a server for release_dir's directory that cuts every archive off."""
     www, _ = release_dir
-    with _serve(type("CutOff", (_CutOff,), {"directory": www})) as url:
+    with _serve(type("CutOffHere", (CutOff,), {"directory": www})) as url:
         yield url
