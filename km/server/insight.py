@@ -51,6 +51,7 @@ from km.insight.session import (
     News,
     SessionAnalyzer,
 )
+from km.insight.tokens import CONTENT_METHODS, content_tokens
 from km.redact.patterns import MARKER_PREFIX, MARKER_RE
 from km.server.stores.base import EventFilter, EventStore, IngestEvent
 from km.server.stores.insight import (
@@ -60,9 +61,7 @@ from km.server.stores.insight import (
     DefinitionSeen,
     StoredDefinition,
     StoredFinding,
-    counted,
     current_definitions,
-    with_tokens,
 )
 
 log = logging.getLogger("km.server")
@@ -168,7 +167,7 @@ class Ingest:
                 )
             analyzer = entry.analyzer
             if not entry.feeds(e):
-                out.append(counted(e))
+                out.append(e)
                 continue
             try:
                 insight = analyzer.observe(
@@ -184,11 +183,7 @@ class Ingest:
                 self.errors += 1
                 log.exception("insight analysis of event %s failed", e.id)
                 insight = NOTHING
-            if not e.analysed:
-                e = _with_fields(e, insight)
-            elif e.tokens is None and insight.tokens is not None:
-                e = with_tokens(e, insight.tokens)
-            out.append(e)
+            out.append(e if e.analysed else _with_fields(e, insight))
         return Analysis(out, batch.findings, batch.definitions, batch.changes)
 
     async def _rebuild(self, store: EventStore, account_id: int, first: IngestEvent) -> _Session:
@@ -227,6 +222,17 @@ class Ingest:
             if cursor is None:
                 break
         return entry
+
+
+def count_missing_tokens(events: Sequence[IngestEvent]) -> None:
+    """Count, in place, the content tokens of the events a current km sent without them: its
+    capture process counts none (the tokenizer's memory, in every km process), the API counts
+    them over the payload it stores, as km's views count them over the spool's
+    (km/spool/tokens.py), so both give the same figure. An older km's events get theirs with
+    the rest of their fields in `Ingest.analyse`. Done before the store's transaction."""
+    for e in events:
+        if e.analysed and e.tokens is None and not e.truncated and e.method in CONTENT_METHODS:
+            e.tokens = content_tokens(e.kind, e.method, e.payload)
 
 
 def secret_kinds(e: IngestEvent) -> dict[str, int] | None:

@@ -12,6 +12,7 @@ from km.server.body import BodyDecoder, wire_limit
 from km.server.config import READ_CHUNK
 from km.server.errors import BodyTooLarge, RequestTimeout
 from km.server.handlers import json_response
+from km.server.insight import count_missing_tokens
 from km.server.state import CONFIG, INSIGHT, PRINCIPAL, REDACTOR, STORE
 
 
@@ -41,6 +42,7 @@ async def post_events(request: web.Request) -> web.Response:
     account_id = request[PRINCIPAL].account_id
     # The analyzers (km.insight's, as in the capture process) see each new event once: inside
     # the store's transaction; a failed one sends the batch's sessions back to be rebuilt.
+    count_missing_tokens(plan.events)
     try:
         await insight.prepare(store, account_id, plan.events)
         result = await store.ingest(

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 
 from km.insight.findings import Finding, severity_rank
-from km.insight.tokens import CONTENT_METHODS, content_tokens
 from km.server import cursor as cursors
 from km.server.stores.base import IngestEvent
 from km.server.stores.rows import Params
@@ -334,27 +333,3 @@ def pins_to_set(current: dict[str, StoredDefinition], tool: str | None) -> list[
         return sorted((name, d.hash) for name, d in current.items())
     d = current.get(tool)
     return [] if d is None else [(tool, d.hash)]
-
-
-def with_counted_tokens(events: Sequence[IngestEvent]) -> list[IngestEvent]:
-    """`events` with the content tokens km left to be counted here (see `counted`)."""
-    return [counted(e) for e in events]
-
-
-def counted(e: IngestEvent) -> IngestEvent:
-    """`e` (sent with its insight fields, not fed to the analyzer) with its content's tokens
-    when km left them to be counted here: km's capture process counts none (its memory),
-    the API counts them over the payload it stores, as `km` views count them over the spool's
-    (km/spool/tokens.py), so both give the same figure."""
-    if e.tokens is not None or e.truncated or e.method not in CONTENT_METHODS:
-        return e
-    tokens = content_tokens(e.kind, e.method, e.payload)
-    return e if tokens is None else with_tokens(e, tokens)
-
-
-def with_tokens(e: IngestEvent, tokens: int) -> IngestEvent:
-    return IngestEvent(
-        e.id, e.session_id, e.server, e.direction, e.ts_ns, e.kind, e.size, e.payload,
-        e.payload_encoding, e.method, e.rpc_id, e.truncated, e.link_id, e.latency_us, e.host,
-        e.km_version, e.tool, e.status, tokens, e.risk, e.analysed,
-    )  # fmt: skip

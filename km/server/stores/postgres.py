@@ -64,7 +64,6 @@ from km.server.stores.insight import (
     kept,
     pins_to_set,
     resolve,
-    with_counted_tokens,
 )
 from km.server.stores.payload import to_columns
 from km.server.stores.postgres_schema import MIGRATIONS
@@ -402,8 +401,6 @@ class PostgresStore(EventStore):
     ) -> IngestResult:
         if not events:
             return IngestResult((), ())
-        if insight is not None:  # before the insert: the COPY writes each row once
-            events = with_counted_tokens(events)
         ordered = sorted(events, key=lambda e: e.id)  # lock order: see the module docstring
         async with self._ingest_transaction() as conn:
             before = None
