@@ -121,7 +121,9 @@ class Capture:
         self.draining = False
         self.go_fd = go_fd  # -1 once released (or when the capture process never waits)
         self.buf = bytearray()
-        self.frames = 0  # frames in `buf` not yet written whole
+        # Frames in `buf` not yet written whole: at exit, those the capture process never gets
+        # (a record cut by a partial write is dropped by its decoder at EOF).
+        self.frames = 0
         self.start = 0  # where in `buf` the first whole record begins
         self.cut_frame = False  # the bytes before `start` end a FRAME record
         self.dropped_frames = 0
@@ -238,11 +240,6 @@ class Capture:
         end, walked, self.cut_frame = next_boundary(self.buf, start, n)
         self.frames -= done + walked
         self.start = end - n
-
-    def frames_waiting(self) -> int:
-        """Frames not yet written whole: at exit, those the capture process never gets (a
-        record cut by a partial write is dropped by its decoder at EOF)."""
-        return self.frames
 
     def broken(self, exc: OSError) -> None:
         os.write(

@@ -227,7 +227,7 @@ class Session:
             if not capture.flush():
                 select.select([], [capture.fd], [], max(0.0, deadline - time.monotonic()))
         if capture.buf:
-            lost = capture.frames_waiting()
+            lost = capture.frames
             capture.total_dropped += lost
             os.write(
                 2,

@@ -45,7 +45,8 @@ _SELECT_EVENTS = (
 
 @dataclass(frozen=True, slots=True)
 class Filled:
-    """What one `fill_tokens` call counted."""
+    """What one `fill_tokens` call looked at: events that may hold content (counted, or left
+    NULL when there was nothing to count), and tool definitions counted."""
 
     events: int = 0
     definitions: int = 0
@@ -111,7 +112,7 @@ def _fill_events(conn: sqlite3.Connection, max_events: int | None) -> int:
         counts = [
             (n, seq)
             for seq, kind, method, payload in rows
-            if (n := _count(kind, method, payload)) is not None
+            if (n := content_tokens(kind, method, payload)) is not None
         ]
         # All rows up to `reached` were looked at: the last row read when the batch was full,
         # else every event of that snapshot.
@@ -123,10 +124,6 @@ def _fill_events(conn: sqlite3.Connection, max_events: int | None) -> int:
         if len(rows) < limit:
             break
     return counted
-
-
-def _count(kind: str, method: str, payload: bytes) -> int | None:
-    return content_tokens(kind, method, bytes(payload))
 
 
 def _write(conn: sqlite3.Connection, counts: list[tuple[int, int]], seq: int, n: int) -> None:
