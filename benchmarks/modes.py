@@ -11,6 +11,9 @@
 - `km-uplink-busy` (only when asked for): km with capture on, `KM_API_URL`/`KM_API_KEY` set to
   a local `km serve` and a spool pre-filled with pending events, so its background uplink
   drains throughout (benchmarks/uplink_busy.py); `km` itself runs with the uplink off.
+- `socat-drain` (only when asked for, with `km-uplink-busy`): socat, timed while
+  `km-uplink-busy`'s uplink drains into the local `km serve`: the same load on the machine, so
+  the busy km is compared with a relay that carries the same background work around it.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ RELAY = str(Path(__file__).parent / "relays" / "asyncio_relay.py")
 SOCAT_BUFFER = 262144
 KM_VERSION_TIMEOUT_S = 20.0  # `km --version` on a cold cache (imports, .pyc writes)
 DEFAULT_MODES = ("direct", "socat", "asyncio-relay", "km")
-ALL_MODES = (*DEFAULT_MODES, "km-baseline", "km-nocapture", "km-uplink-busy")
+ALL_MODES = (*DEFAULT_MODES, "km-baseline", "km-nocapture", "km-uplink-busy", "socat-drain")
 KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy")
-RELAY_MODES = frozenset({"socat", "asyncio-relay", *KM_MODES})
+RELAY_MODES = frozenset({"socat", "socat-drain", "asyncio-relay", *KM_MODES})
 # socat 1.7 splits EXEC's command line at spaces and treats these as address syntax.
 _SOCAT_UNSAFE = frozenset(" :,!'\"\\()[]{}")
 
@@ -82,7 +85,7 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
     """The command line that runs `server` behind `mode`."""
     if mode == "direct":
         return list(server)
-    if mode == "socat":
+    if mode in ("socat", "socat-drain"):
         bad = [arg for arg in server if _SOCAT_UNSAFE.intersection(arg)]
         if bad:
             raise ModeUnavailable(f"socat EXEC cannot carry the argument {bad[0]!r}")

@@ -3,9 +3,11 @@ and, for every run, a spool already holding `PENDING` undelivered events, so tha
 background uplink (in its capture process) drains for the whole measurement.
 
 Between turns the server is frozen (SIGSTOP): the uplink then waits on its request and sends
-nothing, so the other modes' blocks run on a quiet machine and only the busy mode's blocks
+nothing, so the other modes' blocks run on a quiet machine and only the loaded modes' blocks
 carry the uplink's load (its claims, encoding, gzip and HTTP, plus the local server's ingest,
-which a remote API would not put on this machine: a worst case).
+which a remote API would not put on this machine: a worst case). The loaded modes are
+`km-uplink-busy` and `socat-drain`: socat timed while the same uplink drains, the like-for-like
+relay to compare the busy km with (a machine this busy slows every relay's wake-ups).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from benchmarks.serve_process import ServeProcess
 PENDING = 200_000  # the backlog each run starts with (drains at ~10-20k events/s here)
 BUSY_WAIT_S = 30.0  # the capture process's uplink starts after its 2 s delay; first batch in
 STATE_SENT = 2  # km.events.SENT
+BUSY = "km-uplink-busy"
+# Modes timed while BUSY's uplink drains (the local server runs during their turns only).
+LOADED = (BUSY, "socat-drain")
 
 
 class BusyUplink:

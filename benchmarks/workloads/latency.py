@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from benchmarks.driver import deadline_in
 from benchmarks.modes import Running
 from benchmarks.report import Table
-from benchmarks.uplink_busy import sent, wait_draining
+from benchmarks.uplink_busy import BUSY, LOADED, sent, wait_draining
 from benchmarks.workloads.common import (
     Capture,
     Context,
@@ -83,7 +83,6 @@ COLUMNS = [
     ("uplink_left", "uplink left"),
     ("target", "target"),
 ]
-BUSY = "km-uplink-busy"
 CAPTURED = ("km", BUSY)  # modes whose spool is checked against what crossed the wire
 
 
@@ -142,7 +141,7 @@ def _probe(ctx: Context, probe: Probe) -> Table:
                 live = runs.get(mode)
                 if live is None:
                     continue
-                busy.turn(mode == BUSY)
+                busy.turn(mode in LOADED)
                 try:
                     _round_trips(live, probe.template, count, ids, samples[mode])
                 except Exception as exc:
