@@ -3,6 +3,8 @@
 - `direct`: the server itself, no relay (the baseline every figure is measured against).
 - `socat`: `socat -b 262144 - EXEC:"<server>"`, a relay in C (speed only: no exit status).
 - `asyncio-relay`: `benchmarks/relays/asyncio_relay.py`, the pass-through people write by hand.
+- `python-floor` (only when asked for): `benchmarks/relays/floor_relay.py`, the least a Python
+  relay can do (two blocking copy loops, nothing imported): how much of a cost is Python's own.
 - `km`: `.venv/bin/km <server>` with capture on and its own temporary spool (`KM_SPOOL`).
 - `km-nocapture` (only when asked for): km with `KM_CAPTURE=0`, to tell forwarding from capture.
 - `km-baseline` (only when asked for): another build of km (the executable named by
@@ -34,12 +36,20 @@ from benchmarks.uplink_busy import BusyUplink
 VENV_BIN = Path(sys.executable).parent
 KM = str(VENV_BIN / "km")
 RELAY = str(Path(__file__).parent / "relays" / "asyncio_relay.py")
+FLOOR = str(Path(__file__).parent / "relays" / "floor_relay.py")
 SOCAT_BUFFER = 262144
 KM_VERSION_TIMEOUT_S = 20.0  # `km --version` on a cold cache (imports, .pyc writes)
 DEFAULT_MODES = ("direct", "socat", "asyncio-relay", "km")
-ALL_MODES = (*DEFAULT_MODES, "km-baseline", "km-nocapture", "km-uplink-busy", "socat-drain")
+ALL_MODES = (
+    *DEFAULT_MODES,
+    "km-baseline",
+    "km-nocapture",
+    "km-uplink-busy",
+    "socat-drain",
+    "python-floor",
+)
 KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy")
-RELAY_MODES = frozenset({"socat", "socat-drain", "asyncio-relay", *KM_MODES})
+RELAY_MODES = frozenset({"socat", "socat-drain", "asyncio-relay", "python-floor", *KM_MODES})
 # socat 1.7 splits EXEC's command line at spaces and treats these as address syntax.
 _SOCAT_UNSAFE = frozenset(" :,!'\"\\()[]{}")
 
@@ -92,6 +102,8 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
         return ["socat", "-b", str(SOCAT_BUFFER), "-", "EXEC:" + " ".join(server)]
     if mode == "asyncio-relay":
         return [sys.executable, RELAY, *server]
+    if mode == "python-floor":
+        return [sys.executable, FLOOR, *server]
     if mode == "km-baseline":
         baseline = os.environ.get("KM_BASELINE")
         if not baseline or not os.access(baseline, os.X_OK):
