@@ -5,6 +5,9 @@
 - `asyncio-relay`: `benchmarks/relays/asyncio_relay.py`, the pass-through people write by hand.
 - `python-floor` (only when asked for): `benchmarks/relays/floor_relay.py`, the least a Python
   relay can do (two blocking copy loops, nothing imported): how much of a cost is Python's own.
+- `python-exec` (only when asked for): the venv's Python starts, then execs the server: no
+  relay at all, only the interpreter's start-up. Its from-spawn ratio is the ceiling of any
+  relay written in Python.
 - `km`: `.venv/bin/km <server>` with capture on and its own temporary spool (`KM_SPOOL`).
 - `km-nocapture` (only when asked for): km with `KM_CAPTURE=0`, to tell forwarding from capture.
 - `km-baseline` (only when asked for): another build of km (the executable named by
@@ -37,6 +40,7 @@ VENV_BIN = Path(sys.executable).parent
 KM = str(VENV_BIN / "km")
 RELAY = str(Path(__file__).parent / "relays" / "asyncio_relay.py")
 FLOOR = str(Path(__file__).parent / "relays" / "floor_relay.py")
+EXEC_SERVER = "import os, sys; os.execvp(sys.argv[1], sys.argv[1:])"  # python-exec
 SOCAT_BUFFER = 262144
 KM_VERSION_TIMEOUT_S = 20.0  # `km --version` on a cold cache (imports, .pyc writes)
 DEFAULT_MODES = ("direct", "socat", "asyncio-relay", "km")
@@ -47,6 +51,7 @@ ALL_MODES = (
     "km-uplink-busy",
     "socat-drain",
     "python-floor",
+    "python-exec",
 )
 KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy")
 RELAY_MODES = frozenset({"socat", "socat-drain", "asyncio-relay", "python-floor", *KM_MODES})
@@ -104,6 +109,8 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
         return [sys.executable, RELAY, *server]
     if mode == "python-floor":
         return [sys.executable, FLOOR, *server]
+    if mode == "python-exec":
+        return [sys.executable, "-c", EXEC_SERVER, *server]
     if mode == "km-baseline":
         baseline = os.environ.get("KM_BASELINE")
         if not baseline or not os.access(baseline, os.X_OK):

@@ -97,6 +97,15 @@ def test_escaped_keys_inside_strings_do_not_count() -> None:
     assert frame.truncated
 
 
+@pytest.mark.parametrize("step", [None, 1, 100, 4096])
+def test_a_notification_holding_a_list_key_is_cut_at_the_payload_cap(step: int | None) -> None:
+    line = orjson.dumps(
+        {"jsonrpc": "2.0", "method": "notifications/message", "params": {"tools": ["t" * 500]}}
+    )
+    (frame,) = feed(line, step)
+    assert frame.truncated and frame.data == line[:CAP] and frame.size == len(line)
+
+
 def test_the_next_frame_starts_with_the_payload_cap_again() -> None:
     framer = LineFramer(CAP, DCAP)
     big = tools_result(50)
@@ -117,6 +126,14 @@ def test_the_next_frame_starts_with_the_payload_cap_again() -> None:
         (b'{"result":{"serverInfo"', True),
         (b'{"result":{"toolsx":[', False),
         (b"", False),
+        # a request or notification is never a definitions result, whatever its params hold
+        (b'{"jsonrpc":"2.0","method":"notifications/x","params":{"tools":[', False),
+        (b'{"jsonrpc":"2.0","id":4,"method":"x","params":{"serverInfo":{}', False),
+        # "method" inside a result (a tool's parameter named so) does not hide the result
+        (b'{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"http","method":1}]', True),
+        (b'{"id":2,"result":{"meta":{"method":"x"},"tools":[', True),
+        # "method" with a space before its colon: searched as before
+        (b'{"method" :"x","result":{"tools":[', True),
     ],
 )
 def test_is_definitions(head: bytes, expected: bool) -> None:
