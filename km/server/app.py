@@ -42,7 +42,7 @@ from km.server.handlers.read import get_events, get_sessions, get_stats
 from km.server.insight import Ingest
 from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter, retry_after_header
-from km.server.redaction import load_redactor
+from km.server.redaction import load_clean_check, load_redactor
 from km.server.state import (
     AUDIT,
     AUTH_FAILURES,
@@ -50,6 +50,7 @@ from km.server.state import (
     INSIGHT,
     LIMITER,
     LOG_ONCE,
+    REDACT_CLEAN,
     REDACTOR,
     STORE,
 )
@@ -164,6 +165,7 @@ def make_app(store: EventStore, config: ServerConfig) -> web.Application:
     app[LIMITER] = RateLimiter(config.rate_limit)
     app[AUTH_FAILURES] = RateLimiter(config.auth_failure_limit)
     app[REDACTOR] = load_redactor()
+    app[REDACT_CLEAN] = load_clean_check()
     app[LOG_ONCE] = LogOnce()
     app[AUDIT] = AuditWriter(int(config.audit_window_s * 1e9))
     app.cleanup_ctx.append(audit_writer_ctx)

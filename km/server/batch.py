@@ -48,23 +48,37 @@ def parse_batch(body: bytes, max_events: int) -> list[object]:
     return events
 
 
-def plan_batch(items: Sequence[object], redact: Callable[[bytes], bytes] | None) -> BatchPlan:
+def plan_batch(
+    items: Sequence[object],
+    redact: Callable[[bytes], bytes] | None,
+    clean: Callable[[Sequence[bytes]], list[bool]] | None = None,
+) -> BatchPlan:
+    """Validate each item, set repeats aside and redact each event's payload with `redact`.
+    `clean`, when given, pre-scans the payloads of the valid events all at once (as
+    `km.redact.unchanged_payloads` does): those it answers True for are ones `redact` would
+    return unchanged, and are not redacted one by one (a pre-scan per payload cost ~2.7 us
+    where the batch's costs ~0.4 us a payload)."""
+    checked = [validate_event(item) for item in items]
+    unchanged: list[bool] | None = None
+    if redact is not None and clean is not None:
+        unchanged = clean([e.payload for e in checked if not isinstance(e, str)])
+    valid = 0  # index into `unchanged`
     events: list[IngestEvent] = []
     sent_ids: dict[str, str] = {}
     repeats: list[str] = []
     rejected: list[Rejection] = []
-    for index, item in enumerate(items):
+    for index, (item, result) in enumerate(zip(items, checked, strict=True)):
         raw_id = item.get("id") if isinstance(item, dict) else None
         sent = raw_id if isinstance(raw_id, str) else None
-        result = validate_event(item)
         if isinstance(result, str):
             rejected.append(Rejection(index, sent, result))
             continue
+        valid += 1
         assert sent is not None  # a valid event has a string id
         if result.id in sent_ids:
             repeats.append(sent)
             continue
-        if redact is not None:
+        if redact is not None and not (unchanged is not None and unchanged[valid - 1]):
             try:
                 payload = redact(result.payload)
             except Exception as exc:  # a redactor bug must not take the whole batch down

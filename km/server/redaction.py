@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 Redactor = Callable[[bytes], bytes]
+# For each payload of a batch, whether the redactor would return it unchanged (one pre-scan for
+# them all): `km.redact.unchanged_payloads`.
+CleanCheck = Callable[[Sequence[bytes]], list[bool]]
 
 log = logging.getLogger("km.server")
 
@@ -27,3 +30,16 @@ def load_redactor() -> Redactor | None:
     if redactor is None:
         log.warning("km.redact.redact_payload not found: payloads are stored as clients sent them")
     return redactor
+
+
+def load_clean_check() -> CleanCheck | None:
+    """`km.redact.unchanged_payloads`, the redactor's batch pre-scan, or None where the
+    redactor has none (then every payload is redacted one by one)."""
+    try:
+        module = importlib.import_module("km.redact")
+    except ModuleNotFoundError as exc:
+        if exc.name != "km.redact":
+            raise
+        return None
+    check: CleanCheck | None = getattr(module, "unchanged_payloads", None)
+    return check

@@ -11,7 +11,7 @@ from km.server.config import ServerConfig
 from km.server.insight import Ingest
 from km.server.logonce import LogOnce
 from km.server.ratelimit import RateLimiter
-from km.server.redaction import Redactor
+from km.server.redaction import CleanCheck, Redactor
 from km.server.stores.base import EventStore
 
 
@@ -28,6 +28,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 LIMITER = web.AppKey("limiter", RateLimiter)
 AUTH_FAILURES = web.AppKey("auth_failures", RateLimiter)  # per client address
 REDACTOR: web.AppKey[Redactor | None] = web.AppKey("redactor")
+REDACT_CLEAN: web.AppKey[CleanCheck | None] = web.AppKey("redact_clean")  # its batch pre-scan
 AUDIT = web.AppKey("audit", AuditWriter)
 LOG_ONCE = web.AppKey("log_once", LogOnce)
 INSIGHT = web.AppKey("insight", Ingest)  # the session analyzers (km.server.insight)

@@ -3,6 +3,8 @@ repeats, redaction, and the response echoing ids as sent."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 import pytest
 
@@ -78,3 +80,38 @@ def test_a_failing_redactor_rejects_only_that_event() -> None:
     assert len(plan.events) == 1
     assert plan.rejected[0].index == 1
     assert plan.rejected[0].reason == "payload: redaction failed (ValueError('boom'))"
+
+
+def test_payloads_the_pre_scan_finds_clean_are_not_redacted_one_by_one() -> None:
+    seen: list[bytes] = []
+
+    def redact(payload: bytes) -> bytes:
+        seen.append(payload)
+        return payload.replace(b"secret", b"[REDACTED]")
+
+    scanned: list[list[bytes]] = []
+
+    def clean(payloads: Sequence[bytes]) -> list[bool]:
+        scanned.append(list(payloads))
+        return [b"secret" not in p for p in payloads]
+
+    plain, secret = event_json(0), event_json(1, payload='{"a":"secret"}')
+    items = [plain, {"id": 7}, secret, {**secret}, event_json(2, payload='{"b":"secret"}')]
+    plan = plan_batch(items, redact, clean)
+    # One pre-scan over the valid events' payloads; only the flagged ones are redacted.
+    assert scanned == [[i["payload"].encode() for i in (plain, secret, secret, items[4])]]
+    assert seen == [b'{"a":"secret"}', b'{"b":"secret"}']
+    assert [e.payload for e in plan.events] == [
+        plain["payload"].encode(), b'{"a":"[REDACTED]"}', b'{"b":"[REDACTED]"}',
+    ]  # fmt: skip
+    assert plan.repeats == (secret["id"],) and [r.index for r in plan.rejected] == [1]
+
+
+def test_a_failing_redactor_after_the_pre_scan_rejects_in_batch_order() -> None:
+    def redact(payload: bytes) -> bytes:
+        raise ValueError("boom")
+
+    a, b = event_json(0), event_json(1)
+    plan = plan_batch([a, {"id": 7}, b], redact, lambda payloads: [False] * len(payloads))
+    assert [r.index for r in plan.rejected] == [0, 1, 2]
+    assert plan.events == ()

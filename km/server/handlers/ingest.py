@@ -13,7 +13,7 @@ from km.server.config import READ_CHUNK
 from km.server.errors import BodyTooLarge, RequestTimeout
 from km.server.handlers import json_response
 from km.server.insight import count_missing_tokens
-from km.server.state import CONFIG, INSIGHT, PRINCIPAL, REDACTOR, STORE
+from km.server.state import CONFIG, INSIGHT, PRINCIPAL, REDACT_CLEAN, REDACTOR, STORE
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
@@ -37,7 +37,7 @@ async def post_events(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await read_body(request, config.max_batch_bytes, config.body_timeout_s)
     items = parse_batch(body, config.max_batch_events)
-    plan = plan_batch(items, request.app[REDACTOR])
+    plan = plan_batch(items, request.app[REDACTOR], request.app[REDACT_CLEAN])
     store, insight = request.app[STORE], request.app[INSIGHT]
     account_id = request[PRINCIPAL].account_id
     # The analyzers (km.insight's, as in the capture process) see each new event once: inside
