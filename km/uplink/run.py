@@ -54,7 +54,7 @@ UNACKNOWLEDGED = "the API did not acknowledge this event; it will be sent again"
 
 @dataclass(frozen=True, slots=True)
 class UplinkConfig:
-    max_events: int = 500  # events per request
+    max_events: int = 250  # events per request (500: +2.6 MB peak RSS while draining, +8% rate)
     max_bytes: int = 1 * MIB  # request body before gzip (the API takes up to 8 MiB)
     lease_s: float = DEFAULT_LEASE_S  # a dead uplink's events are taken over after this
     request_timeout_s: float = 30.0  # one request, whole; must stay under lease_s
