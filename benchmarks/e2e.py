@@ -87,9 +87,11 @@ def _servers(workdir: str) -> Servers:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     modes = tuple(["direct", *(m for m in args.modes if m != "direct")])
-    if "socat-drain" in modes and "km-uplink-busy" not in modes:
+    drained = [m for m in ("socat-drain", "floor-drain") if m in modes]
+    if drained and "km-uplink-busy" not in modes:
         print(
-            "e2e: socat-drain is timed under km-uplink-busy's drain: add that mode", file=sys.stderr
+            f"e2e: {drained[0]} is timed under km-uplink-busy's drain: add that mode",
+            file=sys.stderr,
         )
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -5,6 +5,8 @@
 - `asyncio-relay`: `benchmarks/relays/asyncio_relay.py`, the pass-through people write by hand.
 - `python-floor` (only when asked for): `benchmarks/relays/floor_relay.py`, the least a Python
   relay can do (two blocking copy loops, nothing imported): how much of a cost is Python's own.
+- `floor-drain` (only when asked for, with `km-uplink-busy`): python-floor timed under that
+  mode's drain, as `socat-drain` is.
 - `python-exec` (only when asked for): the venv's Python starts, then execs the server: no
   relay at all, only the interpreter's start-up. Its from-spawn ratio is the ceiling of any
   relay written in Python.
@@ -52,9 +54,12 @@ ALL_MODES = (
     "socat-drain",
     "python-floor",
     "python-exec",
+    "floor-drain",
 )
 KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy")
-RELAY_MODES = frozenset({"socat", "socat-drain", "asyncio-relay", "python-floor", *KM_MODES})
+RELAY_MODES = frozenset(
+    {"socat", "socat-drain", "asyncio-relay", "python-floor", "floor-drain", *KM_MODES}
+)
 # socat 1.7 splits EXEC's command line at spaces and treats these as address syntax.
 _SOCAT_UNSAFE = frozenset(" :,!'\"\\()[]{}")
 
@@ -107,7 +112,7 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
         return ["socat", "-b", str(SOCAT_BUFFER), "-", "EXEC:" + " ".join(server)]
     if mode == "asyncio-relay":
         return [sys.executable, RELAY, *server]
-    if mode == "python-floor":
+    if mode in ("python-floor", "floor-drain"):
         return [sys.executable, FLOOR, *server]
     if mode == "python-exec":
         return [sys.executable, "-c", EXEC_SERVER, *server]

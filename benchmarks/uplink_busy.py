@@ -25,7 +25,7 @@ BUSY_WAIT_S = 30.0  # the capture process's uplink starts after its 2 s delay; f
 STATE_SENT = 2  # km.events.SENT
 BUSY = "km-uplink-busy"
 # Modes timed while BUSY's uplink drains (the local server runs during their turns only).
-LOADED = (BUSY, "socat-drain")
+LOADED = (BUSY, "socat-drain", "floor-drain")
 
 
 class BusyUplink:

@@ -9,7 +9,7 @@ worst server's added p50 and the median server's added p99; the figures reported
 median over the runs (per server too).
 
 Targets (issue 15, item 2): km's added p99 (median server) within `P99_SLACK_US` of socat's, for
-`km` and `km-uplink-busy`; km's added p50 (worst server) at or below socat's.
+`km` and `km-uplink-busy`; their added p50 (worst server) at or below socat's.
 `km-uplink-busy` is timed only once its uplink drains, its local server frozen outside the
 loaded modes' turns (benchmarks/uplink_busy.py), as in the latency workload. With
 `socat-drain` in the run (socat timed while that uplink drains), `km-uplink-busy` is held to
