@@ -23,6 +23,7 @@ from types import FrameType
 from benchmarks import driver
 from benchmarks.modes import ALL_MODES, DEFAULT_MODES, Launcher, km_status
 from benchmarks.report import Row, Table, render, to_json
+from benchmarks.uplink_busy import BUSY, DRAINED
 from benchmarks.workloads import latency, ping, rate, startup, throughput
 from benchmarks.workloads.common import Context, Servers
 
@@ -87,10 +88,10 @@ def _servers(workdir: str) -> Servers:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     modes = tuple(["direct", *(m for m in args.modes if m != "direct")])
-    drained = [m for m in ("socat-drain", "floor-drain") if m in modes]
-    if drained and "km-uplink-busy" not in modes:
+    drained = [m for m in DRAINED if m in modes]
+    if drained and BUSY not in modes:
         print(
-            f"e2e: {drained[0]} is timed under km-uplink-busy's drain: add that mode",
+            f"e2e: {drained[0]} is timed under {BUSY}'s drain: add that mode",
             file=sys.stderr,
         )
         return 2
