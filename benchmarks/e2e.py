@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks import driver
-from benchmarks.modes import ALL_MODES, DEFAULT_MODES, Launcher, km_status
+from benchmarks.modes import ALL_MODES, DEFAULT_MODES, KM_MODES, Launcher, km_status
 from benchmarks.report import Row, Table, render, to_json
 from benchmarks.uplink_busy import BUSY, DRAINED
 from benchmarks.workloads import latency, ping, rate, startup, throughput
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
-    km_error = km_status() if any(m.startswith("km") for m in modes) else None
+    km_error = km_status() if any(m in KM_MODES for m in modes) else None
     if km_error:
         print(f"km is not usable, its rows will show the error: {km_error}", file=sys.stderr)
     tables: list[Table] = []

@@ -12,6 +12,8 @@
   relay written in Python.
 - `km`: `.venv/bin/km <server>` with capture on and its own temporary spool (`KM_SPOOL`).
 - `km-nocapture` (only when asked for): km with `KM_CAPTURE=0`, to tell forwarding from capture.
+- `nocapture-drain` (only when asked for, with `km-uplink-busy`): km-nocapture timed under that
+  mode's drain, as `socat-drain` is: km's forwarding alone, under the same load.
 - `km-baseline` (only when asked for): another build of km (the executable named by
   `KM_BASELINE`, e.g. the previous release's venv) with capture on, run exactly like `km`: a
   before/after comparison of a change in the same run.
@@ -55,8 +57,9 @@ ALL_MODES = (
     "python-floor",
     "python-exec",
     "floor-drain",
+    "nocapture-drain",
 )
-KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy")
+KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy", "nocapture-drain")
 RELAY_MODES = frozenset(
     {"socat", "socat-drain", "asyncio-relay", "python-floor", "floor-drain", *KM_MODES}
 )
@@ -139,7 +142,7 @@ class Launcher:
         return os.path.join(self.workdir, f"spool-{next(self._seq)}.db")
 
     def start(self, mode: str, server: Sequence[str], spool: str | None = None) -> Running:
-        if mode.startswith("km") and self.km_error:
+        if mode in KM_MODES and self.km_error:
             raise ModeUnavailable(self.km_error)
         argv = wrap(mode, server)
         env = {k: v for k, v in os.environ.items() if not k.startswith("KM_")}
@@ -153,7 +156,7 @@ class Launcher:
             prefilled = self.busy.spool(spool)
             env["KM_SPOOL"] = spool
             env.update(self.busy.env())
-        elif mode == "km-nocapture":
+        elif mode in ("km-nocapture", "nocapture-drain"):
             env["KM_SPOOL"] = self.new_spool()  # keeps the user's spool out of it either way
             env["KM_CAPTURE"] = "0"
             spool = None

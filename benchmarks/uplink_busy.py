@@ -6,9 +6,9 @@ Between turns the server is frozen (SIGSTOP): the uplink then waits on its reque
 nothing, so the other modes' blocks run on a quiet machine and only the loaded modes' blocks
 carry the uplink's load (its claims, encoding, gzip and HTTP, plus the local server's ingest,
 which a remote API would not put on this machine: a worst case). The loaded modes are
-`km-uplink-busy` and the `DRAINED` relays timed while the same uplink drains (socat and
-python-floor): the like-for-like relays to compare the busy km with (a machine this busy slows
-every relay's wake-ups).
+`km-uplink-busy` and the `DRAINED` relays timed while the same uplink drains (socat,
+python-floor and km without capture): the like-for-like relays to compare the busy km with (a
+machine this busy slows every relay's wake-ups).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ PENDING = 200_000  # the backlog each run starts with (drains at ~10-20k events/
 BUSY_WAIT_S = 30.0  # the capture process's uplink starts after its 2 s delay; first batch in
 STATE_SENT = 2  # km.events.SENT
 BUSY = "km-uplink-busy"
-DRAINED = ("socat-drain", "floor-drain")  # other relays timed while BUSY's uplink drains
+# Other relays timed while BUSY's uplink drains.
+DRAINED = ("socat-drain", "floor-drain", "nocapture-drain")
 # The local server runs during these modes' turns only.
 LOADED = (BUSY, *DRAINED)
 
