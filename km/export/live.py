@@ -105,7 +105,7 @@ def _lock(handle: OtlpHandle, spool_path: str) -> int | None:
     from km.uplink.background import LEADER_POLL_S, _try_lock
 
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    while not handle.stopping.is_set():
+    while True:  # one try even when stopped already: a short session still gets its last pass
         try:
             fd = os.open(spool_path + LOCK_SUFFIX, flags, 0o600)
         except OSError:
@@ -114,8 +114,9 @@ def _lock(handle: OtlpHandle, spool_path: str) -> int | None:
             if _try_lock(fd):
                 return fd
             os.close(fd)
+        if handle.stopping.is_set():
+            return None
         handle.stopping.wait(LEADER_POLL_S)
-    return None
 
 
 class LiveSender:

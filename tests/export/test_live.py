@@ -4,13 +4,14 @@ unaffected, the spool and its own cursor keep everything, and a later sender del
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-from km.export.live import NAME, LiveSender
+from km.export.live import NAME, LiveSender, OtlpHandle, _lock, start_otlp_uplink
 from tests.export.captures import km_env, time_session
 from tests.export.otlp_receiver import Received, receiver
 
@@ -117,3 +118,31 @@ def test_a_garbage_answer_keeps_the_cursor(tmp_path: Path) -> None:
             sender.close()
     state = cursor(spool)
     assert state is not None and state[0] == 0 and state[2] == 1 and "400" in state[3]
+
+
+def test_a_session_shorter_than_the_senders_start_still_gets_its_last_pass(
+    tmp_path: Path,
+) -> None:
+    """Stopped before its thread tried the lock even once (a short session on a busy machine),
+    the sender still takes it and makes its last pass: the endpoint's failure is on record."""
+    env = km_env(tmp_path)
+    time_session(env)  # the events, captured without a live endpoint
+    spool = env["KM_SPOOL"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    handle = OtlpHandle()
+    handle.stopping.set()  # as if the session ended before the thread ran
+    fd = _lock(handle, spool)
+    assert fd is not None  # one try, even when stopped
+    try:
+        other = OtlpHandle()
+        other.stopping.set()
+        assert _lock(other, spool) is None  # held: a stopped sender gives up at once
+    finally:
+        os.close(fd)
+    started = start_otlp_uplink(f"http://127.0.0.1:{port}", spool)
+    assert started.stop(timeout=30.0)
+    state = cursor(spool)
+    assert state is not None and state[1] == 0 and state[2] >= 1, state
+    assert f"127.0.0.1:{port}" in state[3]
