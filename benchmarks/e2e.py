@@ -85,6 +85,15 @@ def _servers(workdir: str) -> Servers:
     )
 
 
+def _byte_compile_km() -> None:
+    """Write km's .pyc files, as installing it does: with PYTHONDONTWRITEBYTECODE set (as on
+    this machine), a source edited since `./dev setup` was compiled again at every start, which
+    added ~7 ms to km's start-up figure."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "km"), quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     modes = tuple(["direct", *(m for m in args.modes if m != "direct")])
@@ -96,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if any(m in KM_MODES for m in modes):
+        _byte_compile_km()
     km_error = km_status() if any(m in KM_MODES for m in modes) else None
     if km_error:
         print(f"km is not usable, its rows will show the error: {km_error}", file=sys.stderr)

@@ -41,6 +41,10 @@ def set_nonblocking(fd: int) -> int:
 
 
 F_SETPIPE_SZ = 1031  # Linux fcntl: set a pipe's capacity
+# Reads up to this size are kept after the write and framed later (`Relay.frame_deferred`),
+# up to `DEFER_BYTES` of them; a bigger read is framed at once (the kept ones first).
+DEFER_READ_MAX = 16 * 1024
+DEFER_BYTES = 64 * 1024
 PIPE_CAPACITY = 1 << 20  # 1 MiB: the largest an unprivileged process may ask for by default
 
 
@@ -267,6 +271,8 @@ class Relay:
         self._capture_watched = False
         self._buffer = bytearray(READ_SIZE)
         self._view = memoryview(self._buffer)
+        self._deferred = bytearray()  # reads not framed yet, back to back
+        self._marks: list[tuple[Direction, int, int]] = []  # (direction, size, monotonic ns)
         self.on_client_done: list[object] = []
         for d in directions:
             self._watch_source(d)
@@ -334,25 +340,57 @@ class Relay:
                 self._pause_source(d)
                 self._by_fd[d.dst] = (d, False)
                 self._register_out(d.dst)
-        framer = d.framer
-        capture = self.capture
-        if framer is not None and capture is not None:
-            n = framer.one_line(buf, size)  # the common case: one small message, no objects
-            if n > 0 and capture.add_line(
-                d.index, self._view[:n], time.monotonic_ns(), time.time_ns()
-            ):
-                return
-            # Frame what the capture buffer may still take. Past that every frame is dropped,
-            # so the rest of the chunk is only counted (no object per line): under overload
-            # forwarding keeps its pace.
-            room = capture.room
-            stop = 0
-            if room:
-                frames, stop = framer.feed_within(buf, size, 0, room, HEADER_SIZE)
-                if frames:
-                    capture.add(d.index, frames, time.monotonic_ns(), time.time_ns())
-            if stop < size:
-                capture.count_dropped(*framer.skip(buf, size, stop))
+        if d.framer is None or self.capture is None:
+            return
+        # After the write only a copy and a timestamp: the peer just woken mostly runs on this
+        # CPU once km sleeps, so any work here is on the round trip. Framing waits for
+        # `frame_deferred` (when the loop would sleep, or `DEFER_BYTES` have gathered).
+        deferred = self._deferred
+        if size <= DEFER_READ_MAX and len(deferred) + size <= DEFER_BYTES:
+            deferred += self._view[:size]
+            self._marks.append((d, size, time.monotonic_ns()))
+            return
+        self.frame_deferred()
+        self._frame(d, buf, size, time.monotonic_ns(), time.time_ns())
+
+    def frame_deferred(self) -> None:
+        """Frame the reads kept by `_read`, in the order they came, into the capture buffer."""
+        marks = self._marks
+        if not marks:
+            return
+        deferred = self._deferred
+        wall_offset = time.time_ns() - time.monotonic_ns()
+        start = 0
+        frame = self._frame
+        for d, size, mono in marks:
+            end = start + size
+            frame(d, deferred[start:end], size, mono, mono + wall_offset)
+            start = end
+        marks.clear()
+        deferred.clear()
+
+    @property
+    def deferred(self) -> bool:
+        """Reads wait to be framed (`frame_deferred`)."""
+        return bool(self._marks)
+
+    def _frame(self, d: Direction, buf: bytearray, size: int, mono: int, wall: int) -> None:
+        framer, capture = d.framer, self.capture
+        assert framer is not None and capture is not None
+        n = framer.one_line(buf, size)  # the common case: one small message, no objects
+        if n > 0 and capture.add_line(d.index, memoryview(buf)[:n], mono, wall):
+            return
+        # Frame what the capture buffer may still take. Past that every frame is dropped,
+        # so the rest of the chunk is only counted (no object per line): under overload
+        # forwarding keeps its pace.
+        room = capture.room
+        stop = 0
+        if room:
+            frames, stop = framer.feed_within(buf, size, 0, room, HEADER_SIZE)
+            if frames:
+                capture.add(d.index, frames, mono, wall)
+        if stop < size:
+            capture.count_dropped(*framer.skip(buf, size, stop))
 
     def _register_out(self, fd: int) -> None:
         self.poll.register(fd, POLLOUT)  # registering again only modifies
@@ -436,10 +474,12 @@ class Relay:
         return not s2c.src_open and (s2c.pending is None or not s2c.dst_open)
 
     def flush_capture(self) -> None:
-        """Write queued records to the capture pipe; watch it for room when it is full."""
+        """Frame the reads kept for later, write queued records to the capture pipe; watch it
+        for room when it is full."""
         capture = self.capture
         if capture is None:
             return
+        self.frame_deferred()
         fd = capture.fd
         done = capture.flush() if capture.buf else True
         if not done and not self._capture_watched:

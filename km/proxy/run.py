@@ -15,6 +15,7 @@ import sys
 import time
 
 from km.capture.framing import LineFramer
+from km.proxy.idle_timer import IdleTimer
 from km.proxy.loop import (
     Capture,
     Direction,
@@ -32,7 +33,10 @@ from km.settings import Settings
 
 FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 CAPTURE_FLUSH_BYTES = 64 * 1024  # records gathered before they are written even when busy
-CAPTURE_IDLE_MS = 2  # with records waiting, the longest sleep before they are written
+# Records wait for the session to go quiet: they are written at the first tick of the idle timer
+# (this period) after a whole period without a message, 10-20 ms into a pause; where there is no
+# timerfd, after a `poll` timeout this long.
+CAPTURE_IDLE_MS = 10
 EXIT_WAIT_S = 1.0  # at exit, longest wait for the capture process; it then finishes on its own
 SPILL_FACTOR = 16  # start-up spill: this x queue_max_bytes (64 MiB by default) of records,
 # while fewer than queue_max_frames frames wait
@@ -128,24 +132,45 @@ class Session:
 
     def _loop(self, relay: Relay, supervisor: Supervisor) -> int:
         """Serve ready fds until the server has exited and its output is through. Captured
-        records are written to the capture process when the loop would otherwise sleep, or
-        once `CAPTURE_FLUSH_BYTES` have gathered: never between a read and its write."""
+        records are written to the capture process once the loop has been idle for a tick of
+        the idle timer (or, without one, for a `poll` timeout of `CAPTURE_IDLE_MS`), or once
+        `CAPTURE_FLUSH_BYTES` have gathered: never between a read and its write."""
+        timer = _LazyTimer(relay)
+        try:
+            return self._serve(relay, supervisor, timer)
+        finally:
+            timer.close()
+
+    def _serve(self, relay: Relay, supervisor: Supervisor, lazy: _LazyTimer) -> int:
         poll = relay.poll.poll
         handle = relay.handle
         wake_r = self.wake_r
+        timer: IdleTimer | None = None
+        timer_fd = -1
         capture = relay.capture
         monotonic = time.monotonic
         drain_deadline: float | None = None
         startup = None
         blocked = 0.0  # seconds the last `poll` waited (measured during the start-up only)
+        moved = False  # a message came since the idle timer's last tick
         if capture is not None and not capture.released:
             spill = capture.limit - capture.max_bytes
             startup = StartUp(monotonic(), capture.max_bytes, spill, capture.spill_frames)
         supervisor.poll_exit()
         while True:
-            pending_capture = capture is not None and len(capture.buf) > 0
+            pending_capture = capture is not None and (len(capture.buf) > 0 or relay.deferred)
+            idle_ms = -1
+            if pending_capture:
+                if timer is None and lazy.available:
+                    timer = lazy.get()  # made once records first wait: after the first write
+                    timer_fd = timer.fd if timer is not None else -1
+                if timer is None:
+                    idle_ms = CAPTURE_IDLE_MS
+                elif not timer.armed:
+                    timer.arm()
+                    moved = False
             if supervisor.status is None and supervisor.deadline is None:
-                timeout_ms = CAPTURE_IDLE_MS if pending_capture else -1
+                timeout_ms = idle_ms
             else:
                 now = monotonic()
                 if supervisor.status is not None:
@@ -155,8 +180,8 @@ class Session:
                         break
                 deadline = min(d for d in (supervisor.deadline, drain_deadline) if d is not None)
                 timeout_ms = max(0, int((deadline - now) * 1000) + 1)
-                if pending_capture:
-                    timeout_ms = min(timeout_ms, CAPTURE_IDLE_MS)
+                if idle_ms >= 0:
+                    timeout_ms = min(timeout_ms, idle_ms)
             if startup is None:
                 events = poll(timeout_ms)
             else:
@@ -165,11 +190,17 @@ class Session:
                 polled_at = monotonic()
                 events = poll(timeout_ms)
                 blocked = monotonic() - polled_at
+            idle = not events
             for fd, mask in events:
-                if fd == wake_r:
+                if fd == timer_fd:
+                    assert timer is not None
+                    timer.consume()
+                    idle, moved = not moved, False
+                elif fd == wake_r:
                     self._on_wake(supervisor)
                 else:
                     handle(fd, mask)
+                    moved = True
             if startup is not None and capture is not None:
                 action = startup.step(monotonic(), blocked, len(capture.buf), capture.frames)
                 if action == RELEASE:
@@ -179,10 +210,12 @@ class Session:
                     startup = None
             if (
                 capture is not None
-                and capture.buf
-                and (not events or len(capture.buf) >= CAPTURE_FLUSH_BYTES)
+                and (capture.buf or relay.deferred)
+                and (idle or len(capture.buf) >= CAPTURE_FLUSH_BYTES)
             ):
                 relay.flush_capture()
+                if timer is not None and not capture.buf:
+                    timer.disarm()
             if supervisor.deadline is not None:
                 supervisor.tick(monotonic())
         relay.flush_capture()
@@ -256,3 +289,28 @@ def run_proxy(settings: Settings, argv: list[str]) -> int:
 
         return run_threaded(settings, argv)
     return Session(settings, argv).run()
+
+
+class _LazyTimer:
+    """The forwarding loop's idle timer, made on first use: creating it (ctypes) costs start-up
+    time that the first message should not wait for."""
+
+    __slots__ = ("available", "relay", "timer")
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.timer: IdleTimer | None = None
+        self.available = relay.capture is not None  # until making one fails
+
+    def get(self) -> IdleTimer | None:
+        if self.timer is None and self.available:
+            self.timer = IdleTimer.create(CAPTURE_IDLE_MS)
+            if self.timer is None:
+                self.available = False
+            else:
+                self.relay.watch_extra(self.timer.fd)
+        return self.timer
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.close()
