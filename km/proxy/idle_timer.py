@@ -61,14 +61,15 @@ class IdleTimer:
         except (OSError, AttributeError, ImportError):
             return None
 
-    def arm(self) -> None:
+    def arm(self) -> bool:
+        """Start the ticks; False (and nothing changed) when the kernel refused."""
         if not self.armed:
-            self._set(self._on)
-            self.armed = True
+            self.armed = self._set(self._on)
+        return self.armed
 
     def disarm(self) -> None:
-        if self.armed:
-            self._set(self._off)
+        """Stop the ticks (kept ticking if the kernel refused: a tick only looks for a pause)."""
+        if self.armed and self._set(self._off):
             self.armed = False
             self.consume()  # a tick that came meanwhile is not a reason to wake
 
@@ -85,6 +86,8 @@ class IdleTimer:
         except OSError:
             pass
 
-    def _set(self, spec: Any) -> None:
-        if self._settime(self.fd, 0, spec, None) != 0:
-            raise OSError("timerfd_settime failed")
+    def _set(self, spec: Any) -> bool:
+        try:
+            return bool(self._settime(self.fd, 0, spec, None) == 0)
+        except (OSError, ValueError, TypeError):
+            return False

@@ -344,7 +344,7 @@ class Relay:
             return
         # After the write only a copy and a timestamp: the peer just woken mostly runs on this
         # CPU once km sleeps, so any work here is on the round trip. Framing waits for
-        # `frame_deferred` (when the loop would sleep, or `DEFER_BYTES` have gathered).
+        # `frame_deferred` (the loop's next flush, or a read that does not fit any more).
         deferred = self._deferred
         if size <= DEFER_READ_MAX and len(deferred) + size <= DEFER_BYTES:
             deferred += self._view[:size]

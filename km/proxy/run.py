@@ -164,11 +164,13 @@ class Session:
                 if timer is None and lazy.available:
                     timer = lazy.get()  # made once records first wait: after the first write
                     timer_fd = timer.fd if timer is not None else -1
+                if timer is not None and not timer.armed:
+                    if timer.arm():
+                        moved = False
+                    else:  # refused by the kernel: wait with `poll` timeouts from now on
+                        timer, timer_fd, lazy.available = None, -1, False
                 if timer is None:
                     idle_ms = CAPTURE_IDLE_MS
-                elif not timer.armed:
-                    timer.arm()
-                    moved = False
             if supervisor.status is None and supervisor.deadline is None:
                 timeout_ms = idle_ms
             else:
@@ -292,8 +294,8 @@ def run_proxy(settings: Settings, argv: list[str]) -> int:
 
 
 class _LazyTimer:
-    """The forwarding loop's idle timer, made on first use: creating it (ctypes) costs start-up
-    time that the first message should not wait for."""
+    """The forwarding loop's idle timer, made when records first wait, so after the first
+    message is written: nothing of it comes before the first byte."""
 
     __slots__ = ("available", "relay", "timer")
 
