@@ -272,7 +272,9 @@ class Relay:
         self._buffer = bytearray(READ_SIZE)
         self._view = memoryview(self._buffer)
         self._deferred = bytearray()  # reads not framed yet, back to back
-        self._marks: list[tuple[Direction, int, int]] = []  # (direction, size, monotonic ns)
+        # (direction, size, monotonic ns) of each read in `_deferred`; cleared in place, never
+        # replaced, so the loop may hold on to it
+        self.deferred_reads: list[tuple[Direction, int, int]] = []
         self.on_client_done: list[object] = []
         for d in directions:
             self._watch_source(d)
@@ -348,14 +350,14 @@ class Relay:
         deferred = self._deferred
         if size <= DEFER_READ_MAX and len(deferred) + size <= DEFER_BYTES:
             deferred += self._view[:size]
-            self._marks.append((d, size, time.monotonic_ns()))
+            self.deferred_reads.append((d, size, time.monotonic_ns()))
             return
         self.frame_deferred()
         self._frame(d, buf, size, time.monotonic_ns(), time.time_ns())
 
     def frame_deferred(self) -> None:
         """Frame the reads kept by `_read`, in the order they came, into the capture buffer."""
-        marks = self._marks
+        marks = self.deferred_reads
         if not marks:
             return
         deferred = self._deferred
@@ -368,11 +370,6 @@ class Relay:
             start = end
         marks.clear()
         deferred.clear()
-
-    @property
-    def deferred(self) -> bool:
-        """Reads wait to be framed (`frame_deferred`)."""
-        return bool(self._marks)
 
     def _frame(self, d: Direction, buf: bytearray, size: int, mono: int, wall: int) -> None:
         framer, capture = d.framer, self.capture

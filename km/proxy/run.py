@@ -153,12 +153,13 @@ class Session:
         startup = None
         blocked = 0.0  # seconds the last `poll` waited (measured during the start-up only)
         moved = False  # a message came since the idle timer's last tick
+        deferred = relay.deferred_reads  # reads waiting to be framed (a list, not a call)
         if capture is not None and not capture.released:
             spill = capture.limit - capture.max_bytes
             startup = StartUp(monotonic(), capture.max_bytes, spill, capture.spill_frames)
         supervisor.poll_exit()
         while True:
-            pending_capture = capture is not None and (len(capture.buf) > 0 or relay.deferred)
+            pending_capture = capture is not None and (len(capture.buf) > 0 or len(deferred) > 0)
             idle_ms = -1
             if pending_capture:
                 if timer is None and lazy.available:
@@ -212,7 +213,7 @@ class Session:
                     startup = None
             if (
                 capture is not None
-                and (capture.buf or relay.deferred)
+                and (capture.buf or deferred)
                 and (idle or len(capture.buf) >= CAPTURE_FLUSH_BYTES)
             ):
                 relay.flush_capture()
