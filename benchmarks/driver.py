@@ -73,7 +73,11 @@ class Child:
     """One spawned command with piped stdin/stdout; stderr goes to `stderr_path`."""
 
     def __init__(
-        self, argv: Sequence[str], stderr_path: str, env: Mapping[str, str] | None = None
+        self,
+        argv: Sequence[str],
+        stderr_path: str,
+        env: Mapping[str, str] | None = None,
+        own_session: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.stderr_path = stderr_path
@@ -84,7 +88,12 @@ class Child:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 bufsize=0,
-                start_new_session=True,
+                # A process group of its own (the harness kills and measures by group), in the
+                # harness's session: an AI client spawns its servers, km among them, in its own
+                # session, so on Linux they share its autogroup, the CPU scheduler's group.
+                # `own_session` puts the child in a session, so an autogroup, of its own.
+                start_new_session=own_session,
+                process_group=None if own_session else 0,
                 env=None if env is None else dict(env),
             )
         _LIVE.add(self)

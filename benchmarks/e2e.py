@@ -59,6 +59,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="modes to run (direct is always included: it is the baseline)",
     )
     p.add_argument(
+        "--own-sessions",
+        action="store_true",
+        help="start each relay in a session (so a Linux autogroup) of its own, as before "
+        "2026-12-07, instead of in the harness's, as an AI client does",
+    )
+    p.add_argument(
         "--only",
         nargs="+",
         choices=list(WORKLOADS),
@@ -116,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     ctx: Context | None = None
     try:
-        ctx = Context(Launcher(workdir, km_error), modes, _servers(workdir), args.quick)
+        launcher = Launcher(workdir, km_error, args.own_sessions)
+        ctx = Context(launcher, modes, _servers(workdir), args.quick)
         for name in args.only:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "interrupted": interrupted,
         "modes": list(modes),
+        "own_sessions": args.own_sessions,
         "km_error": km_error,
         "python": sys.version.split()[0],
         "machine": platform.platform(),

@@ -132,9 +132,10 @@ def wrap(mode: str, server: Sequence[str]) -> list[str]:
 class Launcher:
     """Starts modes with their stderr and km spools under one temporary directory."""
 
-    def __init__(self, workdir: str, km_error: str | None) -> None:
+    def __init__(self, workdir: str, km_error: str | None, own_sessions: bool = False) -> None:
         self.workdir = workdir
         self.km_error = km_error
+        self.own_sessions = own_sessions
         self._seq = itertools.count(1)
         self.busy = BusyUplink(workdir)
 
@@ -163,7 +164,7 @@ class Launcher:
         else:
             spool = None
         stderr = os.path.join(self.workdir, f"{mode}-{next(self._seq)}.stderr")
-        return Running(mode, Child(argv, stderr, env), spool, prefilled)
+        return Running(mode, Child(argv, stderr, env, self.own_sessions), spool, prefilled)
 
 
 def stderr_tail(child: Child, lines: int = 3) -> str:

@@ -2,7 +2,7 @@
 
 A relay may leave work behind after it exits (km's capture process saves the last events), and
 may fork helpers that are part of its cost. These functions see them through the process group
-every child of the harness gets (`start_new_session=True`).
+every child of the harness gets (benchmarks/driver.py).
 """
 
 from __future__ import annotations

@@ -158,6 +158,7 @@ PER_SERVER_COLUMNS = [
     ("p99_us", "p99 µs"),
     ("added_p50_us", "added p50 µs"),
     ("added_p99_us", "added p99 µs"),
+    ("added_p50_runs", "added p50 by run"),
     ("added_p99_runs", "added p99 by run"),
 ]
 
@@ -178,6 +179,7 @@ def _per_server(ctx: Context, tally: Tally, runs: int, n: int) -> Table:
                 row.figures.update(
                     added_p50_us=_median([a[0] for a in added]),
                     added_p99_us=_median([a[1] for a in added]),
+                    added_p50_runs=" ".join(f"{a[0]:+.0f}" for a in added) or None,
                     added_p99_runs=" ".join(f"{a[1]:+.0f}" for a in added) or None,
                 )
             if label in tally.errors:
