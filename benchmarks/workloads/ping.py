@@ -37,11 +37,10 @@ ROUND_TRIPS, QUICK_ROUND_TRIPS = 3000, 500  # timed per mode, per server, per ru
 RUNS, QUICK_RUNS = 3, 1
 BLOCK = 100  # round trips per mode before the next mode's turn
 WARMUP = 200  # untimed round trips per mode after initialize
-# Between two turns: km writes its records to the capture process 10-20 ms into a pause after a
-# short block, up to 40-80 ms after a long one (its idle timer stretches while messages keep
-# coming, km/proxy/run.py), and the capture process then works for a few ms; without a long
-# enough pause that work would land on the next mode's block.
-TURN_GAP_S = 0.100
+# Between two turns: km writes its records to the capture process 10-20 ms into a pause (its
+# idle timer, km/proxy/run.py), which then works for a few ms; without a long enough pause that
+# work would land on the next mode's block.
+TURN_GAP_S = 0.035
 START_TIMEOUT_S = 30.0  # spawn + initialize, cold node or python start included
 ROUND_TRIP_TIMEOUT_S = 10.0
 P99_SLACK_US = 100.0  # km's added p99 may exceed socat's by this much

@@ -4,11 +4,8 @@ for an idle moment to hand records to the capture process costs nothing per mess
 A `poll` timeout arms and cancels a kernel timer on every sleep: two per message, and on a
 busy virtual machine each one reprograms the CPU's timer (a trapped write). This timer is armed
 once when records start to wait and ticks every `period_ms` until disarmed; the loop flushes
-at a tick when no message came since the one before. While messages keep coming the loop
-`stretch`es it, doubling the period up to `max_period_ms`: each tick wakes the forwarding
-process, and on a saturated machine that wake-up delays a round trip of a slow server (7 ticks
-in a 70 ms run of mcp-server-time round trips cost ~30 us of its p50; benchmarks/README.md).
-Elsewhere (`create` returns None) the loop keeps its `poll` timeout.
+at a tick when no message came since the one before. Elsewhere (`create` returns None) the
+loop keeps its `poll` timeout.
 """
 
 from __future__ import annotations
@@ -28,20 +25,18 @@ TFD_CLOEXEC = 0o2000000
 class IdleTimer:
     """One timerfd: `arm` starts the ticks, `disarm` stops them, `consume` clears a tick."""
 
-    __slots__ = ("_off", "_on", "_settime", "armed", "fd", "step")
+    __slots__ = ("_off", "_on", "_settime", "armed", "fd")
 
-    def __init__(self, fd: int, settime: Any, on: list[Any], off: Any) -> None:
+    def __init__(self, fd: int, settime: Any, on: Any, off: Any) -> None:
         self.fd = fd
         self._settime = settime  # libc's timerfd_settime
-        self._on = on  # byref(itimerspec) per period, shortest first: every period, from one on
+        self._on = on  # byref(itimerspec): every period, from one period on
         self._off = off  # byref(itimerspec) of zeros: disarmed
         self.armed = False
-        self.step = 0  # index in `_on` of the period ticking now (or at the next `arm`)
 
     @classmethod
-    def create(cls, period_ms: int, max_period_ms: int = 0) -> IdleTimer | None:
-        """A timer ticking every `period_ms` once armed, `stretch`able by doubling up to
-        `max_period_ms`; None where there is no timerfd."""
+    def create(cls, period_ms: int) -> IdleTimer | None:
+        """A timer ticking every `period_ms` once armed; None where there is no timerfd."""
         if not sys.platform.startswith("linux"):
             return None
         try:
@@ -58,38 +53,24 @@ class IdleTimer:
             class Itimerspec(ctypes.Structure):
                 _fields_ = (("it_interval", Timespec), ("it_value", Timespec))
 
-            on = []
-            ms = period_ms
-            while True:
-                period = Timespec(ms // 1000, (ms % 1000) * 1_000_000)
-                on.append(ctypes.byref(Itimerspec(period, period)))
-                ms *= 2
-                if ms > max_period_ms:
-                    break
+            period = Timespec(period_ms // 1000, (period_ms % 1000) * 1_000_000)
+            spec = Itimerspec(period, period)
             settime = libc.timerfd_settime
             settime.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-            return cls(fd, settime, on, ctypes.byref(Itimerspec()))
+            return cls(fd, settime, ctypes.byref(spec), ctypes.byref(Itimerspec()))
         except (OSError, AttributeError, ImportError):
             return None
 
     def arm(self) -> bool:
         """Start the ticks; False (and nothing changed) when the kernel refused."""
         if not self.armed:
-            self.armed = self._set(self._on[self.step])
+            self.armed = self._set(self._on)
         return self.armed
 
-    def stretch(self) -> None:
-        """Double the period, up to the longest, from now on (the next tick comes one new period
-        from now). Refused by the kernel: it ticks on at the period it had."""
-        if self.armed and self.step + 1 < len(self._on) and self._set(self._on[self.step + 1]):
-            self.step += 1
-
     def disarm(self) -> None:
-        """Stop the ticks, and start again from the shortest period at the next `arm` (kept
-        ticking if the kernel refused: a tick only looks for a pause)."""
+        """Stop the ticks (kept ticking if the kernel refused: a tick only looks for a pause)."""
         if self.armed and self._set(self._off):
             self.armed = False
-            self.step = 0
             self.consume()  # a tick that came meanwhile is not a reason to wake
 
     def consume(self) -> None:

@@ -34,12 +34,9 @@ from km.settings import Settings
 FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 CAPTURE_FLUSH_BYTES = 64 * 1024  # records gathered before they are written even when busy
 # Records wait for the session to go quiet: they are written at the first tick of the idle timer
-# after a whole period without a message. The period starts at CAPTURE_IDLE_MS (10-20 ms into a
-# pause after a short exchange) and doubles at each tick that saw messages, up to
-# CAPTURE_IDLE_MAX_MS (40-80 ms into a pause after a long run of traffic): fewer wake-ups while
-# a session is busy. Where there is no timerfd, after a `poll` timeout of CAPTURE_IDLE_MS.
+# (this period) after a whole period without a message, 10-20 ms into a pause; where there is no
+# timerfd, after a `poll` timeout this long.
 CAPTURE_IDLE_MS = 10
-CAPTURE_IDLE_MAX_MS = 40
 EXIT_WAIT_S = 1.0  # at exit, longest wait for the capture process; it then finishes on its own
 SPILL_FACTOR = 16  # start-up spill: this x queue_max_bytes (64 MiB by default) of records,
 # while fewer than queue_max_frames frames wait
@@ -201,8 +198,6 @@ class Session:
                 if fd == timer_fd:
                     assert timer is not None
                     timer.consume()
-                    if moved:
-                        timer.stretch()  # still busy: look for the pause less often
                     idle, moved = not moved, False
                 elif fd == wake_r:
                     self._on_wake(supervisor)
@@ -312,7 +307,7 @@ class _LazyTimer:
 
     def get(self) -> IdleTimer | None:
         if self.timer is None and self.available:
-            self.timer = IdleTimer.create(CAPTURE_IDLE_MS, CAPTURE_IDLE_MAX_MS)
+            self.timer = IdleTimer.create(CAPTURE_IDLE_MS)
             if self.timer is None:
                 self.available = False
             else:

@@ -4,7 +4,6 @@ forwarding loop's idle timer (`km/proxy/idle_timer.py`) and the framing it defer
 
 from __future__ import annotations
 
-import os
 import select
 import sqlite3
 import subprocess
@@ -94,38 +93,6 @@ def test_the_idle_timer_ticks_only_while_armed() -> None:
         assert poller.poll(50) == []  # disarmed: no tick, and the one pending was cleared
         timer.arm()
         assert poller.poll(int(WAIT_S * 1000)) == [(timer.fd, select.POLLIN)]
-    finally:
-        timer.close()
-
-
-def ticks_over(timer: IdleTimer, seconds: float) -> tuple[int, float]:
-    """(ticks the kernel counted, seconds elapsed) over a sleep of `seconds`, from a clear count."""
-    timer.consume()
-    start = time.monotonic()
-    time.sleep(seconds)
-    count = int.from_bytes(os.read(timer.fd, 8), sys.byteorder)
-    return count, time.monotonic() - start
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux's")
-def test_a_busy_session_stretches_the_tick_up_to_the_longest_period() -> None:
-    timer = IdleTimer.create(10, 40)
-    assert timer is not None
-    try:
-        timer.arm()
-        count, elapsed = ticks_over(timer, 0.2)
-        assert count >= 10  # 10 ms: ~20 ticks in 0.2 s (the kernel counts them, read late or not)
-        timer.stretch()
-        timer.stretch()
-        timer.stretch()  # already at 40 ms: stays there
-        assert timer.step == 2
-        count, elapsed = ticks_over(timer, 0.2)
-        assert 1 <= count <= elapsed / 0.040 + 1
-        timer.disarm()  # the next arm starts from the shortest period again
-        assert timer.step == 0
-        timer.arm()
-        count, elapsed = ticks_over(timer, 0.2)
-        assert count >= 10
     finally:
         timer.close()
 
