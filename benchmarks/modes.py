@@ -14,6 +14,10 @@
 - `km-nocapture` (only when asked for): km with `KM_CAPTURE=0`, to tell forwarding from capture.
 - `nocapture-drain` (only when asked for, with `km-uplink-busy`): km-nocapture timed under that
   mode's drain, as `socat-drain` is: km's forwarding alone, under the same load.
+- `capture-drain` (only when asked for, with `km-uplink-busy`): km with capture on and no
+  uplink of its own, timed under that mode's drain: the same capture work with the drain in
+  another process, to tell what the busy km loses to hosting the uplink from what it loses to
+  capturing on a loaded machine.
 - `km-baseline` (only when asked for): another build of km (the executable named by
   `KM_BASELINE`, e.g. the previous release's venv) with capture on, run exactly like `km`: a
   before/after comparison of a change in the same run.
@@ -58,8 +62,16 @@ ALL_MODES = (
     "python-exec",
     "floor-drain",
     "nocapture-drain",
+    "capture-drain",
 )
-KM_MODES = ("km", "km-baseline", "km-nocapture", "km-uplink-busy", "nocapture-drain")
+KM_MODES = (
+    "km",
+    "km-baseline",
+    "km-nocapture",
+    "km-uplink-busy",
+    "nocapture-drain",
+    "capture-drain",
+)
 RELAY_MODES = frozenset(
     {"socat", "socat-drain", "asyncio-relay", "python-floor", "floor-drain", *KM_MODES}
 )
@@ -149,7 +161,7 @@ class Launcher:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KM_")}
         env["KM_CONFIG"] = os.path.join(self.workdir, "no-config.toml")  # no user API config
         prefilled = 0
-        if mode in ("km", "km-baseline"):
+        if mode in ("km", "km-baseline", "capture-drain"):
             spool = spool or self.new_spool()
             env["KM_SPOOL"] = spool
         elif mode == "km-uplink-busy":

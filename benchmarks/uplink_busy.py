@@ -7,8 +7,8 @@ nothing, so the other modes' blocks run on a quiet machine and only the loaded m
 carry the uplink's load (its claims, encoding, gzip and HTTP, plus the local server's ingest,
 which a remote API would not put on this machine: a worst case). The loaded modes are
 `km-uplink-busy` and the `DRAINED` relays timed while the same uplink drains (socat,
-python-floor and km without capture): the like-for-like relays to compare the busy km with (a
-machine this busy slows every relay's wake-ups).
+python-floor, km without capture, km with capture but no uplink of its own): the like-for-like
+relays to compare the busy km with (a machine this busy slows every relay's wake-ups).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ BUSY_WAIT_S = 30.0  # the capture process's uplink starts after its 2 s delay; f
 STATE_SENT = 2  # km.events.SENT
 BUSY = "km-uplink-busy"
 # Other relays timed while BUSY's uplink drains.
-DRAINED = ("socat-drain", "floor-drain", "nocapture-drain")
+DRAINED = ("socat-drain", "floor-drain", "nocapture-drain", "capture-drain")
 # The local server runs during these modes' turns only.
 LOADED = (BUSY, *DRAINED)
 

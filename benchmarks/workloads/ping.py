@@ -44,7 +44,8 @@ TURN_GAP_S = 0.035
 START_TIMEOUT_S = 30.0  # spawn + initialize, cold node or python start included
 ROUND_TRIP_TIMEOUT_S = 10.0
 P99_SLACK_US = 100.0  # km's added p99 may exceed socat's by this much
-CAPTURED = ("km", BUSY)  # modes whose spool is checked against what crossed the wire
+CAPTURE_DRAIN = "capture-drain"  # km without its uplink, under BUSY's drain
+CAPTURED = ("km", BUSY, CAPTURE_DRAIN)  # modes whose spool is checked against the wire
 TARGETED = ("km", BUSY)  # modes held to the targets against socat
 SOCAT_DRAIN = "socat-drain"  # socat under BUSY's load: BUSY's reference when it ran
 
@@ -235,7 +236,8 @@ def _summary(ctx: Context, tally: Tally, runs: int) -> Table:
         )
     for mode, (p50, p99) in medians.items():
         row = table.row(mode)
-        reference = SOCAT_DRAIN if mode == BUSY and SOCAT_DRAIN in medians else "socat"
+        drained = mode in (BUSY, CAPTURE_DRAIN)
+        reference = SOCAT_DRAIN if drained and SOCAT_DRAIN in medians else "socat"
         socat = medians.get(reference)
         if socat is not None and mode != reference:
             row.figures["p99_vs_socat_us"] = p99 - socat[1]
