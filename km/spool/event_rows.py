@@ -8,10 +8,14 @@ The spool writer stores every captured message, so the cost per row is the captu
   turns them back into NULL with `nullif` (in SQLite an integer never equals a text, so no real
   value can be taken for the stand-in).
 - `sqlite3` lets go of the GIL around each step of a statement, and a thread that gave it up
-  must wait, up to the switch interval (5 ms), for a busy thread to hand it back: the spool
-  writer inserting row by row while the capture thread runs Python gets a few rows through per
-  switch. So rows go up to 48 to one statement (`STEP_ROWS`): one step, one hand-off, per
-  that many (256 gained nothing measurable, and its prepared statement holds ~0.5 MB).
+  must wait, up to the switch interval, for a busy thread to hand it back: the spool writer
+  inserting row by row while the capture thread runs Python gets a few rows through per
+  switch. So rows go up to 120 to one statement (`STEP_ROWS`): one step, one hand-off, per
+  that many. At the capture process's ceiling the writer spent ~30% of its time waiting for
+  the GIL with 48 rows a statement; 120 captured ~6% more of the rate workload at 60,000
+  msg/s (`benchmarks/rate_threads.py`, benchmarks/README.md "The capture ceiling"). 480 did a
+  little better again, but each prepared statement costs memory: ~0.4 MB for 48 rows, ~1.1 MB
+  for 120, ~3.6 MB for 480.
 
 `benchmarks/test_bench_capture.py` (group `capture: spool rows for one read`) measures it against
 the former row-by-row statement: about half the time per row.
@@ -19,15 +23,19 @@ the former row-by-row statement: about half the time per row.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from itertools import chain
 
 from km.events import Event
 
-# Rows per statement, largest first: 48 x 18 = 864 parameters, under SQLite's limit before 3.32
-# (999; Ubuntu 20.04 ships 3.31). A batch goes in as many of the largest as fit, then the next
-# size down for the rest.
-STEP_ROWS = (48, 8, 1)
+COLUMNS = 18  # parameters per row
+# Rows per statement, largest first. A batch goes in as many of the largest as fit, then the
+# next size down for the rest. 120 x 18 = 2,160 parameters: SQLite allows 32,766 by default
+# since 3.32, but 999 before (Ubuntu 20.04 ships 3.31), so a connection that allows fewer gets
+# `SMALL_STEP_ROWS` (48 x 18 = 864).
+STEP_ROWS = (120, 8, 1)
+SMALL_STEP_ROWS = (48, 8, 1)
 
 _COLUMNS = (
     "id, session_id, server, direction, ts_ns, mono_ns, kind, method, rpc_id, size, payload,"
@@ -46,11 +54,18 @@ def _insert(rows: int) -> str:
     return f"INSERT INTO events ({_COLUMNS}) VALUES {values} ON CONFLICT (id) DO NOTHING"
 
 
-INSERTS = {rows: _insert(rows) for rows in STEP_ROWS}
+INSERTS = {rows: _insert(rows) for rows in (*STEP_ROWS, *SMALL_STEP_ROWS)}
+
+
+def step_rows(conn: sqlite3.Connection) -> tuple[int, ...]:
+    """The statement sizes `conn` takes: `STEP_ROWS` unless its SQLite allows fewer
+    parameters a statement than the largest needs."""
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return STEP_ROWS if STEP_ROWS[0] * COLUMNS <= limit else SMALL_STEP_ROWS
 
 
 def event_rows(events: Sequence[Event]) -> list[tuple[object, ...]]:
-    """The events as `INSERT_ONE` rows (no `None` in them)."""
+    """The events as rows for `INSERTS` (no `None` in them)."""
     return [
         (
             e.id,
@@ -76,13 +91,16 @@ def event_rows(events: Sequence[Event]) -> list[tuple[object, ...]]:
     ]
 
 
-def insert_steps(rows: list[tuple[object, ...]]) -> list[tuple[str, list[tuple[object, ...]]]]:
+def insert_steps(
+    rows: list[tuple[object, ...]], sizes: tuple[int, ...] = STEP_ROWS
+) -> list[tuple[str, list[tuple[object, ...]]]]:
     """`rows` as (statement, its parameter sets) pairs for `executemany`: whole statements of
-    the largest size first, then smaller ones for the rest. Executed in that order, the rows
-    are stored in their order."""
+    the largest of `sizes` first (`step_rows` of the connection), then smaller ones for the
+    rest; the last size must be 1. Executed in that order, the rows are stored in their
+    order."""
     steps: list[tuple[str, list[tuple[object, ...]]]] = []
     start = 0
-    for size in STEP_ROWS:
+    for size in sizes:
         end = start + (len(rows) - start) // size * size
         if end > start:
             params = (

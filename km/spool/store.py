@@ -22,7 +22,7 @@ from km.errors import SpoolError
 from km.events import DROPPED, KM, SENT, Event, SessionInfo
 from km.private import PrivateFileError, check_companion, check_directory, open_private
 from km.spool.errors import SpoolCorrupt, SpoolRefused, classify_os, classify_sqlite
-from km.spool.event_rows import event_rows, insert_steps
+from km.spool.event_rows import event_rows, insert_steps, step_rows
 from km.spool.insight import write_notes
 from km.spool.schema import migrate
 
@@ -65,6 +65,7 @@ class SpoolStore:
         moved_aside: str | None = None,
     ) -> None:
         self._conn = conn
+        self._step_rows = step_rows(conn)  # rows per INSERT statement
         self.path = path
         self.max_bytes = max_bytes
         self.max_age_s: float | None = None  # sent events older than this are deleted
@@ -202,7 +203,7 @@ class SpoolStore:
         (its notes are written idempotently too)."""
         if not events:
             return
-        steps = insert_steps(event_rows(events))
+        steps = insert_steps(event_rows(events), self._step_rows)
         sessions = _session_updates(events)
         notes = [note for e in events if e.notes for note in e.notes]
         with self._transaction() as conn:

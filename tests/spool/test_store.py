@@ -282,7 +282,7 @@ def test_nulls_and_stand_in_lookalikes_read_back_exactly(store: SpoolStore) -> N
         {"rpc_id": "null", "latency_us": 7, "tokens": 12, "risk": 100, "status": "ok"},
     ]
     events = []
-    for n in range(200):  # past one multi-row statement, and a remainder
+    for n in range(2 * 120 + 2 * 8 + 3):  # every statement size of `STEP_ROWS`, in turn
         e = make_event(n, payload=b"" if n % 7 == 0 else None)
         e.method = e.rpc_id = None
         for key, value in shapes[n % len(shapes)].items():
