@@ -28,6 +28,11 @@ from km.spool.schema import migrate
 
 BUSY_TIMEOUT_S = 5.0  # longest wait for the other km processes' write lock before SpoolBusy
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # after a checkpoint the WAL file shrinks back to this
+# SQLite's page cache per connection (its default is 2 MiB). The capture process's writer
+# appends at the right edge of the table and of most indexes: half the default took as many
+# rows a second under the rate workload and kept ~1 MB of the capture process's peak RSS
+# (benchmarks/README.md, "The capture ceiling").
+CACHE_KIB = 1024
 EVICT_TARGET = 0.9  # eviction stops once the spool's used size is under this share of the cap
 EVICT_CHUNK = 2000  # candidate rows read per eviction step
 ROW_OVERHEAD = 150  # rough bytes a row costs besides its payload (other columns, 4 indexes)
@@ -397,6 +402,7 @@ def _configure(conn: sqlite3.Connection, path: str, busy_timeout_s: float) -> No
         raise SpoolError(path, f"cannot use write-ahead logging (journal_mode is {mode})")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT:d}")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB:d}")
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import pytest
 from km.capture.pipeline import CapturePipeline
 from km.events import DROPPED, ERROR, KM, RESPONSE, S2C, SENT, Event
 from km.spool.errors import SpoolBusy, SpoolFull, SpoolUnwritable
-from km.spool.store import EVICT_TARGET, SpoolStore
+from km.spool.store import CACHE_KIB, EVICT_TARGET, SpoolStore
 from tests.spool.conftest import fill
 from tests.spool.helpers import (
     EVENT_COLUMNS,
@@ -299,3 +299,9 @@ def test_nulls_and_stand_in_lookalikes_read_back_exactly(store: SpoolStore) -> N
          int(e.truncated), e.payload)
         for e in events
     ]  # fmt: skip
+
+
+def test_a_spool_connection_keeps_its_page_cache_to_cache_kib(store: SpoolStore) -> None:
+    # SQLite's default is 2 MiB a connection; the capture process's peak RSS counts it.
+    (pages,) = store._conn.execute("PRAGMA cache_size").fetchone()
+    assert pages == -CACHE_KIB
