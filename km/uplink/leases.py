@@ -172,7 +172,12 @@ class LeaseStore:
         until = now + int(self.lease_s * 1e9)
         if not self._anything_deliverable(now):
             return []  # the usual idle case: no write lock taken
-        with self._transaction() as conn:
+        # Rows are chosen from a read snapshot, leased by UPDATEs under the write lock, and
+        # read back after the commit, so the lock is held for the UPDATEs alone: fetching 250
+        # rows inside it (one step each, each a hand-off of the GIL) kept the spool writer of
+        # the same capture process waiting (benchmarks/README.md, "Writes that wait").
+        conn = self._conn
+        try:
             # Two index range scans on (state, seq) rather than one OR, which would sort.
             pending = conn.execute(
                 "SELECT seq, length(payload) FROM events WHERE state = ? ORDER BY seq LIMIT ?",
@@ -183,31 +188,41 @@ class LeaseStore:
                 " ORDER BY seq LIMIT ?",
                 (IN_FLIGHT, now, max_events),
             ).fetchall()
-            candidates = pending + expired
-            if not candidates:
-                return []
-            candidates.sort()
-            sizes = [estimate_encoded(length or 0) for _, length in candidates]
-            chosen = candidates[: claim_count(sizes, max_events, max_bytes)]
-            chosen_seqs = {seq for seq, _ in chosen}
-            fresh = [seq for seq, _ in pending if seq in chosen_seqs]
-            stale = [seq for seq, _ in expired if seq in chosen_seqs]
-            raw: list[Any] = []
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
+        candidates = pending + expired
+        if not candidates:
+            return []
+        candidates.sort()
+        sizes = [estimate_encoded(length or 0) for _, length in candidates]
+        chosen = candidates[: claim_count(sizes, max_events, max_bytes)]
+        chosen_seqs = {seq for seq, _ in chosen}
+        fresh = [seq for seq, _ in pending if seq in chosen_seqs]
+        stale = [seq for seq, _ in expired if seq in chosen_seqs]
+        with self._transaction() as conn:
+            # The states are checked again: another uplink (`km sync`) may have taken rows
+            # since the snapshot. New rows only come after the range (seq grows).
             if fresh:
-                # The chosen PENDING rows are the first ones by seq: exactly those in the range.
-                raw += conn.execute(
-                    f"UPDATE events SET state = ?, lease_owner = ?, lease_until_ns = ?"
-                    f" WHERE state = ? AND seq BETWEEN ? AND ? RETURNING {_ROW_COLUMNS}",
+                conn.execute(
+                    "UPDATE events SET state = ?, lease_owner = ?, lease_until_ns = ?"
+                    " WHERE state = ? AND seq BETWEEN ? AND ?",
                     (IN_FLIGHT, self.owner, until, PENDING, fresh[0], fresh[-1]),
-                ).fetchall()
+                )
             for chunk in _chunks(stale):
-                raw += conn.execute(
+                conn.execute(
                     f"UPDATE events SET state = ?, lease_owner = ?, lease_until_ns = ?"
-                    f" WHERE state = ? AND seq IN ({_marks(chunk)}) RETURNING {_ROW_COLUMNS}",
-                    (IN_FLIGHT, self.owner, until, IN_FLIGHT, *chunk),
-                ).fetchall()
+                    f" WHERE state = ? AND lease_until_ns <= ? AND seq IN ({_marks(chunk)})",
+                    (IN_FLIGHT, self.owner, until, IN_FLIGHT, now, *chunk),
+                )
+        try:
+            raw: list[Any] = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM events WHERE state = ? AND seq BETWEEN ? AND ?"
+                " AND lease_owner = ? AND lease_until_ns = ? ORDER BY seq",
+                (IN_FLIGHT, chosen[0][0], chosen[-1][0], self.owner, until),
+            ).fetchall()
             hosts = self._hosts(conn, {r[2] for r in raw})
-        raw.sort(key=lambda r: int(r[0]))
+        except sqlite3.Error as exc:
+            raise classify_sqlite(self.path, exc) from exc
         return [_row(r, hosts.get(r[2], _NO_SESSION)) for r in raw]
 
     def _hosts(
@@ -378,7 +393,7 @@ def _marks(chunk: Sequence[object]) -> str:
 
 
 def _row(r: Any, session: tuple[str | None, str | None]) -> SpoolRow:
-    """A `RETURNING {_ROW_COLUMNS}` row (SQLite hands back the types the columns were written
+    """A `SELECT {_ROW_COLUMNS}` row (SQLite hands back the types the columns were written
     as) and its session's (host, km_version)."""
     return SpoolRow(
         seq=r[0],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +100,51 @@ def test_two_owners_never_overlap(spool: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_owners_claiming_at_once_lease_each_row_once_and_return_all_they_leased(
+    tmp_path: Path,
+) -> None:
+    # A claim chooses its rows from a read snapshot and leases them afterwards, under the
+    # write lock: rows another owner took in between must be neither leased twice nor left
+    # leased to an owner that was not handed them.
+    path = tmp_path / "spool.db"
+    fill_spool(path, make_events(600))
+    got: dict[str, list[int]] = {name: [] for name in ("a", "b", "c")}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(got))
+
+    def claim_all(name: str) -> None:
+        try:
+            store = LeaseStore.open(str(path), owner=name)  # a connection per thread
+            try:
+                start.wait(10)
+                for _ in range(1000):  # bounded: 600 rows, one at least a round while any left
+                    rows = store.claim(5, 1 << 20)
+                    got[name] += [r.seq for r in rows]
+                    if not rows and not store.backlog().deliverable:
+                        return
+            finally:
+                store.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim_all, args=(name,)) for name in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    claimed = [seq for seqs in got.values() for seq in seqs]
+    assert sorted(claimed) == list(range(1, 601))  # each once, none left
+    db = sqlite3.connect(path)
+    try:
+        leased = dict(
+            db.execute("SELECT seq, lease_owner FROM events WHERE state = ?", (IN_FLIGHT,))
+        )
+    finally:
+        db.close()
+    assert leased == {seq: name for name, seqs in got.items() for seq in seqs}
 
 
 def test_expired_lease_is_taken_over_and_the_late_owner_changes_nothing(spool: Path) -> None:
