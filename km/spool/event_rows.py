@@ -12,10 +12,10 @@ The spool writer stores every captured message, so the cost per row is the captu
   inserting row by row while the capture thread runs Python gets a few rows through per
   switch. So rows go up to 120 to one statement (`STEP_ROWS`): one step, one hand-off, per
   that many. At the capture process's ceiling the writer spent ~30% of its time waiting for
-  the GIL with 48 rows a statement; 120 captured ~6% more of the rate workload at 60,000
-  msg/s (`benchmarks/rate_threads.py`, benchmarks/README.md "The capture ceiling"). 480 did a
-  little better again, but each prepared statement costs memory: ~0.4 MB for 48 rows, ~1.1 MB
-  for 120, ~3.6 MB for 480.
+  the GIL with 48 rows a statement; 120 captured 3-5% more of the rate workload at 60,000
+  msg/s, builds in turn (`benchmarks/rate_threads.py`; benchmarks/README.md, "Hosting the
+  uplink, and the capture ceiling"). 480 did a little better again, but each prepared
+  statement costs memory: ~0.4 MB for 48 rows, ~1.1 MB for 120, ~3.6 MB for 480.
 
 `benchmarks/test_bench_capture.py` (group `capture: spool rows for one read`) measures it against
 the former row-by-row statement: about half the time per row.
