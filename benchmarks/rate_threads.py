@@ -16,9 +16,7 @@ threads taking turns (the GIL), not by the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.modes import read_spool
 from benchmarks.procs import descendants
 from benchmarks.workloads.rate import MESSAGE_SIZE, PACE_S, messages
 
@@ -80,16 +79,6 @@ def _roles(km_pid: int) -> dict[int, str]:
     return roles
 
 
-def _captured(spool: str) -> tuple[int, int]:
-    db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=10.0)
-    try:
-        (captured,) = db.execute("SELECT count(*) FROM events WHERE kind != 'dropped'").fetchone()
-        rows = db.execute("SELECT payload FROM events WHERE kind = 'dropped'").fetchall()
-    finally:
-        db.close()
-    return int(captured), sum(int(json.loads(p).get("frames", 0)) for (p,) in rows)
-
-
 def run(rate: int, seconds: float) -> None:
     count = int(rate * seconds)
     lines = messages(count)
@@ -134,7 +123,8 @@ def run(rate: int, seconds: float) -> None:
         finally:
             km_in.close()
             km.wait(60)
-        captured, dropped = _captured(spool)
+        stored = read_spool(spool)
+        captured, dropped = stored.captured, stored.dropped_frames
     busy = cpus_after[0] - cpus_before[0]
     total = cpus_after[1] - cpus_before[1]
     ncpu = os.cpu_count() or 1
