@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from km.priority import lower_this_thread
+from km.spool.errors import SpoolMissing
 
 NAME = "otlp"
 LOCK_SUFFIX = ".otlp.lock"
@@ -34,6 +35,7 @@ POLL_S = 0.5  # idle: look for new events this often
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # after failed sends, in turn (the last repeats)
 STOP_JOIN_S = 3.0
 SEND_TIMEOUT_S = 3.0  # one send, the SDK's retries included: a session's end waits at most this
+CACHE_KIB = 256  # the sender's page cache: it reads a batch at a time
 FIRST_LOOKBACK_NS = 10 * 10**9  # a first start also sends what the last 10 s captured
 _COLUMNS = "seq, id, session_id, server, direction, ts_ns, kind, method, rpc_id, link_id, payload"
 _INSIGHT = ("tool", "status", "tokens", "risk")
@@ -138,11 +140,8 @@ class LiveSender:
         self.clock = clock
         self.started_ns = clock() if started_ns is None else started_ns
         self.session_id = session_id
-        self.conn = sqlite3.connect(spool_path, timeout=5.0, isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout = 5000")
-        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(events)")}
-        extra = ", ".join(c if c in columns else f"NULL AS {c}" for c in _INSIGHT)
-        self.select = f"{_COLUMNS}, {extra}"
+        self.conn: sqlite3.Connection | None = None  # opened on first use: see `_db`
+        self.select = f"{_COLUMNS}, {', '.join(_INSIGHT)}"
         self.spans, self.metrics = http_exporters(endpoint, SEND_TIMEOUT_S)
         self.writer = SpanWriter(self.spans, where=endpoint, batch=10**9)
         self.protocols: dict[str, str | None] = {}
@@ -154,7 +153,8 @@ class LiveSender:
             self.spans.shutdown()  # type: ignore[no-untyped-call]
             self.metrics.shutdown()
         finally:
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
 
     def run(self, stopping: threading.Event) -> None:
         while True:
@@ -168,11 +168,22 @@ class LiveSender:
             elif sent == 0:
                 stopping.wait(POLL_S)
 
+    def _db(self) -> sqlite3.Connection:
+        """The spool's connection, opened and migrated on first use. The sender's thread can
+        get here before the spool writer made the spool's file (`SpoolMissing`: try again
+        later) or its tables (migrating makes them, as the writer would)."""
+        if self.conn is None:
+            from km.spool.store import open_existing
+
+            self.conn = open_existing(self.path, cache_kib=CACHE_KIB)
+        return self.conn
+
     def cursor(self) -> int:
-        row = self.conn.execute("SELECT seq FROM export_cursors WHERE name = ?", [NAME]).fetchone()
+        db = self._db()
+        row = db.execute("SELECT seq FROM export_cursors WHERE name = ?", [NAME]).fetchone()
         if row is not None:
             return int(row[0])
-        start = self.conn.execute(
+        start = db.execute(
             "SELECT min(coalesce(max(seq), 0),"
             " coalesce((SELECT min(seq) - 1 FROM events WHERE session_id = ?), 1 << 62))"
             " FROM events WHERE ts_ns < ?",
@@ -184,7 +195,10 @@ class LiveSender:
     def step(self) -> int | None:
         """One pass: the number of events moved past (0: nothing new), None when sending
         failed (the cursor stays)."""
-        after = self.cursor()
+        try:
+            after = self.cursor()
+        except SpoolMissing:
+            return 0  # nothing captured here yet
         rows = self._rows(f"SELECT {self.select} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                           [after, BATCH])  # fmt: skip
         if not rows:
@@ -214,7 +228,7 @@ class LiveSender:
         return len(rows)
 
     def _rows(self, sql: str, params: list[object]) -> list[dict[str, Any]]:
-        cur = self.conn.execute(sql, params)
+        cur = self._db().execute(sql, params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
@@ -236,7 +250,7 @@ class LiveSender:
         return self.protocols[sid]
 
     def _save(self, seq: int, sent: int, error: str | None, *, failed: bool = False) -> None:
-        self.conn.execute(
+        self._db().execute(
             "INSERT INTO export_cursors (name, seq, sent, attempts, last_error, updated_ns)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq,"
             " sent = sent + excluded.sent, attempts = CASE WHEN ? THEN attempts + 1 ELSE 0 END,"

@@ -27,6 +27,13 @@ SQLITE_NOTADB = 26
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+class SpoolMissing(SpoolError):
+    """There is no spool file yet: nothing was ever captured here."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "no spool here yet: nothing has been captured")
+
+
 class SpoolBusy(SpoolError):
     """Other km processes held the spool's write lock for the whole busy timeout."""
 

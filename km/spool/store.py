@@ -21,7 +21,13 @@ import orjson
 from km.errors import SpoolError
 from km.events import DROPPED, KM, SENT, Event, SessionInfo
 from km.private import PrivateFileError, check_companion, check_directory, open_private
-from km.spool.errors import SpoolCorrupt, SpoolRefused, classify_os, classify_sqlite
+from km.spool.errors import (
+    SpoolCorrupt,
+    SpoolMissing,
+    SpoolRefused,
+    classify_os,
+    classify_sqlite,
+)
 from km.spool.event_rows import event_rows, insert_steps, step_rows
 from km.spool.insight import write_notes
 from km.spool.schema import migrate
@@ -395,14 +401,41 @@ def check_spool_files(path: str) -> None:
         raise classify_os(path, exc) from exc
 
 
-def _configure(conn: sqlite3.Connection, path: str, busy_timeout_s: float) -> None:
+def open_existing(
+    path: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S, cache_kib: int = CACHE_KIB
+) -> sqlite3.Connection:
+    """An autocommit connection to the spool at `path`, migrated to this km's schema: for the
+    spool's other users (the uplink, the live OTLP sender), which may start before the spool
+    writer made the file or its tables. Never creates the spool (`SpoolMissing`: the writer
+    makes it private), never opens someone else's or one through a planted link."""
+    if not os.path.lexists(path):
+        raise SpoolMissing(path)
+    check_spool_files(path)
+    try:
+        conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise classify_sqlite(path, exc) from exc
+    try:
+        _configure(conn, path, busy_timeout_s, cache_kib)
+        migrate(conn, path)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise classify_sqlite(path, exc) from exc
+        raise
+    return conn
+
+
+def _configure(
+    conn: sqlite3.Connection, path: str, busy_timeout_s: float, cache_kib: int = CACHE_KIB
+) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise SpoolError(path, f"cannot use write-ahead logging (journal_mode is {mode})")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT:d}")
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB:d}")
+    conn.execute(f"PRAGMA cache_size = -{cache_kib:d}")
 
 
 @contextmanager

@@ -28,11 +28,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from km.errors import SpoolError
 from km.events import IN_FLIGHT, PENDING, QUARANTINED, SENT
 from km.spool.errors import classify_sqlite
-from km.spool.schema import migrate
-from km.spool.store import check_spool_files, immediate_transaction
+from km.spool.store import immediate_transaction, open_existing
 from km.uplink.batches import SpoolRow, claim_count, estimate_encoded
 
 T = TypeVar("T")
@@ -60,13 +58,6 @@ _PUT_STATE = (
 )
 
 StateItem = tuple[str, str | None, int | None, int]  # uplink_state (key, value, number, at_ns)
-
-
-class SpoolMissing(SpoolError):
-    """There is no spool file yet: nothing was ever captured here."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, "no spool here yet: nothing has been captured")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,26 +121,7 @@ class LeaseStore:
         """Open an existing spool (never create one: `SpoolMissing`), migrating it if needed."""
         if lease_s <= 0:
             raise ValueError(f"lease_s must be positive, got {lease_s}")
-        if not os.path.lexists(path):
-            raise SpoolMissing(path)
-        check_spool_files(path)  # never someone else's spool, never through a planted link
-        try:
-            conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise classify_sqlite(path, exc) from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SpoolError(path, f"cannot use write-ahead logging (journal_mode is {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB:d}")
-            migrate(conn, path)
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise classify_sqlite(path, exc) from exc
-            raise
+        conn = open_existing(path, busy_timeout_s=busy_timeout_s, cache_kib=CACHE_KIB)
         return cls(conn, path, owner or new_owner(), lease_s, scrub)
 
     def close(self) -> None:

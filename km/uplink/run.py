@@ -30,12 +30,13 @@ from typing import Any, TypeVar
 
 from km.errors import KmError, SpoolError
 from km.settings import Settings
+from km.spool.errors import SpoolMissing
 from km.uplink.background import UplinkHandle, reread_config, start_background_uplink
 from km.uplink.backoff import Backoff, BackoffPolicy
 from km.uplink.batches import Batch, gzip_body, plan_batches
 from km.uplink.breaker import OPEN, CircuitBreaker
 from km.uplink.errors import ApiUnavailable, KeyRejected, NotConfigured
-from km.uplink.leases import DEFAULT_LEASE_S, Backlog, LeaseStore, SpoolMissing, StateItem
+from km.uplink.leases import DEFAULT_LEASE_S, Backlog, LeaseStore, StateItem
 from km.uplink.outcome import Delivered, Pause, QuarantineAll, Retry, Split, decide, network_error
 from km.uplink.secret import Scrubber, Secret, display_url
 

@@ -146,3 +146,34 @@ def test_a_session_shorter_than_the_senders_start_still_gets_its_last_pass(
     state = cursor(spool)
     assert state is not None and state[1] == 0 and state[2] >= 1, state
     assert f"127.0.0.1:{port}" in state[3]
+
+
+def test_a_sender_that_starts_before_the_spool_exists_waits_for_it(tmp_path: Path) -> None:
+    """The sender's thread can run before the spool writer made the spool: it never creates
+    the file (the writer makes it private), and sends the session once the spool is there."""
+    env = km_env(tmp_path)
+    spool = env["KM_SPOOL"]
+    with receiver() as (url, got):
+        sender = LiveSender(spool, url)
+        try:
+            assert sender.step() == 0 and not os.path.lexists(spool)
+            time_session(env)
+            while sender.step():
+                pass
+        finally:
+            sender.close()
+    assert names(got).count("tools/call get_current_time") == 2 and not got.problems
+
+
+def test_a_sender_that_starts_before_the_spools_tables_makes_them(tmp_path: Path) -> None:
+    """The spool's file can exist before the writer made its tables (it creates the file, then
+    migrates): the sender migrates it as the writer would, and its cursor is on record."""
+    spool = str(tmp_path / "spool.db")
+    os.close(os.open(spool, os.O_RDWR | os.O_CREAT, 0o600))
+    with receiver() as (url, got):
+        sender = LiveSender(spool, url)
+        try:
+            assert sender.step() == 0
+        finally:
+            sender.close()
+    assert cursor(spool) == (0, 0, 0, None) and not got.spans()

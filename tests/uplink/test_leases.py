@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from km.events import IN_FLIGHT, PENDING, QUARANTINED, SENT
+from km.spool.errors import SpoolMissing
 from km.spool.schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from km.uplink.leases import LeaseStore, SpoolMissing
+from km.uplink.leases import LeaseStore
 from km.uplink.secret import Scrubber
 from tests.uplink.helpers import fill_spool, make_events, payload_for, spool_rows
 
