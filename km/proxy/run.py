@@ -25,7 +25,6 @@ from km.proxy.loop import (
     set_nonblocking,
 )
 from km.proxy.records import encode_end
-from km.proxy.sched import short_slice
 from km.proxy.spawn import spawn
 from km.proxy.startup import END_SPILL, RELEASE, WINDOW_MS, StartUp
 from km.proxy.supervisor import Supervisor, exit_code_of
@@ -94,7 +93,6 @@ class Session:
             capture = Capture(
                 capture_fd, queue_bytes, spill_bytes, settings.queue_max_frames, go_fd
             )
-        short_slice()  # after the forks: the server and the capture process keep the default
         restore: list[tuple[int, int]] = []
         for fd in (child.stdin_fd, child.stdout_fd):
             set_nonblocking(fd)
