@@ -44,7 +44,8 @@ class ValuePattern:
     can start with a literal, which the regex engine finds fast). `left`, when given, extends a
     match leftwards first (an e-mail is found at its `@`). `replace` gets the value (group `v`,
     else the match) and returns its replacement, or None to keep it; by default the value
-    becomes the marker.
+    becomes the marker. A match touching a marker is skipped (`km.redact.text`), except for a
+    `delimited` pattern, whose match its own delimiters make whole (a PEM block).
     """
 
     kind: str
@@ -54,6 +55,7 @@ class ValuePattern:
     not_after: frozenset[str] = frozenset()
     left: re.Pattern[str] | None = None
     replace: Callable[[str], str | None] | None = None
+    delimited: bool = False
 
     @property
     def always(self) -> bool:
@@ -177,6 +179,7 @@ def _p(
     left: str | None = None,
     flags: int = 0,
     replace: Callable[[str], str | None] | None = None,
+    delimited: bool = False,
 ) -> ValuePattern:
     return ValuePattern(
         kind,
@@ -186,6 +189,7 @@ def _p(
         not_after,
         re.compile(left) if left else None,
         replace,
+        delimited,
     )
 
 
@@ -198,6 +202,7 @@ BUILTIN_PATTERNS: tuple[ValuePattern, ...] = (
         r"(?:.*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
         ("private key",),
         flags=re.DOTALL,
+        delimited=True,
     ),
     _p(
         "url_credentials",

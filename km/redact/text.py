@@ -228,7 +228,7 @@ def _apply(p: ValuePattern, text: str, shadow: str, counts: Counter[str]) -> str
             start = extension.start()
         if start > 0 and shadow[start - 1] in p.not_after:
             continue
-        if _next_to_marker(shadow, start, m.end()):
+        if not p.delimited and _next_to_marker(shadow, start, m.end()):
             continue
         v_start, v_end = m.span("v") if has_v else (start, m.end())
         new = p.replace(text[v_start:v_end]) if p.replace is not None else marker(p.kind)

@@ -25,6 +25,23 @@ def test_negative(text: str) -> None:
     assert report == {}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{fakes.PEM}[REDACTED:key]",
+        f"[REDACTED:key]{fakes.PEM}",
+        f"[REDACTED:email]{fakes.PEM}[REDACTED:key]",
+        f"[REDACTED:key]{fakes.PEM.split(chr(10) + '-----END')[0]}",  # a block cut short
+    ],
+)
+def test_a_private_key_touching_a_marker_is_still_redacted(text: str) -> None:
+    """A PEM block is whole by its own BEGIN and END lines: a marker next to it (text that
+    already held one) does not keep it from being redacted, as it does other kinds."""
+    out = redact_text(text)
+    assert fakes.PEM_BODY not in out and "[REDACTED:private_key]" in out
+    assert redact_text(out) == out
+
+
 def test_every_kind_has_a_positive_case() -> None:
     assert {kind for kind, _, _ in fakes.POSITIVE} == BUILTIN_KINDS
 
