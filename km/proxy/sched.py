@@ -5,10 +5,11 @@ runs when they sleep. Best effort: elsewhere (other systems, a policy set by the
 
 The forwarding process keeps the default policy and slice. It used to ask for the shortest
 EEVDF slice (0.1 ms, `sched_setattr`), which let a message that wakes it preempt sooner. With
-km in its client's session (as AI clients start it, and as the benchmark now runs it), that
-preemption falls mostly on its own peers, the client or the server about to sleep: the default
-slice measured +18-20 us added p50 through `cat` against +60-72 with the short one, and a
-lower p50 and p99 with real servers (benchmarks/README.md, "The forwarding process's slice").
+km in its client's session (as AI clients start it, and as the benchmark now runs it), it
+gained nothing measurable: `ping` to four real servers gave an added p50 of 112 us without it
+against 116 with it (9 runs each), the drained runs could not tell the two apart, and one
+client's timing put the short slice at ~+60 us through `cat` against ~+7 without it
+(benchmarks/README.md, "The forwarding process's slice").
 """
 
 from __future__ import annotations
