@@ -422,6 +422,7 @@ class Relay:
             pass
         self._by_fd.pop(d.src, None)
         if d.framer is not None and self.capture is not None:
+            self.frame_deferred()  # reads kept for later come before the last partial line
             last = d.framer.close()
             if last is not None:
                 self.capture.add(d.index, [last], time.monotonic_ns(), time.time_ns())
